@@ -1,0 +1,40 @@
+"""lm-eval (TaskManager + HFLM) on a Hugging Face model directory, with the package's local tasks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lm_eval
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+from lm_eval.utils import handle_non_serializable
+from transformers import AutoTokenizer
+
+
+def run_lm_eval(model_dir: str | Path, include_path: Path, tasks: list[str], batch_size: int, dtype: str,
+                device: str = "cpu", limit: int | None = None) -> dict[str, Any]:
+    """Score a causal LM on ``tasks``; returns lm-eval's results (without per-sample logs) as plain JSON.
+
+    Zero-context items are scored after the tokenizer's </s> (the document separator the models are
+    trained with), not after a BOS token they never saw.
+    """
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    eos = AutoTokenizer.from_pretrained(model_dir).eos_token_id
+    model = HFLM(pretrained=str(model_dir), backend="causal", batch_size=batch_size, device=device, dtype=dtype,
+                 prefix_token_id=eos)
+    results = lm_eval.simple_evaluate(
+        model=model, tasks=tasks, task_manager=TaskManager(include_path=str(include_path)),
+        limit=limit, log_samples=False, bootstrap_iters=0,
+    )
+    return json.loads(json.dumps(results, default=handle_non_serializable))
+
+
+def group_accuracy(results: dict[str, Any], group: str) -> dict[str, Any]:
+    """The group's mean accuracy, the item count, and each subtask's accuracy (keyed without the group prefix)."""
+    per_task = {name.removeprefix(f"{group}_"): entry["acc,none"] for name, entry in results["results"].items()
+                if name.startswith(f"{group}_")}
+    n = sum(results["n-samples"][f"{group}_{name}"]["effective"] for name in per_task)
+    return {"mean": results["groups"][group]["acc,none"], "n_pairs": n, "per_phenomenon": per_task}

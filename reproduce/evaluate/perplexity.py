@@ -1,0 +1,69 @@
+"""Perplexity and bits per byte on held-out tokens, for a model at several contexts and for a unigram baseline.
+
+The scored tokens are the same for every context and for the baseline: ``n`` blocks of ``max(contexts) + 1``
+tokens at evenly spaced, non-overlapping offsets of the test stream; at context ``c`` each block is cut into
+windows of ``c + 1`` tokens, each scored from its own start (no carried-over context).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def token_byte_lengths(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """UTF-8 bytes each id stands for: a byte-level BPE token has one character per byte; special tokens 0."""
+    lengths = np.array([len(tok) for tok in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))])
+    lengths[tokenizer.all_special_ids] = 0
+    return lengths
+
+
+def eval_blocks(tokens: np.ndarray, block: int, max_tokens: int | None) -> np.ndarray:
+    """Evenly spaced, non-overlapping blocks of ``block + 1`` tokens, as an int64 array (n, block + 1)."""
+    available = (len(tokens) - 1) // block
+    n = available if max_tokens is None else min(available, max(1, max_tokens // block))
+    if n < 1:
+        raise ValueError(f"{len(tokens)} test tokens cannot fill one block of {block + 1}")
+    stride = (len(tokens) - 1 - block) // max(1, n - 1)
+    starts = np.arange(n) * stride
+    return np.stack([np.asarray(tokens[s : s + block + 1], dtype=np.int64) for s in starts])
+
+
+def _summary(nll_sum: float, targets: np.ndarray, byte_lengths: np.ndarray) -> dict[str, float]:
+    n_bytes = int(byte_lengths[targets].sum())
+    return {"tokens": int(targets.size), "bytes": n_bytes, "nll_per_token": nll_sum / targets.size,
+            "perplexity": math.exp(nll_sum / targets.size), "bits_per_byte": nll_sum / math.log(2) / n_bytes}
+
+
+@torch.no_grad()
+def model_perplexity(model: PreTrainedModel, blocks: np.ndarray, context: int, byte_lengths: np.ndarray,
+                     batch_size: int, autocast_dtype: torch.dtype | None) -> dict[str, float]:
+    """Sum of next-token NLL over every block, each cut into windows of ``context + 1`` tokens."""
+    width = blocks.shape[1] - 1
+    if width % context:
+        raise ValueError(f"block of {width} tokens is not a multiple of context {context}")
+    pieces = width // context
+    windows = np.stack([blocks[:, i * context : i * context + context + 1] for i in range(pieces)], 1)
+    windows = torch.from_numpy(windows.reshape(-1, context + 1))
+    device = next(model.parameters()).device
+    model.eval()
+    nll = 0.0
+    for batch in windows.split(batch_size):
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            logits = model(input_ids=batch[:, :-1]).logits
+        nll += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum").item()
+    return {"context": context, **_summary(nll, blocks[:, 1:], byte_lengths)}
+
+
+def unigram_perplexity(train_tokens: np.ndarray, blocks: np.ndarray, vocab_size: int,
+                       byte_lengths: np.ndarray) -> dict[str, float]:
+    """A unigram model fitted on the train tokens (add-one smoothing), scored on the same targets."""
+    counts = np.bincount(np.asarray(train_tokens), minlength=vocab_size).astype(np.float64) + 1.0
+    log_prob = np.log(counts / counts.sum())
+    targets = blocks[:, 1:]
+    return _summary(float(-log_prob[targets].sum()), targets, byte_lengths)

@@ -1,0 +1,75 @@
+"""The model: transformers' GPT2LMHeadModel in a LightningModule, with AdamW and a warmup-cosine schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from transformers import GPT2Config, GPT2LMHeadModel
+
+# Keys of conf/model/*.yaml passed to GPT2Config as they are.
+ARCH_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "activation_function",
+             "resid_pdrop", "embd_pdrop", "attn_pdrop", "layer_norm_epsilon", "initializer_range")
+
+
+def gpt2_config(model_cfg: Any, vocab_size: int, bos_token_id: int, eos_token_id: int) -> GPT2Config:
+    """GPT2Config from a model config; the vocabulary size comes from the tokenizer unless the config fixes it."""
+    vocab = model_cfg.get("vocab_size") or vocab_size
+    return GPT2Config(vocab_size=vocab, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+                      **{key: model_cfg[key] for key in ARCH_KEYS})
+
+
+def parameter_count(config: GPT2Config) -> int:
+    """Exact parameter count, computed on the meta device (no memory allocated)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in GPT2LMHeadModel(config).parameters())
+
+
+def causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over windows of context+1 tokens."""
+    logits = model(input_ids=windows[:, :-1]).logits
+    return F.cross_entropy(logits.float().flatten(0, 1), windows[:, 1:].flatten())
+
+
+def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """LR multiplier: linear warmup to 1, then cosine decay to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class CausalLM(pl.LightningModule):
+    """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``."""
+
+    def __init__(self, model: GPT2LMHeadModel, optim: dict[str, Any], total_steps: int):
+        super().__init__()
+        self.model, self.optim, self.total_steps = model, optim, total_steps
+        self.loss_window: list[float] = []  # train losses since the last curve point
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = causal_lm_loss(self.model, batch)
+        self.loss_window.append(loss.item())
+        return loss
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.log("val_loss", causal_lm_loss(self.model, batch), batch_size=batch.shape[0])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with weight decay on matrices only (not biases, LayerNorms), as Megatron-style recipes do."""
+        decay = [p for p in self.model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
+        o = self.optim
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
+        )
+        warmup = max(1, round(o["warmup_fraction"] * self.total_steps))
+        min_ratio = o["min_lr"] / o["lr"]
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, self.total_steps, warmup, min_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
