@@ -21,7 +21,7 @@ from reproduce.model import gpt2_config, parameter_count
 from reproduce.paper.build import build_paper
 from reproduce.paths import CONF_DIR, project_path
 from reproduce.results import run_metadata
-from reproduce.train import StageResult, run_stage
+from reproduce.train import StageResult, check_stage, run_stage
 
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -55,8 +55,6 @@ def evaluate_rublimp(cfg: DictConfig, work_dir: Path, stages: list[StageResult])
     by_name = {stage.name: stage for stage in stages}
     out = {}
     for name in rublimp.stages:
-        if name not in by_name:
-            raise UserError(f"eval.rublimp.stages: no stage {name!r}; stages are {list(by_name)}")
         raw = run_lm_eval(by_name[name].export_dir, include, ["rublimp"], rublimp.batch_size, rublimp.dtype,
                           limit=rublimp.limit)
         out[name] = (group_accuracy(raw, "rublimp"), raw)
@@ -76,8 +74,26 @@ def architectures(vocab_size: int) -> dict[str, Any]:
     return models
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Every check that needs no data, so a wrong setting fails in a second, not after data preparation."""
+    model_cfg, trainer_cfg = OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.trainer, resolve=True)
+    names = list(cfg.stages)
+    for i, (name, stage) in enumerate(cfg.stages.items()):
+        check_stage(name, OmegaConf.to_container(stage, resolve=True), model_cfg, trainer_cfg, names[:i])
+    for name in cfg.eval.rublimp.stages:
+        if name not in names:
+            raise UserError(f"eval.rublimp.stages: no stage {name!r}; stages are {names}")
+    for context in cfg.eval.perplexity.contexts:
+        if max(cfg.eval.perplexity.contexts) % context or context > cfg.model.n_positions:
+            raise UserError(f"eval.perplexity.contexts={list(cfg.eval.perplexity.contexts)}: each must divide the "
+                            f"largest and be at most model.n_positions={cfg.model.n_positions}")
+    if cfg.tokenizer.kind not in ("bbpe", "released"):
+        raise UserError(f"tokenizer.kind={cfg.tokenizer.kind!r}: use 'bbpe' (train one) or 'released' (a manifest's)")
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run the recipe of ``cfg`` end to end; returns the summary written to ``results/<run>/summary.json``."""
+    check_config(cfg)
     started = time.perf_counter()
     work_dir, results_dir = project_path(cfg.paths.work_dir), project_path(cfg.paths.results_dir)
     data = prepare_data(cfg, work_dir)
@@ -85,13 +101,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     stages: list[StageResult] = []
     for name, stage in cfg.stages.items():
-        init_from = stage.get("init_from")
-        init_dir = None
-        if init_from is not None:
-            done = {s.name: s for s in stages}
-            if init_from not in done:
-                raise UserError(f"stages.{name}.init_from={init_from!r}: no earlier stage of that name")
-            init_dir = done[init_from].export_dir
+        init_dir = {s.name: s.export_dir for s in stages}.get(stage.get("init_from"))
         result = run_stage(name, OmegaConf.to_container(stage, resolve=True), OmegaConf.to_container(cfg.model),
                            OmegaConf.to_container(cfg.trainer, resolve=True), data.tokenizer, data.shards["train"],
                            data.shards["validation"], work_dir / "models" / name, cfg.seed, init_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -42,6 +43,8 @@ def run_metadata(**run: Any) -> dict[str, Any]:
         "tokenizers": _version("tokenizers"),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         **run,
     }

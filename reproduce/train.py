@@ -61,6 +61,25 @@ def _world_size(trainer_cfg: dict[str, Any]) -> int:
     return devices * int(trainer_cfg.get("num_nodes", 1))
 
 
+def check_stage(name: str, stage: dict[str, Any], model_cfg: dict[str, Any], trainer_cfg: dict[str, Any],
+                earlier: list[str]) -> None:
+    """Fail before any work on a stage setting that cannot run; ``earlier`` are the stages before it."""
+    bad = sorted(set(trainer_cfg) & set(_DERIVED))
+    if bad:
+        raise UserError(f"trainer.{bad[0]} is set by each stage (stages.{name}); remove it from the trainer config")
+    batch, micro, world = stage["batch_size"], stage["micro_batch_size"], _world_size(trainer_cfg)
+    if batch % (micro * world):
+        raise UserError(f"stages.{name}.batch_size={batch} is not a multiple of micro_batch_size x devices "
+                        f"= {micro} x {world}")
+    if stage["context"] > model_cfg["n_positions"]:
+        raise UserError(f"stages.{name}.context={stage['context']} exceeds "
+                        f"model.n_positions={model_cfg['n_positions']}")
+    if stage.get("init_from") is not None and stage["init_from"] not in earlier:
+        raise UserError(f"stages.{name}.init_from={stage['init_from']!r}: not an earlier stage ({earlier or 'none'})")
+    if not stage["epochs"] > 0:
+        raise UserError(f"stages.{name}.epochs={stage['epochs']}: give a positive share of the train split")
+
+
 def _evenly_spaced(n: int, k: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, num=min(n, k)).astype(int).tolist()))
 
@@ -78,22 +97,14 @@ def run_stage(
     init_dir: Path | None = None,
 ) -> StageResult:
     """Train one stage and export it (safetensors + tokenizer) to ``export_dir``."""
-    bad = sorted(set(trainer_cfg) & set(_DERIVED))
-    if bad:
-        raise UserError(f"trainer.{bad[0]} is set by each stage (stages.{name}); remove it from the trainer config")
     context, batch, micro = stage["context"], stage["batch_size"], stage["micro_batch_size"]
     world = _world_size(trainer_cfg)
-    if batch % (micro * world):
-        raise UserError(f"stages.{name}.batch_size={batch} is not a multiple of micro_batch_size x devices "
-                        f"= {micro} x {world}")
     pl.seed_everything(seed, workers=True, verbose=False)
     if init_dir is None:
         config = gpt2_config(model_cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
         model = GPT2LMHeadModel(config)
     else:
         model = GPT2LMHeadModel.from_pretrained(init_dir).train()  # from_pretrained returns eval mode
-    if context > model.config.n_positions:
-        raise UserError(f"stages.{name}.context={context} exceeds model.n_positions={model.config.n_positions}")
 
     train = PackedSequences(train_tokens, context)
     steps = int(stage["epochs"] * len(train)) // batch
@@ -115,7 +126,7 @@ def run_stage(
         gradient_clip_val=stage["optim"]["grad_clip"],
         use_distributed_sampler=False,
         callbacks=[progress],
-        val_check_interval=stage["validate_every_steps"] * accumulate,
+        val_check_interval=min(stage["validate_every_steps"], steps) * accumulate,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
     )

@@ -46,7 +46,8 @@ def _is_header_line(line: str, title: str) -> bool:
         return False
     no_lower = not _LOWER_CYRILLIC.search(line)
     is_title = re.sub(r"\W+", "", line).lower() == re.sub(r"\W+", "", title).lower()
-    looks_like_name = len(words) <= 3 and all(w[:1].isupper() for w in words) and not line.rstrip().endswith(_SENTENCE_END)
+    looks_like_name = (len(words) <= 3 and all(w[:1].isupper() for w in words)
+                       and not line.rstrip().endswith(_SENTENCE_END))
     return no_lower or is_title or looks_like_name
 
 

@@ -1,0 +1,33 @@
+# The two commands of the README: `make reproduce` and `make test`. Both set up .venv first.
+VENV ?= .venv
+PYTHON ?= python3
+# torch 2.13.0's CPU wheel is on the reference machine's disk; on a GPU machine set e.g. TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+
+.PHONY: reproduce test paper lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	touch $@
+
+reproduce: $(STAMP)
+	$(BIN)/reproduce
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+paper: $(STAMP)
+	$(BIN)/reproduce paper
+
+lint: $(STAMP)
+	$(BIN)/ruff check reproduce tests bench
+
+clean:
+	rm -rf runs outputs .pytest_cache

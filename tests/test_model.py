@@ -1,0 +1,49 @@
+"""Configs give ruGPT-3's exact parameter counts; our loss equals transformers'; the LR schedule's shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import GPT2LMHeadModel
+
+from reproduce.model import causal_lm_loss, gpt2_config, parameter_count, warmup_cosine
+from reproduce.paths import CONF_DIR
+
+# ../shared/PUBLISHED.md §2: n_layer, n_embd, n_head, n_positions, vocab_size, parameters (GPT-2 formula).
+PUBLISHED = {
+    "rugpt3_small": (12, 768, 12, 2048, 50264, 125_231_616),
+    "rugpt3_medium": (24, 1024, 16, 2048, 50257, 355_871_744),
+    "rugpt3_large": (24, 1536, 16, 2048, 50257, 760_300_032),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_paper_configs_have_the_published_parameter_counts(name: str) -> None:
+    config = gpt2_config(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"), vocab_size=50257,
+                         bos_token_id=1, eos_token_id=2)
+    arch = (config.n_layer, config.n_embd, config.n_head, config.n_positions, config.vocab_size)
+    assert arch == PUBLISHED[name][:5]
+    assert parameter_count(config) == PUBLISHED[name][5]
+    v, d, p, n = config.vocab_size, config.n_embd, config.n_positions, config.n_layer
+    assert v * d + p * d + n * (12 * d * d + 13 * d) + 2 * d == PUBLISHED[name][5]
+
+
+def test_loss_matches_transformers_on_the_same_weights() -> None:
+    torch.manual_seed(0)
+    config = gpt2_config(OmegaConf.load(CONF_DIR / "model" / "mini.yaml"), 300, 1, 2)
+    model = GPT2LMHeadModel(config).eval()
+    windows = torch.randint(0, 300, (3, 17))
+    ours = causal_lm_loss(model, windows)
+    # transformers shifts labels itself: score tokens 1..16 given 0..15, exactly our windows[:, 1:].
+    logits = model(input_ids=windows).logits[:, :-1]
+    reference = torch.nn.functional.cross_entropy(logits.reshape(-1, 300), windows[:, 1:].reshape(-1))
+    theirs = model(input_ids=windows, labels=windows).loss
+    assert torch.allclose(ours, reference, atol=1e-5) and torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_warmup_then_cosine_to_min() -> None:
+    values = [warmup_cosine(s, total=100, warmup=10, min_ratio=0.1) for s in range(101)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
+    assert values[100] == pytest.approx(0.1) and values[55] == pytest.approx(0.55)
