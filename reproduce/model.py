@@ -19,6 +19,7 @@ def gpt2_config(model_cfg: Any, vocab_size: int, bos_token_id: int, eos_token_id
     """GPT2Config from a model config; the vocabulary size comes from the tokenizer unless the config fixes it."""
     vocab = model_cfg.get("vocab_size") or vocab_size
     return GPT2Config(vocab_size=vocab, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+                      attn_implementation=model_cfg.get("attn_implementation"),
                       **{key: model_cfg[key] for key in ARCH_KEYS})
 
 

@@ -104,7 +104,8 @@ def run_stage(
         config = gpt2_config(model_cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
         model = GPT2LMHeadModel(config)
     else:
-        model = GPT2LMHeadModel.from_pretrained(init_dir).train()  # from_pretrained returns eval mode
+        model = GPT2LMHeadModel.from_pretrained(  # from_pretrained returns eval mode
+            init_dir, attn_implementation=model_cfg.get("attn_implementation")).train()
 
     train = PackedSequences(train_tokens, context)
     steps = int(stage["epochs"] * len(train)) // batch
