@@ -13,7 +13,8 @@ _LETTER = re.compile(r"[^\W\d_]")
 _LOWER_CYRILLIC = re.compile(r"[а-яё]")
 _INDENT = re.compile(r"^[ \t]{3,}\S")
 _HEADER_LINES = 6  # a header is at most this many leading non-empty lines
-_SENTENCE_END = (".", "!", "?", "…", ",", ";", ":", "»", '"')
+_SENTENCE_END = (".", "!", "?", "…")
+_CLAUSE_END = (*_SENTENCE_END, ",", ";", ":", "»", '"')
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,12 @@ def decode(raw: bytes) -> tuple[str, str] | None:
 def _is_header_line(line: str, title: str) -> bool:
     """An author line, an upper-case title or section line, or the work's title."""
     words = line.split()
-    if len(words) > 8 or line.rstrip().endswith(_SENTENCE_END[:4]) and not line.isupper():
+    if len(words) > 8 or line.rstrip().endswith(_SENTENCE_END) and not line.isupper():
         return False
     no_lower = not _LOWER_CYRILLIC.search(line)
     is_title = re.sub(r"\W+", "", line).lower() == re.sub(r"\W+", "", title).lower()
     looks_like_name = (len(words) <= 3 and all(w[:1].isupper() for w in words)
-                       and not line.rstrip().endswith(_SENTENCE_END))
+                       and not line.rstrip().endswith(_CLAUSE_END))
     return no_lower or is_title or looks_like_name
 
 
