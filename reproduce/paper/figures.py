@@ -61,7 +61,7 @@ def loss_vs_tokens(results_dir: Path) -> Plot:
     paths = [d / "curves.json" for d in runs]
     curves = [load_json(p) for p in paths]
     fig, axes = _new_figure(1.0 + 2.6 * len(runs), nrows=len(runs))
-    for ax, run_dir, c in zip(axes, runs, curves, strict=False):
+    for ax, run_dir, c in zip(axes, runs, curves, strict=True):
         offsets = _stage_offsets(c["train"])
         for i, (stage, offset) in enumerate(offsets.items()):
             train = [p for p in c["train"] if p["stage"] == stage]
