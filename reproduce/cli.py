@@ -1,55 +1,164 @@
-"""Console entry point: ``reproduce [paper] [hydra overrides...]``.
+"""Console entry point: ``reproduce [command] [key=value ...]``.
 
-``reproduce`` runs the whole recipe (conf/reproduce.yaml); ``reproduce paper`` regenerates paper/ from
-results/ (conf/paper.yaml). Anything after the command is a Hydra override, e.g. ``model=rugpt3_small``.
+A single run composes its config, checks everything before any work (exit code 2 and one line on a
+problem), then runs. Sweeps (``-m``) and Hydra's own flags (``--cfg``, ``--info``, ``--hydra-help``) go
+through ``hydra.main``; every combination of a sweep is checked before its first job starts. The command
+line is never rewritten: Lightning re-executes it as typed to start more processes.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
-import hydra
-from omegaconf import DictConfig
-
+from reproduce.config import PaperCommandConfig, RecipeConfig
 from reproduce.errors import UserError
-from reproduce.paths import CONF_DIR, project_path
+from reproduce.paths import CONF_DIR
 
 
-def _reproduce(cfg: DictConfig) -> None:
-    from reproduce.pipeline import run  # heavy imports only once the config is valid
-
-    run(cfg)
-
-
-def _paper(cfg: DictConfig) -> None:
-    from reproduce.paper.build import build_paper
-
-    written = build_paper(project_path(cfg.results_dir), project_path(cfg.paper_dir))
-    print(f"[paper] wrote {len(written)} files under {cfg.paper_dir}")
+@dataclass(frozen=True)
+class Command:
+    config_name: str  # conf/<config_name>.yaml
+    summary: str
+    groups: tuple[str, ...]  # the config groups the command reads
 
 
-COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None]]] = {
-    "reproduce": ("reproduce", _reproduce),
-    "paper": ("paper", _paper),
+COMMANDS = {
+    "run": Command("reproduce", "the whole recipe: prepare, train, eval, then paper/ (the default command)",
+                   ("data", "tokenizer", "model", "stage", "trainer", "eval", "paper", "experiment")),
+    "prepare": Command("prepare", "corpus -> split by works -> tokenizer -> token shards; results/<run>/data.json",
+                       ("data", "tokenizer", "experiment")),
+    "train": Command("train", "train every stage on the prepared data; export the models; train.json, curves.json",
+                     ("model", "stage", "trainer", "experiment")),
+    "eval": Command("eval", "score the run's exported models: perplexity and RuBLiMP (lm-eval); summary.json",
+                    ("eval", "experiment")),
+    "paper": Command("paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
+                     ("paper",)),
 }
+HELP = ("-h", "--help")
+MULTIRUN = ("-m", "--multirun")
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    command = args.pop(0) if args and args[0] in COMMANDS else "reproduce"
-    config_name, task = COMMANDS[command]
+def usage() -> str:
+    lines = ["usage: reproduce [command] [key=value ...]", "", "commands:"]
+    lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
+    lines += ["", "Without a command, `reproduce` runs the whole recipe (run). Any value can be overridden as",
+              "key=value (e.g. model=rugpt3_small run_name=small); `reproduce <command> --help` lists its config",
+              "groups, `reproduce <command> --cfg job` prints its composed config, `-m` sweeps over values."]
+    return "\n".join(lines)
 
-    def guarded(cfg: DictConfig) -> None:
+
+def command_help(name: str) -> str:
+    command = COMMANDS[name]
+    lines = [f"reproduce {name}: {command.summary}", f"config: conf/{command.config_name}.yaml", "",
+             "config groups (choose with group=option):"]
+    for group in command.groups:
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        lines.append(f"  {group:<11} {', '.join(options)}")
+    lines += ["", "Override any value with key=value (`reproduce <command> --cfg job` shows them all); `-m` sweeps",
+              "over comma-separated values; `--hydra-help` lists Hydra's own flags."]
+    return "\n".join(lines)
+
+
+def split_command(argv: list[str]) -> tuple[str, list[str]]:
+    """The command (default: run) and the arguments after it; an unknown command is one clear error."""
+    if argv and argv[0] in COMMANDS:
+        return argv[0], argv[1:]
+    if argv and not argv[0].startswith(("-", "~", "+")) and "=" not in argv[0]:
+        raise UserError(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} (overrides look like "
+                        "key=value)")
+    return "run", argv
+
+
+def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
+    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps."""
+    from reproduce.logs import setup_logging, silence_progress_bars
+
+    if not cfg.verbose:
+        silence_progress_bars()
+    from reproduce import pipeline
+    from reproduce.preflight import COMMAND_STEPS
+    from reproduce.results import remove_stale_temporaries, start_steps
+
+    paper_only = isinstance(cfg, PaperCommandConfig)
+    setup_logging(None if paper_only else cfg.work_dir / "reproduce.log", cfg.verbose)
+
+    if paper_only:
+        pipeline.paper(cfg.paths, cfg.paper.runs)
+        return
+    steps = COMMAND_STEPS[name]
+    remove_stale_temporaries(cfg.results_dir, cfg.work_dir)
+    start_steps(cfg, steps)
+    step: Callable[[RecipeConfig], object] = {"run": pipeline.run, "prepare": pipeline.prepare,
+                                              "train": pipeline.train, "eval": pipeline.evaluate}[name]
+    step(cfg)
+
+
+def sweep(overrides: list[str]) -> list[list[str]]:
+    """Every combination of a basic sweep (``a=1,2 b=x,y``), as override lists."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from reproduce.preflight import one_line
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as exc:  # Hydra's parser raises its own exception types
+        raise UserError(one_line(exc)) from None
+    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+               else [o.input_line] for o in parsed]
+    return [list(combo) for combo in itertools.product(*choices)]
+
+
+def run_hydra(name: str, args: list[str]) -> None:
+    """Sweeps and Hydra's flags: hydra.main composes, launches, and calls ``execute`` for each job."""
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    from reproduce.preflight import check_recipe, load
+
+    command = COMMANDS[name]
+    if any(a in MULTIRUN for a in args):
+        overrides = [a for a in args if not a.startswith("-")]
+        for combo in sweep(overrides):
+            load(name, command.config_name, combo)
+
+    def job(cfg: DictConfig) -> None:
+        sys.argv = typed  # Lightning re-executes the command line as typed
         try:
-            task(cfg)
+            typed_cfg = OmegaConf.to_object(cfg)
+            if isinstance(typed_cfg, RecipeConfig):
+                check_recipe(typed_cfg, name)
+            execute(name, typed_cfg)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
 
-    sys.argv = [f"{Path(sys.argv[0]).name} {command}", *args]
-    hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()
+    typed = sys.argv
+    sys.argv = [sys.argv[0], *args]
+    hydra.main(config_path=str(CONF_DIR), config_name=command.config_name, version_base="1.3")(job)()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] and argv[0] in HELP:
+            print(usage())
+            return
+        name, args = split_command(argv)
+        if any(a in HELP for a in args):
+            print(command_help(name))
+            return
+        if any(a.startswith("-") for a in args):
+            run_hydra(name, args)
+            return
+        from reproduce.preflight import load
+
+        execute(name, load(name, COMMANDS[name].config_name, args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

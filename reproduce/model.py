@@ -10,17 +10,18 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-# Keys of conf/model/*.yaml passed to GPT2Config as they are.
-ARCH_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "activation_function",
+from reproduce.config import ModelConfig, OptimConfig
+
+# Keys of the model config passed to GPT2Config as they are.
+ARCH_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "activation_function",
              "resid_pdrop", "embd_pdrop", "attn_pdrop", "layer_norm_epsilon", "initializer_range")
 
 
-def gpt2_config(model_cfg: Any, vocab_size: int, bos_token_id: int, eos_token_id: int) -> GPT2Config:
-    """GPT2Config from a model config; the vocabulary size comes from the tokenizer unless the config fixes it."""
-    vocab = model_cfg.get("vocab_size") or vocab_size
-    return GPT2Config(vocab_size=vocab, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
-                      attn_implementation=model_cfg.get("attn_implementation"),
-                      **{key: model_cfg[key] for key in ARCH_KEYS})
+def gpt2_config(model: ModelConfig, bos_token_id: int, eos_token_id: int) -> GPT2Config:
+    """GPT2Config from a typed model config."""
+    return GPT2Config(bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+                      attn_implementation=model.attn_implementation,
+                      **{key: getattr(model, key) for key in ARCH_KEYS})
 
 
 def parameter_count(config: GPT2Config) -> int:
@@ -46,7 +47,7 @@ def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float
 class CausalLM(pl.LightningModule):
     """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``."""
 
-    def __init__(self, model: GPT2LMHeadModel, optim: dict[str, Any], total_steps: int):
+    def __init__(self, model: GPT2LMHeadModel, optim: OptimConfig, total_steps: int):
         super().__init__()
         self.model, self.optim, self.total_steps = model, optim, total_steps
         self.loss_window: list[float] = []  # train losses since the last curve point
@@ -65,11 +66,11 @@ class CausalLM(pl.LightningModule):
         no_decay = [p for p in self.model.parameters() if p.ndim < 2]
         o = self.optim
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
+            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o.lr, betas=tuple(o.betas), eps=o.eps,
         )
-        warmup = max(1, round(o["warmup_fraction"] * self.total_steps))
-        min_ratio = o["min_lr"] / o["lr"]
+        warmup = max(1, round(o.warmup_fraction * self.total_steps))
+        min_ratio = o.min_lr / o.lr
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, self.total_steps, warmup, min_ratio)
         )

@@ -1,20 +1,32 @@
-"""Where the project's own files live, and how config paths are resolved against it."""
+"""Where the package's own files live, and how paths in a config are resolved.
+
+The configs (``conf/``) ship inside the package, so an installed CLI finds them from any directory. Paths in
+a config are taken as given: relative output paths (``results``, ``runs``, ``paper``) are relative to the
+working directory, as with any command-line tool. A relative input file (a manifest) is looked for in the
+working directory first, then in the package's ``conf/`` folder, where the shipped manifests live.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = PROJECT_ROOT / "conf"
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONF_DIR = PACKAGE_DIR / "conf"
+# The source checkout, when the package runs from one (editable install, tests); None for an installed wheel.
+SOURCE_ROOT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
 
 
-def project_path(path: str | Path) -> Path:
-    """A config path: absolute as given, relative paths against the project root."""
+def config_file(path: str | Path) -> Path:
+    """An input file named in a config: absolute as given; relative in the working directory, else in conf/."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    if path.is_absolute() or path.exists():
+        return path
+    return CONF_DIR / path
 
 
 def default_mirror() -> Path | None:
-    """``../shared/data`` beside the project, when it exists."""
-    mirror = PROJECT_ROOT.parent / "shared" / "data"
+    """``../shared/data`` beside the source checkout, when both exist."""
+    if SOURCE_ROOT is None:
+        return None
+    mirror = SOURCE_ROOT.parent / "shared" / "data"
     return mirror if mirror.is_dir() else None

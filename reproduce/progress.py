@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import pytorch_lightning as pl
+
+log = logging.getLogger("reproduce")
 
 
 def _human(n: float) -> str:
@@ -33,8 +36,7 @@ class ProgressAndCurves(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = self._last_print = time.perf_counter()
-        print(f"[{self.stage}] {self.total_steps} steps, {_human(self.total_steps * self.tokens_per_step)} tokens",
-              flush=True)
+        log.info(f"[{self.stage}] {self.total_steps} steps, {_human(self.total_steps * self.tokens_per_step)} tokens")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
@@ -52,9 +54,11 @@ class ProgressAndCurves(pl.Callback):
             self._last_print = now
             rate = step * self.tokens_per_step / (now - self._start)
             eta = (self.total_steps - step) * self.tokens_per_step / rate
-            loss = self.train[-1]["loss"] if self.train else float("nan")
-            print(f"[{self.stage}] step {step}/{self.total_steps} | tokens {_human(step * self.tokens_per_step)}"
-                  f" | loss {loss:.3f} | {_human(rate)} tok/s | ETA {_duration(eta)}", flush=True)
+            # the last curve point, or before the first one the mean of the losses so far
+            losses = pl_module.loss_window
+            loss = self.train[-1]["loss"] if self.train else sum(losses) / len(losses)
+            log.info(f"[{self.stage}] step {step}/{self.total_steps} | tokens {_human(step * self.tokens_per_step)}"
+                     f" | loss {loss:.3f} | {_human(rate)} tok/s | ETA {_duration(eta)}")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
@@ -62,4 +66,4 @@ class ProgressAndCurves(pl.Callback):
         step = trainer.global_step
         loss = float(trainer.callback_metrics["val_loss"])
         self.validation.append({"stage": self.stage, "step": step, "tokens": step * self.tokens_per_step, "loss": loss})
-        print(f"[{self.stage}] validation loss {loss:.3f} at step {step}", flush=True)
+        log.info(f"[{self.stage}] validation loss {loss:.3f} at step {step}")

@@ -10,17 +10,15 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Subset
-from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel
 
+from reproduce.config import RecipeConfig, StageConfig
+from reproduce.data.prepare import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import UserError
 from reproduce.io import atomic_dir
-from reproduce.model import CausalLM, gpt2_config
+from reproduce.model import CausalLM, gpt2_config, parameter_count
 from reproduce.progress import ProgressAndCurves
-
-# Trainer arguments that a stage derives from its own config; setting them under `trainer` is an error.
-_DERIVED = ("max_steps", "max_epochs", "accumulate_grad_batches", "gradient_clip_val", "use_distributed_sampler",
-            "callbacks", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps")
 
 
 @dataclass
@@ -31,8 +29,14 @@ class StageResult:
     steps: int
     tokens: int
     seconds: float
+    parameters: int
     train_curve: list[dict[str, Any]] = field(default_factory=list)
     validation_curve: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The stage's facts for results/<run>/train.json."""
+        return {"context": self.context, "steps": self.steps, "tokens": self.tokens, "seconds": self.seconds,
+                "tokens_per_second": self.tokens / self.seconds, "parameters": self.parameters}
 
 
 class StageData(pl.LightningDataModule):
@@ -52,93 +56,64 @@ class StageData(pl.LightningDataModule):
         return DataLoader(self.validation, batch_size=self.micro_batch)
 
 
-def _world_size(trainer_cfg: dict[str, Any]) -> int:
-    devices = trainer_cfg.get("devices", 1)
-    if isinstance(devices, (list, tuple)):
-        devices = len(devices)
-    if not isinstance(devices, int) or devices < 1:
-        raise UserError(f"trainer.devices={devices!r}: give a device count (an integer) so the batch can be split")
-    return devices * int(trainer_cfg.get("num_nodes", 1))
-
-
-def check_stage(name: str, stage: dict[str, Any], model_cfg: dict[str, Any], trainer_cfg: dict[str, Any],
-                earlier: list[str]) -> None:
-    """Fail before any work on a stage setting that cannot run; ``earlier`` are the stages before it."""
-    bad = sorted(set(trainer_cfg) & set(_DERIVED))
-    if bad:
-        raise UserError(f"trainer.{bad[0]} is set by each stage (stages.{name}); remove it from the trainer config")
-    batch, micro, world = stage["batch_size"], stage["micro_batch_size"], _world_size(trainer_cfg)
-    if batch % (micro * world):
-        raise UserError(f"stages.{name}.batch_size={batch} is not a multiple of micro_batch_size x devices "
-                        f"= {micro} x {world}")
-    if stage["context"] > model_cfg["n_positions"]:
-        raise UserError(f"stages.{name}.context={stage['context']} exceeds "
-                        f"model.n_positions={model_cfg['n_positions']}")
-    if stage.get("init_from") is not None and stage["init_from"] not in earlier:
-        raise UserError(f"stages.{name}.init_from={stage['init_from']!r}: not an earlier stage ({earlier or 'none'})")
-    if not stage["epochs"] > 0:
-        raise UserError(f"stages.{name}.epochs={stage['epochs']}: give a positive share of the train split")
-
-
 def _evenly_spaced(n: int, k: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, num=min(n, k)).astype(int).tolist()))
 
 
-def run_stage(
-    name: str,
-    stage: dict[str, Any],
-    model_cfg: dict[str, Any],
-    trainer_cfg: dict[str, Any],
-    tokenizer: PreTrainedTokenizerFast,
-    train_tokens: np.ndarray,
-    validation_tokens: np.ndarray,
-    export_dir: Path,
-    seed: int,
-    init_dir: Path | None = None,
-) -> StageResult:
-    """Train one stage and export it (safetensors + tokenizer) to ``export_dir``."""
-    context, batch, micro = stage["context"], stage["batch_size"], stage["micro_batch_size"]
-    world = _world_size(trainer_cfg)
-    pl.seed_everything(seed, workers=True, verbose=False)
+def _build_model(cfg: RecipeConfig, data: PreparedData, init_dir: Path | None) -> GPT2LMHeadModel:
+    tokenizer = data.tokenizer
+    if len(tokenizer) > cfg.model.vocab_size:
+        raise UserError(f"model.vocab_size={cfg.model.vocab_size}: the prepared tokenizer has {len(tokenizer)} ids; "
+                        "raise it")
     if init_dir is None:
-        config = gpt2_config(model_cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
-        model = GPT2LMHeadModel(config)
-    else:
-        model = GPT2LMHeadModel.from_pretrained(  # from_pretrained returns eval mode
-            init_dir, attn_implementation=model_cfg.get("attn_implementation")).train()
+        return GPT2LMHeadModel(gpt2_config(cfg.model, tokenizer.bos_token_id, tokenizer.eos_token_id))
+    return GPT2LMHeadModel.from_pretrained(  # from_pretrained returns eval mode
+        init_dir, attn_implementation=cfg.model.attn_implementation).train()
 
-    train = PackedSequences(train_tokens, context)
-    steps = int(stage["epochs"] * len(train)) // batch
+
+def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
+              init_dir: Path | None = None) -> StageResult:
+    """Train one stage and export it (safetensors + tokenizer) to ``runs/<run>/models/<name>``."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = _build_model(cfg, data, init_dir)
+
+    train = PackedSequences(data.shards["train"], stage.context)
+    steps = int(stage.epochs * len(train)) // stage.batch_size
     if steps < 1:
-        raise UserError(f"stages.{name}.epochs={stage['epochs']} gives no optimizer step "
-                        f"({len(train)} windows, batch {batch}); raise epochs or lower batch_size")
-    validation = PackedSequences(validation_tokens, context)
-    validation = Subset(validation, _evenly_spaced(len(validation), stage["validation_windows"]))
-    data = StageData(train, validation, steps * batch, stage.get("data_seed", seed), micro)
+        raise UserError(f"stages.{name}.epochs={stage.epochs} gives no optimizer step "
+                        f"({len(train)} windows, batch {stage.batch_size}); raise epochs or lower batch_size")
+    validation = PackedSequences(data.shards["validation"], stage.context)
+    validation = Subset(validation, _evenly_spaced(len(validation), stage.validation_windows))
+    seed = cfg.seed if stage.data_seed is None else stage.data_seed
+    datamodule = StageData(train, validation, steps * stage.batch_size, seed, stage.micro_batch_size)
 
-    accumulate = batch // (micro * world)
-    tokens_per_step = batch * context
-    progress = ProgressAndCurves(name, tokens_per_step, steps, stage["record_every_steps"], stage["print_every_s"])
+    accumulate = stage.batch_size // (stage.micro_batch_size * cfg.world_size)
+    tokens_per_step = stage.batch_size * stage.context
+    progress = ProgressAndCurves(name, tokens_per_step, steps, stage.record_every_steps, stage.print_every_s)
+    t = cfg.trainer
     trainer = pl.Trainer(
-        **{"logger": False, "enable_checkpointing": False, "enable_model_summary": False, **trainer_cfg},
+        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
         max_steps=steps,
         max_epochs=1,
         accumulate_grad_batches=accumulate,
-        gradient_clip_val=stage["optim"]["grad_clip"],
+        gradient_clip_val=stage.optim.grad_clip,
         use_distributed_sampler=False,
         callbacks=[progress],
-        val_check_interval=min(stage["validate_every_steps"], steps) * accumulate,
+        val_check_interval=min(stage.validate_every_steps, steps) * accumulate,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
     )
-    module = CausalLM(model, dict(stage["optim"]), steps)
+    module = CausalLM(model, stage.optim, steps)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - started
 
+    export_dir = cfg.work_dir / "models" / name
     if trainer.is_global_zero:
         with atomic_dir(export_dir) as tmp:
             module.model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-    return StageResult(name, export_dir, context, steps, steps * tokens_per_step, seconds,
-                       progress.train, progress.validation)
+            data.tokenizer.save_pretrained(tmp)
+    return StageResult(name, export_dir, stage.context, steps, steps * tokens_per_step, seconds,
+                       parameter_count(module.model.config), progress.train, progress.validation)

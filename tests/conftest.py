@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
+from reproduce import preflight
+from reproduce.config import ModelConfig, RecipeConfig
 from reproduce.paths import CONF_DIR, default_mirror
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,9 +34,8 @@ def micro_manifest(path: Path, n_works: int = 24) -> Path:
     return path
 
 
-def micro_overrides(tmp: Path) -> list[str]:
-    """A whole recipe in seconds: tiny corpus, vocabulary and model, a few steps per stage."""
-    results = tmp / "results"
+def micro_overrides(tmp: Path, run_name: str = "micro") -> list[str]:
+    """A whole recipe in seconds: tiny corpus, vocabulary and model, a few steps per stage; outputs under tmp."""
     return [
         f"data.manifest={micro_manifest(tmp / 'manifest.tsv')}",
         f"data.cache_dir={tmp / 'cache'}",
@@ -50,11 +49,17 @@ def micro_overrides(tmp: Path) -> list[str]:
         "stages.stage2.context=64", "stages.stage2.epochs=0.1", "stages.stage2.batch_size=8",
         "stages.stage2.micro_batch_size=8", "stages.stage2.validate_every_steps=10",
         "eval.perplexity.max_tokens=4096", "eval.rublimp.limit=4", "eval.rublimp.stages=[stage1,stage2]",
-        "run_name=micro",
-        f"paths.work_dir={tmp / 'work'}", f"paths.results_dir={results / 'micro'}", f"paths.paper_dir={tmp / 'paper'}",
+        f"run_name={run_name}", f"paper.runs=[{run_name}]",
+        f"paths.results={tmp / 'results'}", f"paths.runs={tmp / 'runs'}", f"paths.paper={tmp / 'paper'}",
     ]
 
 
-def compose_config(name: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+def compose_config(name: str, overrides: list[str]) -> RecipeConfig:
+    """The typed config of conf/<name>.yaml with overrides, as the CLI composes it."""
+    return preflight.compose_config(name, overrides)
+
+
+def tiny_model_config(vocab_size: int, n_positions: int) -> ModelConfig:
+    """The mini model config shrunk to one 32-wide layer, for tests that build a model by hand."""
+    return compose_config("reproduce", ["model.n_layer=1", "model.n_embd=32", "model.n_head=2",
+                                        f"model.n_positions={n_positions}", f"model.vocab_size={vocab_size}"]).model

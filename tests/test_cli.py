@@ -1,4 +1,4 @@
-"""The console entry point: wrong overrides and bad settings fail fast with one clear line."""
+"""The console script: its commands, their help, and composition through typed configs."""
 
 from __future__ import annotations
 
@@ -8,58 +8,61 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.errors import UserError
-from reproduce.pipeline import check_config
+from reproduce.cli import COMMANDS
+from reproduce.config import RecipeConfig, check_config
 from tests.conftest import compose_config
 
-REPRODUCE = [sys.executable, "-m", "reproduce.cli"]
+REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def test_unknown_config_option_names_the_override(tmp_path: Path) -> None:
-    out = _run("model=rugpt3_huge", cwd=tmp_path)
-    assert out.returncode != 0
-    assert "model/rugpt3_huge" in out.stderr and "rugpt3_large" in out.stderr  # lists the available options
+def test_help_lists_every_command_with_one_line(tmp_path: Path) -> None:
+    out = _run("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for name, command in COMMANDS.items():
+        assert f"  {name:<8} {command.summary}" in out.stdout.splitlines()
 
 
-def test_misspelt_key_names_the_key(tmp_path: Path) -> None:
-    out = _run("stages.stage1.contxt=64", cwd=tmp_path)
-    assert out.returncode != 0 and "stages.stage1.contxt" in out.stderr
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_help_shows_its_config_groups(tmp_path: Path, name: str) -> None:
+    out = _run(name, "--help", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith(f"reproduce {name}: ")
+    for group in COMMANDS[name].groups:
+        assert f"  {group:<11} " in out.stdout
+    if name == "train":
+        assert "rugpt3_large" in out.stdout and "mini" in out.stdout  # the model group's options
 
 
-def test_user_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
-    out = _run("data.manifest=/nonexistent/manifest.tsv", f"paths.work_dir={tmp_path / 'w'}", cwd=tmp_path)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [
-        "error: manifest /nonexistent/manifest.tsv not found: check the data config's `manifest` key"
-    ]
-    assert not (tmp_path / "w" / "shards").exists()
+def test_unknown_command_lists_the_valid_ones(tmp_path: Path) -> None:
+    out = _run("trian", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("error: unknown command 'trian'; commands: run, prepare, train, eval, paper "
+                                  "(overrides look like key=value)")
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("stages.stage1.batch_size=30", "stages.stage1.batch_size=30 is not a multiple"),
-        ("stages.stage2.context=512", "stages.stage2.context=512 exceeds model.n_positions=256"),
-        ("stages.stage2.init_from=stage3", "stages.stage2.init_from='stage3': not an earlier stage"),
-        ("+trainer.max_steps=5", "trainer.max_steps is set by each stage"),
-        ("eval.rublimp.stages=[stage9]", "eval.rublimp.stages: no stage 'stage9'"),
-        ("tokenizer.kind=sentencepiece", "tokenizer.kind='sentencepiece'"),
-    ],
-)
-def test_settings_that_cannot_run_fail_before_any_work(override: str, message: str) -> None:
-    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(")):
-        check_config(compose_config("reproduce", override.split()))
+def test_cfg_goes_through_hydra_and_composes_the_command(tmp_path: Path) -> None:
+    out = _run("prepare", "--cfg", "job", "run_name=demo", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "run_name: demo" in out.stdout and "n_layer: 4" in out.stdout
+    assert not list(tmp_path.iterdir())  # --cfg writes nothing
+
+
+def test_every_entry_config_composes_typed_and_passes_its_checks() -> None:
+    for name in ("reproduce", "prepare", "train", "eval"):
+        cfg = compose_config(name, [])
+        assert isinstance(cfg, RecipeConfig)
+        check_config(cfg)
+    assert compose_config("paper", []).paper.runs == ["mini"]
 
 
 @pytest.mark.parametrize("size", ["small", "medium", "large"])
 def test_paper_experiments_compose_and_pass_the_checks(size: str) -> None:
     cfg = compose_config("reproduce", [f"experiment=rugpt3_{size}_paper"])
     check_config(cfg)
-    assert cfg.model.n_positions == 2048 and cfg.tokenizer.kind == "released"
+    assert cfg.model.n_positions == 2048 and cfg.tokenizer.kind == "released" and cfg.tokenizer.vocab_size == 50257
     assert [s.context for s in cfg.stages.values()] == [1024, 2048]
     assert [s.epochs for s in cfg.stages.values()] == [3, 1]
-    assert cfg.stages.stage2.init_from == "stage1"
+    assert cfg.stages["stage2"].init_from == "stage1" and cfg.run_name == f"rugpt3_{size}_paper"

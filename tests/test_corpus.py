@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reproduce.config import DataConfig
 from reproduce.data.corpus import Document, clean, decode, load_document
 from reproduce.data.manifest import Resolver
 from reproduce.data.prepare import load_corpus
@@ -35,7 +36,7 @@ def test_undecodable_file_is_skipped_with_a_recorded_note(tmp_path: Path) -> Non
         (tmp_path / name).write_bytes(data)
         lines.append(f"{name}\t{hashlib.sha256(data).hexdigest()}\thttps://example.invalid/{name}")
     (tmp_path / "m.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = {"manifest": str(tmp_path / "m.tsv")}
+    cfg = DataConfig(manifest=str(tmp_path / "m.tsv"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         docs, notes = load_corpus(cfg, Resolver(tmp_path / "cache", tmp_path, allow_download=False))

@@ -1,4 +1,5 @@
-"""The whole recipe on a micro configuration, through the console entry point, as `make reproduce` runs it."""
+"""The whole recipe on a micro configuration, through the console script as `make reproduce` runs it; then the
+same recipe as separate commands (prepare, train, eval, paper), and what a run may and may not overwrite."""
 
 from __future__ import annotations
 
@@ -11,18 +12,25 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reproduce.io import read_json
-from reproduce.paths import PROJECT_ROOT
+from reproduce.paths import SOURCE_ROOT
 from tests.conftest import CP1251_WORK, micro_overrides
+
+REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+
+
+def reproduce(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess:
+    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == code, out.stderr[-3000:]
+    return out
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("e2e")
-    shutil.copytree(PROJECT_ROOT / "results" / "published", tmp / "results" / "published")
-    out = subprocess.run([sys.executable, "-m", "reproduce.cli", *micro_overrides(tmp)], cwd=tmp,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    shutil.copytree(SOURCE_ROOT / "results" / "published", tmp / "results" / "published")
+    out = reproduce(*micro_overrides(tmp), cwd=tmp)
     assert "[stage1] step" in out.stdout and "tok/s" in out.stdout and "ETA" in out.stdout
+    assert "it/s" not in out.stderr and "%|" not in out.stderr  # no third-party progress bars
     return tmp
 
 
@@ -39,7 +47,9 @@ def test_results_record_metrics_and_provenance(run_dir: Path) -> None:
     for key in ("package_version", "torch", "transformers", "lm_eval", "git_commit", "device", "dtype", "seed",
                 "batch_size"):
         assert key in meta, key
-    for name in ("curves.json", "data.json", "lm_eval_rublimp_stage2.json", "config.yaml"):
+    assert summary["stages"]["stage1"]["parameters"] == read_json(run_dir / "results" / "micro" / "train.json")[
+        "stages"]["stage1"]["parameters"] > 0
+    for name in ("curves.json", "data.json", "train.json", "lm_eval_rublimp_stage2.json", "config.yaml"):
         assert (run_dir / "results" / "micro" / name).is_file()
     assert read_json(run_dir / "results" / "architectures.json")["models"]["rugpt3_large"]["parameters"] == 760_300_032
 
@@ -62,7 +72,7 @@ def test_stage2_starts_from_stage1(run_dir: Path) -> None:
 
 def test_exported_models_load_with_transformers(run_dir: Path) -> None:
     for stage in ("stage1", "stage2"):
-        folder = run_dir / "work" / "models" / stage
+        folder = run_dir / "runs" / "micro" / "models" / stage
         assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
         model = AutoModelForCausalLM.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -73,3 +83,55 @@ def test_paper_is_built(run_dir: Path) -> None:
     for name in ("tables/architectures.md", "tables/mini_results.tex", "figures/loss_vs_tokens.pdf",
                  "figures/loss_vs_tokens.png", "README.md"):
         assert (run_dir / "paper" / name).stat().st_size > 0, name
+
+
+def test_progress_lines_are_logged_to_the_run(run_dir: Path) -> None:
+    log = (run_dir / "runs" / "micro" / "reproduce.log").read_text(encoding="utf-8")
+    assert " == " in log.splitlines()[0] and "run_name=micro" in log.splitlines()[0]
+    assert "[stage1] step" in log and "[eval] stage2 RuBLiMP" in log
+
+
+def test_another_config_in_the_same_run_name_is_refused(run_dir: Path) -> None:
+    results = run_dir / "results" / "micro"
+    before = {p.name: p.read_bytes() for p in results.iterdir()}
+    out = reproduce(*micro_overrides(run_dir), "model.n_layer=3", cwd=run_dir, code=2)
+    assert out.stderr.strip() == (f"error: {results} holds results of another config (model.n_layer: 2 -> 3); "
+                                  "choose another run_name=..., or pass overwrite=true to replace them")
+    assert {p.name: p.read_bytes() for p in results.iterdir()} == before
+
+
+@pytest.fixture(scope="module")
+def steps_dir(run_dir: Path) -> Path:
+    """The same recipe as four commands, in the same folders under another run name."""
+    overrides = [*micro_overrides(run_dir, run_name="steps"), "stages.stage1.print_every_s=0.001"]
+    for command in ("prepare", "train", "eval", "paper"):
+        args = [a for a in overrides if a.startswith(("paths.", "paper."))] if command == "paper" else overrides
+        out = reproduce(command, *args, cwd=run_dir)
+    assert "[paper] wrote 9 files" in out.stdout
+    return run_dir
+
+
+def test_commands_one_by_one_give_the_whole_recipes_numbers(steps_dir: Path) -> None:
+    whole = read_json(steps_dir / "results" / "micro" / "summary.json")
+    steps = read_json(steps_dir / "results" / "steps" / "summary.json")
+    for key in ("perplexity", "unigram", "rublimp"):
+        assert steps[key] == whole[key], key
+    log = (steps_dir / "runs" / "steps" / "reproduce.log").read_text(encoding="utf-8")
+    assert "[stage1] step 1/" in log and "loss nan" not in log  # the first progress line has a loss
+
+
+def test_overwrite_replaces_the_changed_step_and_what_follows(steps_dir: Path) -> None:
+    results, runs = steps_dir / "results" / "steps", steps_dir / "runs" / "steps"
+    data_json = (results / "data.json").read_bytes()
+    (runs / "models" / ".stage1.killed.tmp").mkdir()  # what a killed export leaves behind
+    (results / ".summary.json.killed.tmp").write_text("{")
+    args = [*micro_overrides(steps_dir, run_name="steps"), "stages.stage2.epochs=0.05"]
+    out = reproduce("train", *args, cwd=steps_dir, code=2)
+    assert "stages.stage2.epochs: 0.1 -> 0.05" in out.stderr
+    reproduce("train", *args, "overwrite=true", cwd=steps_dir)
+    assert (results / "data.json").read_bytes() == data_json  # prepare's result is still valid
+    assert not (results / "summary.json").exists() and not list(results.glob("lm_eval_*.json"))  # stale eval
+    assert read_json(results / "train.json")["stages"]["stage2"]["steps"] < 53
+    assert not list(steps_dir.rglob(".*.tmp"))
+    reproduce("eval", *args, cwd=steps_dir)  # the recorded config now matches
+    assert (results / "summary.json").is_file()

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from reproduce.data.tokenizer import train_bbpe
 from reproduce.evaluate.harness import group_accuracy, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_rublimp_tasks
 from reproduce.model import gpt2_config
-from reproduce.paths import CONF_DIR
+from tests.conftest import tiny_model_config
 
 ITEMS = [  # (grammatical source_sentence, ungrammatical target_sentence)
     ("Кошка спит на окне.", "Кошка спят на окне."),
@@ -36,9 +35,7 @@ def model_dir(tmp_path_factory) -> Path:
     lines = [s for pair in ITEMS for s in pair] * 5 + ["Кошка спит. Мы читали. Он пришёл."] * 5
     tokenizer = train_bbpe(lines, vocab_size=300, min_frequency=1)
     torch.manual_seed(3)
-    model_cfg = OmegaConf.load(CONF_DIR / "model" / "mini.yaml")
-    model_cfg.update({"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 32})
-    GPT2LMHeadModel(gpt2_config(model_cfg, len(tokenizer), 1, 2)).save_pretrained(out)
+    GPT2LMHeadModel(gpt2_config(tiny_model_config(len(tokenizer), n_positions=32), 1, 2)).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,20 @@ def test_malformed_manifest(tmp_path: Path) -> None:
         read_manifest(bad)
     with pytest.raises(UserError, match="not found"):
         read_manifest(tmp_path / "absent.tsv")
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("a.txt\t" + "0" * 64, "line 2: 2 tab-separated columns, expected 3"),
+        ("a.txt\t\thttps://x", "line 2: sha256 '' is not 64 hex digits"),
+        ("/abs/a.txt\t" + "0" * 64 + "\thttps://x", "line 2: path '/abs/a.txt' must be relative"),
+        ("../a.txt\t" + "0" * 64 + "\thttps://x", "must be relative, without '..'"),
+        ("a.txt\t" + "0" * 64 + "\t", "line 2: empty url"),
+    ],
+)
+def test_bad_manifest_rows_name_the_line(tmp_path: Path, row: str, message: str) -> None:
+    bad = tmp_path / "m.tsv"
+    bad.write_text(f"path\tsha256\turl\n{row}\n", encoding="utf-8")
+    with pytest.raises(UserError, match=re.escape(message)):
+        read_manifest(bad)

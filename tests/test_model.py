@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from transformers import GPT2LMHeadModel
 
 from reproduce.model import causal_lm_loss, gpt2_config, parameter_count, warmup_cosine
-from reproduce.paths import CONF_DIR
+from tests.conftest import compose_config
 
 # ../shared/PUBLISHED.md §2: n_layer, n_embd, n_head, n_positions, vocab_size, parameters (GPT-2 formula).
 PUBLISHED = {
@@ -20,8 +19,7 @@ PUBLISHED = {
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_paper_configs_have_the_published_parameter_counts(name: str) -> None:
-    config = gpt2_config(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"), vocab_size=50257,
-                         bos_token_id=1, eos_token_id=2)
+    config = gpt2_config(compose_config("reproduce", [f"model={name}"]).model, bos_token_id=1, eos_token_id=2)
     arch = (config.n_layer, config.n_embd, config.n_head, config.n_positions, config.vocab_size)
     assert arch == PUBLISHED[name][:5]
     assert parameter_count(config) == PUBLISHED[name][5]
@@ -31,7 +29,7 @@ def test_paper_configs_have_the_published_parameter_counts(name: str) -> None:
 
 def test_loss_matches_transformers_on_the_same_weights() -> None:
     torch.manual_seed(0)
-    config = gpt2_config(OmegaConf.load(CONF_DIR / "model" / "mini.yaml"), 300, 1, 2)
+    config = gpt2_config(compose_config("reproduce", ["tokenizer.vocab_size=300"]).model, 1, 2)
     model = GPT2LMHeadModel(config).eval()
     windows = torch.randint(0, 300, (3, 17))
     ours = causal_lm_loss(model, windows)

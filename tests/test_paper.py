@@ -130,15 +130,15 @@ def _snapshot(paper: Path) -> dict[str, bytes]:
 
 def test_all_outputs_and_identical_bytes(results: Path, tmp_path: Path) -> None:
     paper = tmp_path / "paper"
-    written = build_paper(results, paper)
+    written = build_paper(results, ["mini"], paper)
     assert sorted(p.relative_to(paper).as_posix() for p in written) == OUTPUTS
     first = _snapshot(paper)
     assert sorted(first) == OUTPUTS  # nothing else (no temporary files) left behind
     assert all(first.values())
-    build_paper(results, paper)
+    build_paper(results, ["mini"], paper)
     assert _snapshot(paper) == first
     other = tmp_path / "other" / "paper"
-    build_paper(results, other)
+    build_paper(results, ["mini"], other)
     assert _snapshot(other) == first
     index = first["README.md"].decode()
     assert all(name.rsplit(".", 1)[0] in index for name in OUTPUTS if name != "README.md")
@@ -146,7 +146,7 @@ def test_all_outputs_and_identical_bytes(results: Path, tmp_path: Path) -> None:
 
 def test_tables_content(results: Path, tmp_path: Path) -> None:
     paper = tmp_path / "paper"
-    build_paper(results, paper)
+    build_paper(results, ["mini"], paper)
     arch = (paper / "tables" / "architectures.md").read_text()
     assert arch.count("| yes |") == 3 and "no:" not in arch
     assert "| mini | 4 / —" in arch
@@ -162,7 +162,7 @@ def test_architecture_mismatch_is_flagged(results: Path, tmp_path: Path) -> None
     data = read_json(results / "architectures.json")
     data["models"]["rugpt3_medium"]["parameters"] += 1
     write_json(results / "architectures.json", data)
-    build_paper(results, tmp_path / "paper")
+    build_paper(results, ["mini"], tmp_path / "paper")
     rows = [
         r
         for r in (tmp_path / "paper" / "tables" / "architectures.md").read_text().splitlines()
@@ -186,7 +186,7 @@ def test_missing_results_file(results: Path, tmp_path: Path, missing: str) -> No
     (results / missing).unlink()
     paper = tmp_path / "paper"
     with pytest.raises(UserError, match="make reproduce") as err:
-        build_paper(results, paper)
+        build_paper(results, ["mini"], paper)
     assert missing in str(err.value) and "\n" not in str(err.value)
     assert not paper.exists()  # nothing half-written
 
@@ -194,4 +194,16 @@ def test_missing_results_file(results: Path, tmp_path: Path, missing: str) -> No
 def test_no_runs(results: Path, tmp_path: Path) -> None:
     shutil.rmtree(results / "mini")
     with pytest.raises(UserError, match="summary.json"):
-        build_paper(results, tmp_path / "paper")
+        build_paper(results, ["mini"], tmp_path / "paper")
+
+
+def test_only_the_listed_runs_enter_the_paper(results: Path, tmp_path: Path) -> None:
+    shutil.copytree(results / "mini", results / "experiment")
+    summary = read_json(results / "experiment" / "summary.json")
+    write_json(results / "experiment" / "summary.json", {**summary, "run": "experiment"})
+    build_paper(results, ["mini"], tmp_path / "paper")
+    assert "| experiment |" not in (tmp_path / "paper" / "tables" / "mini_results.md").read_text()
+    build_paper(results, ["mini", "experiment"], tmp_path / "both")
+    assert "| experiment | stage2 |" in (tmp_path / "both" / "tables" / "mini_results.md").read_text()
+    with pytest.raises(UserError, match="paper.runs is empty"):
+        build_paper(results, [], tmp_path / "none")

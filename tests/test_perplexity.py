@@ -7,13 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from transformers import GPT2LMHeadModel
 
 from reproduce.data.tokenizer import train_bbpe
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths, unigram_perplexity
 from reproduce.model import gpt2_config
-from reproduce.paths import CONF_DIR
+from tests.conftest import tiny_model_config
 
 TEXT = ["Мороз и солнце; день чудесный!", "Ещё ты дремлешь, друг прелестный —", "Пора, красавица, проснись."] * 20
 
@@ -42,9 +41,7 @@ def test_blocks_are_evenly_spaced_and_disjoint() -> None:
 
 def test_model_perplexity_matches_a_naive_reference(tokenizer) -> None:
     torch.manual_seed(0)
-    model_cfg = OmegaConf.load(CONF_DIR / "model" / "mini.yaml")
-    model_cfg.update({"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 16})
-    model = GPT2LMHeadModel(gpt2_config(model_cfg, len(tokenizer), 1, 2)).eval()
+    model = GPT2LMHeadModel(gpt2_config(tiny_model_config(len(tokenizer), n_positions=16), 1, 2)).eval()
     stream = np.concatenate([tokenizer(t)["input_ids"] + [tokenizer.eos_token_id] for t in TEXT])
     blocks = eval_blocks(stream, block=16, max_tokens=64)
     lengths = token_byte_lengths(tokenizer)

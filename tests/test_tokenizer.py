@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
-from reproduce.data.prepare import build_tokenizer, make_resolver
+from reproduce.config import DataConfig
+from reproduce.data.manifest import make_resolver
+from reproduce.data.prepare import build_tokenizer
 from reproduce.data.tokenizer import SPECIAL_TOKENS, train_bbpe
+from tests.conftest import compose_config
 
 SPECIALS = list(SPECIAL_TOKENS.values())  # <pad> <s> </s> <unk> <mask>
 
@@ -26,9 +28,8 @@ def test_trained_bbpe_has_rugpt3_special_ids_and_round_trips(tmp_path: Path) -> 
 
 
 def test_released_rugpt3_vocabulary_through_the_manifest(mirror: Path, tmp_path: Path) -> None:
-    cfg = OmegaConf.create({"cache_dir": str(tmp_path / "cache"), "mirror": str(mirror), "allow_download": False})
-    tok_cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "tokenizer" / "rugpt3.yaml")
-    tokenizer = build_tokenizer(tok_cfg, [], make_resolver(cfg))
+    data = DataConfig(cache_dir=str(tmp_path / "cache"), mirror=str(mirror), allow_download=False)
+    tokenizer = build_tokenizer(compose_config("reproduce", ["tokenizer=rugpt3"]).tokenizer, [], make_resolver(data))
     assert len(tokenizer) == 50257
     assert tokenizer.convert_ids_to_tokens(list(range(5))) == SPECIALS
     assert tokenizer.eos_token == "</s>" and tokenizer.eos_token_id == 2

@@ -7,17 +7,27 @@ into the cache. Every copy is checked against the manifest's sha256 before use.
 
 from __future__ import annotations
 
-import csv
 import hashlib
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reproduce.errors import UserError
 from reproduce.io import atomic_path
+from reproduce.paths import default_mirror
+
+if TYPE_CHECKING:
+    from reproduce.config import DataConfig
 
 _HASH_CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+COLUMNS = ("path", "sha256", "url")
+# Files already hashed in this process: (path, size, mtime) -> sha256, so a file checked before the run is
+# not hashed again when a step reads it.
+_HASHED: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -28,23 +38,51 @@ class Entry:
 
 
 def read_manifest(path: str | Path) -> list[Entry]:
-    """Read a manifest TSV (``#`` comment lines, then a header ``path sha256 url``)."""
+    """Read a manifest TSV (``#`` comment lines, then a header ``path sha256 url``); every row is checked."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"manifest {path} not found: check the data config's `manifest` key")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
-    rows = list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or set(rows[0]) != {"path", "sha256", "url"}:
-        raise UserError(f"manifest {path}: expected a tab-separated header 'path sha256 url'")
-    return [Entry(r["path"], r["sha256"].lower(), r["url"]) for r in rows]
+        raise UserError(f"manifest {path} not found: check the config's `manifest` key")
+    try:
+        numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                    if line.strip() and not line.startswith("#")]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"manifest {path}: unreadable ({exc}); fix or replace the file") from None
+    if not numbered or numbered[0][1].split("\t") != list(COLUMNS):
+        raise UserError(f"manifest {path}: expected a tab-separated header '{' '.join(COLUMNS)}'")
+    entries = []
+    for n, line in numbered[1:]:
+        cells = line.split("\t")
+        entry = Entry(*cells) if len(cells) == len(COLUMNS) else None
+        problem = _row_problem(entry) if entry else f"{len(cells)} tab-separated columns, expected {len(COLUMNS)}"
+        if problem:
+            raise UserError(f"manifest {path} line {n}: {problem}; fix the row")
+        entries.append(Entry(entry.path, entry.sha256.lower(), entry.url))
+    if not entries:
+        raise UserError(f"manifest {path}: no rows after the header; list at least one file")
+    return entries
+
+
+def _row_problem(entry: Entry) -> str | None:
+    parts = Path(entry.path).parts
+    if not entry.path or Path(entry.path).is_absolute() or ".." in parts:
+        return f"path {entry.path!r} must be relative, without '..'"
+    if not _SHA256.fullmatch(entry.sha256):
+        return f"sha256 {entry.sha256!r} is not 64 hex digits"
+    if not entry.url:
+        return "empty url"
+    return None
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                digest.update(chunk)
+        _HASHED[key] = digest.hexdigest()
+    return _HASHED[key]
 
 
 class Resolver:
@@ -95,5 +133,8 @@ class Resolver:
             ) from None
         return target
 
-    def resolve_all(self, entries: list[Entry]) -> dict[str, Path]:
-        return {entry.path: self.resolve(entry) for entry in entries}
+
+
+def make_resolver(data: DataConfig) -> Resolver:
+    """The resolver of a data config: its cache, its mirror (else ../shared/data), downloads if allowed."""
+    return Resolver(data.cache_dir, data.mirror or default_mirror(), allow_download=data.allow_download)

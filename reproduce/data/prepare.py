@@ -1,7 +1,8 @@
-"""Corpus -> split -> tokenizer -> token shards, each step written to the run's work folder."""
+"""Corpus -> split -> tokenizer -> token shards, each written to the run's work folder; and loading them back."""
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -11,34 +12,29 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from reproduce.config import DataConfig, TokenizerConfig
 from reproduce.data.corpus import Document, load_document
-from reproduce.data.manifest import Resolver, read_manifest
+from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.shards import read_shard, write_shard
 from reproduce.data.split import SPLITS, split_documents
 from reproduce.data.tokenizer import load_bpe_files, train_bbpe
 from reproduce.errors import UserError
 from reproduce.io import atomic_dir
-from reproduce.paths import default_mirror, project_path
+from reproduce.paths import config_file
+
+log = logging.getLogger("reproduce")
 
 
 @dataclass
 class PreparedData:
     tokenizer: PreTrainedTokenizerFast
-    tokenizer_dir: Path
     shards: dict[str, np.ndarray]  # split -> token memmap
-    report: dict[str, Any]  # corpus, split and tokenizer facts for the results
 
 
-def make_resolver(data_cfg: Any) -> Resolver:
-    mirror = data_cfg.get("mirror") or default_mirror()
-    return Resolver(data_cfg["cache_dir"], mirror, allow_download=data_cfg.get("allow_download", True))
-
-
-def load_corpus(data_cfg: Any, resolver: Resolver) -> tuple[list[Document], list[dict[str, str]]]:
+def load_corpus(data: DataConfig, resolver: Resolver) -> tuple[list[Document], list[dict[str, str]]]:
     """Every manifest file decoded and cleaned; undecodable files are skipped with a recorded warning."""
-    entries = read_manifest(project_path(data_cfg["manifest"]))
     docs, notes = [], []
-    for entry in entries:
+    for entry in read_manifest(config_file(data.manifest)):
         doc = load_document(entry.path, resolver.resolve(entry))
         if doc is None:
             notes.append({"path": entry.path, "action": "skipped", "reason": "neither UTF-8 nor cp1251 Russian text"})
@@ -48,18 +44,17 @@ def load_corpus(data_cfg: Any, resolver: Resolver) -> tuple[list[Document], list
         if doc is not None and doc.text:
             docs.append(doc)
     if not docs:
-        raise UserError(f"{data_cfg['manifest']}: no usable documents")
+        raise UserError(f"data.manifest={data.manifest!r}: no usable documents")
     return docs, notes
 
 
-def build_tokenizer(tok_cfg: Any, train_docs: list[Document], resolver: Resolver) -> PreTrainedTokenizerFast:
-    if tok_cfg["kind"] == "bbpe":
+def build_tokenizer(tok: TokenizerConfig, train_docs: list[Document], resolver: Resolver) -> PreTrainedTokenizerFast:
+    """A trained byte-level BPE, or a released vocabulary (checked before the run: reproduce/preflight.py)."""
+    if tok.kind == "bbpe":
         lines = (line for doc in train_docs for line in doc.text.split("\n"))
-        return train_bbpe(lines, tok_cfg["vocab_size"], tok_cfg["min_frequency"])
-    if tok_cfg["kind"] == "released":
-        files = {Path(e.path).name: resolver.resolve(e) for e in read_manifest(project_path(tok_cfg["manifest"]))}
-        return load_bpe_files(files["vocab.json"], files["merges.txt"])
-    raise UserError(f"tokenizer.kind={tok_cfg['kind']!r}: use 'bbpe' (train one) or 'released' (load a manifest's)")
+        return train_bbpe(lines, tok.vocab_size, tok.min_frequency)
+    files = {Path(e.path).name: resolver.resolve(e) for e in read_manifest(config_file(tok.manifest))}
+    return load_bpe_files(files["vocab.json"], files["merges.txt"])
 
 
 def encode(tokenizer: PreTrainedTokenizerFast, docs: list[Document]) -> np.ndarray:
@@ -69,41 +64,58 @@ def encode(tokenizer: PreTrainedTokenizerFast, docs: list[Document]) -> np.ndarr
     return np.concatenate([np.append(np.asarray(e.ids, dtype=np.int64), eos) for e in encodings])
 
 
-def prepare_data(cfg: Any, work_dir: Path) -> PreparedData:
-    """Resolve and decode the corpus, split it by works, build the tokenizer and write one shard per split."""
+def _check_split(splits: dict[str, list[Document]], data: DataConfig) -> None:
+    for name, key in (("validation", "validation_fraction"), ("test", "test_fraction")):
+        if not splits[name]:
+            raise UserError(f"data.{key}={getattr(data, key)}: the {name} split got no work (each work is kept "
+                            f"whole); raise it or add works to data.manifest")
+    if not splits["train"]:
+        raise UserError(f"data.manifest={data.manifest!r}: every work went to a held-out split; add works")
+
+
+def prepare_data(data: DataConfig, tok: TokenizerConfig, work_dir: Path) -> tuple[PreparedData, dict[str, Any]]:
+    """Resolve and decode the corpus, split it by works, build the tokenizer and write one shard per split.
+
+    Returns the prepared data and a report (corpus notes, works per split, token counts, timings).
+    """
     timings = {}
     started = time.perf_counter()
-    resolver = make_resolver(cfg.data)
-    docs, notes = load_corpus(cfg.data, resolver)
-    splits = split_documents(docs, cfg.data.split_seed, cfg.data.validation_fraction, cfg.data.test_fraction)
+    resolver = make_resolver(data)
+    docs, notes = load_corpus(data, resolver)
+    splits = split_documents(docs, data.split_seed, data.validation_fraction, data.test_fraction)
+    _check_split(splits, data)
     timings["corpus_s"] = time.perf_counter() - started
-    print(f"[data] {len(docs)} works, {sum(len(d.text) for d in docs) / 1e6:.1f}M characters; "
-          + ", ".join(f"{k}: {len(v)} works" for k, v in splits.items()), flush=True)
+    log.info(f"[data] {len(docs)} works, {sum(len(d.text) for d in docs) / 1e6:.1f}M characters; "
+             + ", ".join(f"{k}: {len(v)} works" for k, v in splits.items()))
 
     started = time.perf_counter()
-    tokenizer = build_tokenizer(cfg.tokenizer, splits["train"], resolver)
-    tokenizer_dir = work_dir / "tokenizer"
-    with atomic_dir(tokenizer_dir) as tmp:
+    tokenizer = build_tokenizer(tok, splits["train"], resolver)
+    with atomic_dir(work_dir / "tokenizer") as tmp:
         tokenizer.save_pretrained(tmp)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)  # what every later step and user loads
     timings["tokenizer_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    shards = {}
+    tokenizer = AutoTokenizer.from_pretrained(work_dir / "tokenizer")  # what every later step and user loads
     for name in SPLITS:
-        path = work_dir / "shards" / f"{name}.bin"
-        write_shard(path, encode(tokenizer, splits[name]), len(tokenizer))
-        shards[name] = read_shard(path, len(tokenizer))
+        write_shard(work_dir / "shards" / f"{name}.bin", encode(tokenizer, splits[name]), len(tokenizer))
+    prepared = load_prepared(work_dir)
     timings["shards_s"] = time.perf_counter() - started
-    print(f"[data] tokenizer of {len(tokenizer)} ids; tokens: "
-          + ", ".join(f"{k} {len(v) / 1e6:.2f}M" for k, v in shards.items()), flush=True)
+    log.info(f"[data] tokenizer of {len(tokenizer)} ids; tokens: "
+             + ", ".join(f"{k} {len(v) / 1e6:.2f}M" for k, v in prepared.shards.items()))
 
     report = {
-        "corpus": {"manifest": str(cfg.data.manifest), "works": len(docs), "characters": sum(len(d.text) for d in docs),
+        "corpus": {"manifest": str(data.manifest), "works": len(docs), "characters": sum(len(d.text) for d in docs),
                    "notes": notes},
         "split": {name: {"works": [d.path for d in split], "characters": sum(len(d.text) for d in split),
-                         "tokens": int(len(shards[name]))} for name, split in splits.items()},
-        "tokenizer": {"kind": cfg.tokenizer.kind, "vocab_size": len(tokenizer)},
+                         "tokens": int(len(prepared.shards[name]))} for name, split in splits.items()},
+        "tokenizer": {"kind": tok.kind, "vocab_size": len(tokenizer)},
         "timings_s": timings,
     }
-    return PreparedData(tokenizer, tokenizer_dir, shards, report)
+    return prepared, report
+
+
+def load_prepared(work_dir: Path) -> PreparedData:
+    """The tokenizer and the checked token shards that ``prepare_data`` wrote to ``work_dir``."""
+    tokenizer = AutoTokenizer.from_pretrained(work_dir / "tokenizer")
+    shards = {name: read_shard(work_dir / "shards" / f"{name}.bin", len(tokenizer)) for name in SPLITS}
+    return PreparedData(tokenizer, shards)

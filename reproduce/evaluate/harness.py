@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,29 @@ from lm_eval.utils import handle_non_serializable
 from transformers import AutoTokenizer
 
 
+class QuietHFLM(HFLM):
+    """HFLM without its per-request progress bars, which lm-eval turns on with no switch to turn them off."""
+
+    def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
+        return super().loglikelihood(requests, disable_tqdm=True)
+
+    def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list:
+        return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list:
+        return super().generate_until(requests, disable_tqdm=True)
+
+
 def run_lm_eval(model_dir: str | Path, include_path: Path, tasks: list[str], batch_size: int, dtype: str,
-                device: str = "cpu", limit: int | None = None) -> dict[str, Any]:
+                device: str = "cpu", limit: int | None = None, verbose: bool = False) -> dict[str, Any]:
     """Score a causal LM on ``tasks``; returns lm-eval's results (without per-sample logs) as plain JSON.
 
     Zero-context items are scored after the tokenizer's </s> (the document separator the models are
     trained with), not after a BOS token they never saw.
     """
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
     eos = AutoTokenizer.from_pretrained(model_dir).eos_token_id
-    model = HFLM(pretrained=str(model_dir), backend="causal", batch_size=batch_size, device=device, dtype=dtype,
-                 prefix_token_id=eos)
+    model = (HFLM if verbose else QuietHFLM)(pretrained=str(model_dir), backend="causal", batch_size=batch_size,
+                                             device=device, dtype=dtype, prefix_token_id=eos)
     results = lm_eval.simple_evaluate(
         model=model, tasks=tasks, task_manager=TaskManager(include_path=str(include_path)),
         limit=limit, log_samples=False, bootstrap_iters=0,

@@ -24,17 +24,17 @@ def _index(entries: list[tuple[str, str, list[str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_paper(results_dir: Path) -> dict[str, bytes]:
+def render_paper(results_dir: Path, runs: list[str]) -> dict[str, bytes]:
     """Every file of ``paper/`` as bytes, keyed by its path relative to ``paper/``; writes nothing."""
     results_dir = Path(results_dir)
     files: dict[str, bytes] = {}
     entries = []
-    for table in all_tables(results_dir):
+    for table in all_tables(results_dir, runs):
         files[f"tables/{table.name}.md"] = to_markdown(table).encode("utf-8")
         files[f"tables/{table.name}.tex"] = to_latex(table).encode("utf-8")
         entries.append((f"tables/{table.name}.{{md,tex}}", table.caption, table.sources))
     with style():
-        for plot in all_plots(results_dir):
+        for plot in all_plots(results_dir, runs):
             for suffix, data in render(plot.figure).items():
                 files[f"figures/{plot.name}.{suffix}"] = data
             entries.append((f"figures/{plot.name}.{{pdf,png}}", plot.caption, plot.sources))
@@ -42,12 +42,12 @@ def render_paper(results_dir: Path) -> dict[str, bytes]:
     return files
 
 
-def build_paper(results_dir: Path, paper_dir: Path) -> list[Path]:
-    """Write ``paper/`` from ``results/``; every file is rendered first, then written atomically.
+def build_paper(results_dir: Path, runs: list[str], paper_dir: Path) -> list[Path]:
+    """Write ``paper/`` from ``results/`` for ``runs``; every file is rendered first, then written atomically.
 
     Raises ``UserError`` naming the first missing results file, before anything is written.
     """
-    files = render_paper(results_dir)
+    files = render_paper(results_dir, runs)
     written = []
     for name, data in sorted(files.items()):
         path = Path(paper_dir) / name

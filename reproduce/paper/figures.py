@@ -55,13 +55,13 @@ def _stage_offsets(train: list[dict[str, Any]]) -> dict[str, int]:
     return offsets
 
 
-def loss_vs_tokens(results_dir: Path) -> Plot:
+def loss_vs_tokens(results_dir: Path, runs: list[str]) -> Plot:
     """Training and validation loss against cumulative tokens across stages, one panel per run."""
-    runs = run_dirs(results_dir)
-    paths = [d / "curves.json" for d in runs]
+    dirs = run_dirs(results_dir, runs)
+    paths = [d / "curves.json" for d in dirs]
     curves = [load_json(p) for p in paths]
-    fig, axes = _new_figure(1.0 + 2.6 * len(runs), nrows=len(runs))
-    for ax, run_dir, c in zip(axes, runs, curves, strict=True):
+    fig, axes = _new_figure(1.0 + 2.6 * len(dirs), nrows=len(dirs))
+    for ax, run_dir, c in zip(axes, dirs, curves, strict=True):
         offsets = _stage_offsets(c["train"])
         for i, (stage, offset) in enumerate(offsets.items()):
             train = [p for p in c["train"] if p["stage"] == stage]
@@ -109,9 +109,9 @@ def loss_vs_tokens(results_dir: Path) -> Plot:
     )
 
 
-def rublimp_per_phenomenon(results_dir: Path) -> Plot:
+def rublimp_per_phenomenon(results_dir: Path, runs: list[str]) -> Plot:
     """Horizontal bars of RuBLiMP accuracy per phenomenon for every (run, evaluated stage)."""
-    paths = [d / "summary.json" for d in run_dirs(results_dir)]
+    paths = [d / "summary.json" for d in run_dirs(results_dir, runs)]
     series = [
         (f"{s['run']} {stage}", res)
         for s in (load_json(p) for p in paths)
@@ -143,8 +143,8 @@ def rublimp_per_phenomenon(results_dir: Path) -> Plot:
     )
 
 
-def all_plots(results_dir: Path) -> list[Plot]:
-    return [loss_vs_tokens(results_dir), rublimp_per_phenomenon(results_dir)]
+def all_plots(results_dir: Path, runs: list[str]) -> list[Plot]:
+    return [loss_vs_tokens(results_dir, runs), rublimp_per_phenomenon(results_dir, runs)]
 
 
 def style() -> Any:

@@ -57,22 +57,11 @@ def load_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def run_dirs(results_dir: Path) -> list[Path]:
-    """Run directories ``results/<run>/`` (those holding a summary or curves file), sorted by name."""
-    runs = (
-        sorted(
-            d
-            for d in results_dir.iterdir()
-            if d.is_dir()
-            and d.name != "published"
-            and any((d / f).exists() for f in ("summary.json", "curves.json"))
-        )
-        if results_dir.is_dir()
-        else []
-    )
+def run_dirs(results_dir: Path, runs: list[str]) -> list[Path]:
+    """The folders ``results/<run>/`` of the paper's runs (``paper.runs``), in the listed order."""
     if not runs:
-        raise missing(results_dir / "<run>" / "summary.json")
-    return runs
+        raise UserError("paper.runs is empty: list the runs whose results make the paper, e.g. [mini]")
+    return [results_dir / run for run in runs]
 
 
 def rel(path: Path, results_dir: Path) -> str:
@@ -196,11 +185,11 @@ def architecture_table(results_dir: Path) -> Table:
     )
 
 
-def mini_results_table(results_dir: Path) -> Table:
+def mini_results_table(results_dir: Path, runs: list[str]) -> Table:
     """Every run's perplexity, bits per byte and RuBLiMP mean, with the published perplexities below."""
     pub_path = results_dir / "published" / "perplexity.csv"
     rows, notes, sources = [], [], []
-    for run_dir in run_dirs(results_dir):
+    for run_dir in run_dirs(results_dir, runs):
         path = run_dir / "summary.json"
         summary = load_json(path)
         sources.append(rel(path, results_dir))
@@ -266,5 +255,5 @@ def mini_results_table(results_dir: Path) -> Table:
     )
 
 
-def all_tables(results_dir: Path) -> list[Table]:
-    return [architecture_table(results_dir), mini_results_table(results_dir)]
+def all_tables(results_dir: Path, runs: list[str]) -> list[Table]:
+    return [architecture_table(results_dir), mini_results_table(results_dir, runs)]

@@ -1,0 +1,404 @@
+"""Typed configs (registered with Hydra's ConfigStore) and every check that runs before any work.
+
+Hydra merges the YAML groups of ``conf/`` onto these dataclasses, so a wrong type or a misspelt key fails at
+composition. ``check_config`` then checks ranges, relations and choices (pure: no files, no machine), and
+``check_machine`` what the run needs from this machine: the accelerator, writable output folders, every
+manifest file the run will read (resolved and checked against its sha256), and results of another config.
+Each failure is one ``UserError`` naming the key or file, the value and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from reproduce.errors import UserError
+
+# ------------------------------------------------------------------------------------------------ schemas
+
+
+@dataclass
+class DataConfig:
+    manifest: str = MISSING  # TSV of (path, sha256, url); relative: working directory, then conf/
+    mirror: str | None = None  # local copy laid out like the manifest's paths; null: ../shared/data if present
+    cache_dir: str = "~/.cache/rugpt3-reproduce"
+    allow_download: bool = True
+    split_seed: int = 1234
+    validation_fraction: float = MISSING
+    test_fraction: float = MISSING
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = MISSING  # bbpe (trained on the train split) | released (a manifest's vocab.json + merges.txt)
+    vocab_size: int = MISSING  # bbpe: ids to train; released: the vocabulary's size (checked when loaded)
+    min_frequency: int = 2  # bbpe: a merge must occur at least this often
+    manifest: str | None = None  # released: vocab.json and merges.txt
+
+
+@dataclass
+class ModelConfig:
+    n_layer: int = MISSING
+    n_embd: int = MISSING
+    n_head: int = MISSING
+    n_positions: int = MISSING
+    vocab_size: int = MISSING  # at least the tokenizer's size
+    activation_function: str = "gelu_new"
+    resid_pdrop: float = 0.0
+    embd_pdrop: float = 0.0
+    attn_pdrop: float = 0.0
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    attn_implementation: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    lr: float = MISSING
+    min_lr: float = MISSING
+    warmup_fraction: float = MISSING
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0
+
+
+@dataclass
+class StageConfig:
+    context: int = MISSING
+    epochs: float = MISSING
+    batch_size: int = MISSING
+    micro_batch_size: int = MISSING
+    init_from: str | None = None
+    data_seed: int | None = None  # null: the run's seed
+    validation_windows: int = 64
+    validate_every_steps: int = 200
+    record_every_steps: int = 10
+    print_every_s: float = 20.0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "bf16-mixed"
+    enable_progress_bar: bool = False
+    args: dict[str, Any] = field(default_factory=dict)  # any other Lightning Trainer argument
+
+
+@dataclass
+class PerplexityConfig:
+    contexts: list[int] = MISSING
+    max_tokens: int | None = None
+    batch_size: int = 32
+
+
+@dataclass
+class RublimpConfig:
+    manifest: str = MISSING
+    stages: list[str] = MISSING
+    batch_size: int = 64
+    dtype: str = "float32"
+    limit: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    rublimp: RublimpConfig = field(default_factory=RublimpConfig)
+
+
+@dataclass
+class PathsConfig:
+    results: str = "results"  # results/<run_name>/ (committed); results/published/, results/architectures.json
+    runs: str = "runs"  # runs/<run_name>/: tokenizer, shards, models, log (not committed)
+    paper: str = "paper"  # tables and figures
+
+
+@dataclass
+class PaperConfig:
+    runs: list[str] = field(default_factory=lambda: ["mini"])
+
+
+@dataclass
+class PaperCommandConfig:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    verbose: bool = False
+
+
+@dataclass
+class RecipeConfig:
+    run_name: str = "mini"
+    seed: int = 1234
+    overwrite: bool = False
+    verbose: bool = False
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stages: dict[str, StageConfig] = field(default_factory=dict)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.paths.results) / self.run_name
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.paths.runs) / self.run_name
+
+    @property
+    def world_size(self) -> int:
+        return self.trainer.devices * self.trainer.num_nodes
+
+
+ConfigStore.instance().store(name="recipe_schema", node=RecipeConfig)
+ConfigStore.instance().store(name="paper_schema", node=PaperCommandConfig)
+
+# Which keys each step reads; a step's results are valid only for the values it read (results/<run>/config.yaml).
+STEP_KEYS = {"prepare": ("data", "tokenizer"), "train": ("seed", "model", "stages", "trainer"), "eval": ("eval",)}
+STEPS = tuple(STEP_KEYS)
+# Keys that change where inputs come from or what is printed, never a result.
+NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "trainer.enable_progress_bar",
+                   "stages.*.print_every_s")
+
+# ------------------------------------------------------------------------------------------------ choices
+# Kept here so that checking needs no heavy import; tests/test_config.py checks each against its library.
+
+PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true", "32", "16", "64", "bf16",
+              "transformer-engine", "transformer-engine-float16")  # Lightning's _PRECISION_INPUT
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")  # Lightning's AcceleratorRegistry, plus gpu and auto
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameters_true", "fsdp", "fsdp_cpu_offload",
+              "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3", "single_device")
+ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
+ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+TOKENIZER_KINDS = ("bbpe", "released")
+EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
+BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
+MAX_SHARD_VOCAB = 65_536  # token shards store uint16 ids
+# Lightning Trainer's arguments (its __init__ signature).
+TRAINER_ARGS = ("accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks", "fast_dev_run",
+                "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches",
+                "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
+                "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps", "log_every_n_steps",
+                "enable_checkpointing", "enable_progress_bar", "enable_model_summary", "accumulate_grad_batches",
+                "gradient_clip_val", "gradient_clip_algorithm", "deterministic", "benchmark", "inference_mode",
+                "use_distributed_sampler", "profiler", "detect_anomaly", "barebones", "plugins", "sync_batchnorm",
+                "reload_dataloaders_every_n_epochs", "default_root_dir")
+# Trainer arguments that a stage derives from its own config; setting them under trainer.args is an error.
+DERIVED_TRAINER_ARGS = ("max_steps", "max_epochs", "accumulate_grad_batches", "gradient_clip_val",
+                        "use_distributed_sampler", "callbacks", "val_check_interval", "check_val_every_n_epoch",
+                        "num_sanity_val_steps", "accelerator", "devices", "num_nodes", "strategy", "precision")
+
+# ------------------------------------------------------------------------------------------ pure checks
+
+
+def _fail(key: str, value: Any, problem: str) -> UserError:
+    return UserError(f"{key}={value!r}: {problem}")
+
+
+def _positive(key: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
+        raise _fail(key, value, "must be a positive number" + (" or null" if allow_none else ""))
+
+
+def _within(key: str, value: float, low: float, high: float, closed_low: bool = False) -> None:
+    ok = (low <= value if closed_low else low < value) and value < high
+    if not ok:
+        raise _fail(key, value, f"must lie in {'[' if closed_low else '('}{low}, {high})")
+
+
+def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise _fail(key, value, f"choose one of {', '.join(map(str, allowed))}")
+
+
+def _check_data(cfg: RecipeConfig) -> None:
+    d = cfg.data
+    _within("data.validation_fraction", d.validation_fraction, 0, 1)
+    _within("data.test_fraction", d.test_fraction, 0, 1)
+    if d.validation_fraction + d.test_fraction >= 1:
+        raise _fail("data.test_fraction", d.test_fraction,
+                    f"with data.validation_fraction={d.validation_fraction} it leaves nothing to train on")
+
+
+def _check_tokenizer(cfg: RecipeConfig) -> None:
+    t = cfg.tokenizer
+    _choice("tokenizer.kind", t.kind, TOKENIZER_KINDS)
+    if not BYTE_SYMBOLS_AND_SPECIALS < t.vocab_size <= MAX_SHARD_VOCAB:
+        raise _fail("tokenizer.vocab_size", t.vocab_size,
+                    f"must be above {BYTE_SYMBOLS_AND_SPECIALS} (bytes and special tokens) and at most "
+                    f"{MAX_SHARD_VOCAB:,} (uint16 token shards)")
+    if t.kind == "bbpe":
+        _positive("tokenizer.min_frequency", t.min_frequency)
+    elif not t.manifest:
+        raise _fail("tokenizer.manifest", t.manifest, "a released tokenizer needs a manifest of vocab.json and "
+                    "merges.txt (e.g. tokenizer=rugpt3)")
+
+
+def _check_model(cfg: RecipeConfig) -> None:
+    m = cfg.model
+    for key in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "layer_norm_epsilon",
+                "initializer_range"):
+        _positive(f"model.{key}", getattr(m, key))
+    if m.n_embd % m.n_head:
+        raise _fail("model.n_head", m.n_head, f"must divide model.n_embd={m.n_embd}")
+    if m.vocab_size < cfg.tokenizer.vocab_size:
+        raise _fail("model.vocab_size", m.vocab_size,
+                    f"is smaller than tokenizer.vocab_size={cfg.tokenizer.vocab_size}; the model needs a row per id")
+    for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        _within(f"model.{key}", getattr(m, key), 0, 1, closed_low=True)
+    _choice("model.activation_function", m.activation_function, ACTIVATIONS)
+    if m.attn_implementation is not None:
+        _choice("model.attn_implementation", m.attn_implementation, ATTENTION)
+
+
+def _check_optim(key: str, o: OptimConfig) -> None:
+    _positive(f"{key}.lr", o.lr)
+    if not 0 <= o.min_lr <= o.lr:
+        raise _fail(f"{key}.min_lr", o.min_lr, f"must lie in [0, {key}.lr={o.lr}]")
+    _within(f"{key}.warmup_fraction", o.warmup_fraction, 0, 1, closed_low=True)
+    if not o.weight_decay >= 0:
+        raise _fail(f"{key}.weight_decay", o.weight_decay, "must be at least 0")
+    if len(o.betas) != 2:
+        raise _fail(f"{key}.betas", list(o.betas), "give two values, e.g. [0.9,0.95]")
+    for i, beta in enumerate(o.betas):
+        _within(f"{key}.betas[{i}]", beta, 0, 1, closed_low=True)
+    _positive(f"{key}.eps", o.eps)
+    _positive(f"{key}.grad_clip", o.grad_clip, allow_none=True)
+
+
+def _check_stages(cfg: RecipeConfig) -> None:
+    if not cfg.stages:
+        raise UserError("stages: no stage to train; choose a stage group (e.g. stage=mini)")
+    earlier: list[str] = []
+    for name, s in cfg.stages.items():
+        key = f"stages.{name}"
+        for field_name in ("context", "epochs", "batch_size", "micro_batch_size", "validation_windows",
+                           "validate_every_steps", "record_every_steps", "print_every_s"):
+            _positive(f"{key}.{field_name}", getattr(s, field_name))
+        if s.context > cfg.model.n_positions:
+            raise _fail(f"{key}.context", s.context, f"exceeds model.n_positions={cfg.model.n_positions}")
+        if s.batch_size % (s.micro_batch_size * cfg.world_size):
+            raise _fail(f"{key}.batch_size", s.batch_size,
+                        f"is not a multiple of micro_batch_size x devices x nodes = {s.micro_batch_size} x "
+                        f"{cfg.trainer.devices} x {cfg.trainer.num_nodes}")
+        if s.init_from is not None and s.init_from not in earlier:
+            raise _fail(f"{key}.init_from", s.init_from, f"not an earlier stage ({', '.join(earlier) or 'none'})")
+        _check_optim(f"{key}.optim", s.optim)
+        earlier.append(name)
+
+
+def _check_trainer(cfg: RecipeConfig) -> None:
+    t = cfg.trainer
+    _choice("trainer.accelerator", t.accelerator, ACCELERATORS)
+    _positive("trainer.devices", t.devices)
+    _positive("trainer.num_nodes", t.num_nodes)
+    _choice("trainer.strategy", t.strategy, STRATEGIES)
+    _choice("trainer.precision", t.precision, PRECISIONS)
+    for name, value in sorted(t.args.items()):
+        if name in DERIVED_TRAINER_ARGS:
+            raise _fail(f"trainer.args.{name}", value, "is set by each stage or by a trainer key; remove it")
+        if name not in TRAINER_ARGS:
+            raise _fail(f"trainer.args.{name}", value, "not an argument of Lightning's Trainer")
+
+
+def _check_eval(cfg: RecipeConfig) -> None:
+    p, r = cfg.eval.perplexity, cfg.eval.rublimp
+    if not p.contexts:
+        raise _fail("eval.perplexity.contexts", list(p.contexts), "give at least one context")
+    largest = max(p.contexts)
+    for context in p.contexts:
+        _positive("eval.perplexity.contexts", context)
+        if largest % context or context > cfg.model.n_positions:
+            raise _fail("eval.perplexity.contexts", list(p.contexts), f"each must divide the largest and be at "
+                        f"most model.n_positions={cfg.model.n_positions}")
+    if p.max_tokens is not None and p.max_tokens < largest:
+        raise _fail("eval.perplexity.max_tokens", p.max_tokens,
+                    f"scores fewer tokens than one block of the largest context ({largest}); raise it or use null")
+    _positive("eval.perplexity.batch_size", p.batch_size)
+    for name in r.stages:
+        if name not in cfg.stages:
+            raise _fail("eval.rublimp.stages", list(r.stages), f"no stage {name!r}; stages are {list(cfg.stages)}")
+    _positive("eval.rublimp.batch_size", r.batch_size)
+    _choice("eval.rublimp.dtype", r.dtype, EVAL_DTYPES)
+    _positive("eval.rublimp.limit", r.limit, allow_none=True)
+
+
+def _check_run_name(name: str) -> None:
+    if not name or name in (".", "..", "published") or "/" in name or "\\" in name:
+        raise _fail("run_name", name, "give a plain folder name (not 'published', no slashes)")
+
+
+def check_config(cfg: RecipeConfig) -> None:
+    """Types are checked by the schema; here ranges, relations and choices. Reads no file."""
+    _check_run_name(cfg.run_name)
+    _check_data(cfg)
+    _check_tokenizer(cfg)
+    _check_model(cfg)
+    _check_trainer(cfg)
+    _check_stages(cfg)
+    _check_eval(cfg)
+    if not cfg.paper.runs:
+        raise _fail("paper.runs", list(cfg.paper.runs), "list at least one run (e.g. [mini])")
+
+
+def check_paper_config(cfg: PaperCommandConfig) -> None:
+    if not cfg.paper.runs:
+        raise _fail("paper.runs", list(cfg.paper.runs), "list at least one run (e.g. [mini])")
+    for name in cfg.paper.runs:
+        _check_run_name(name)
+    check_writable("paths.paper", Path(cfg.paths.paper))
+
+
+# ---------------------------------------------------------------------------------------- machine checks
+
+
+def check_accelerator(trainer: TrainerConfig) -> None:
+    """The accelerator exists here and has the devices asked for (imports torch only for a non-CPU run)."""
+    if trainer.accelerator in ("cpu", "auto"):
+        return
+    import torch
+
+    if trainer.accelerator in ("gpu", "cuda"):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if found == 0:
+            raise _fail("trainer.accelerator", trainer.accelerator,
+                        "no CUDA GPU on this machine; use trainer=cpu, or run on a GPU machine")
+        if trainer.devices > found:
+            raise _fail("trainer.devices", trainer.devices, f"this machine has {found} GPU(s); lower it")
+    elif trainer.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise _fail("trainer.accelerator", "mps", "MPS is not available here; use trainer=cpu")
+    elif trainer.accelerator == "tpu":
+        raise _fail("trainer.accelerator", "tpu", "TPUs are not supported by this package; use gpu or cpu")
+
+
+def check_writable(key: str, path: Path) -> None:
+    """``path`` exists as a writable folder or can be created; probes with a temporary file, creates nothing."""
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{key}: {path} cannot be created, {existing} is a file; choose another folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=existing)
+    except OSError as exc:
+        raise UserError(f"{key}: {existing} is not writable ({exc.strerror}); choose another folder or fix its "
+                        "permissions") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -1,0 +1,32 @@
+"""results/architectures.json: every conf/model config as the recipe composes it, with its exact parameter count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reproduce.io import read_json, write_json
+from reproduce.model import gpt2_config, parameter_count
+from reproduce.paths import CONF_DIR
+from reproduce.preflight import compose_config
+from reproduce.results import package_metadata
+
+FIELDS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+
+
+def architectures() -> dict[str, dict[str, Any]]:
+    """Each ``model=<name>`` composed with the recipe's defaults (a null-free vocabulary: the tokenizer's)."""
+    models = {}
+    for path in sorted((CONF_DIR / "model").glob("*.yaml")):
+        config = gpt2_config(compose_config("reproduce", [f"model={path.stem}"]).model, 0, 0)
+        models[path.stem] = {key: getattr(config, key) for key in FIELDS} | {"parameters": parameter_count(config)}
+    return models
+
+
+def write_architectures(path: Path) -> None:
+    """Write the table's source only when an architecture changed, so a rebuild leaves results/ untouched."""
+    models = architectures()
+    if path.is_file() and read_json(path).get("models") == models:
+        return
+    write_json(path, {"meta": {**package_metadata(), "source": "conf/model/*.yaml, composed by conf/reproduce.yaml"},
+                      "models": models})

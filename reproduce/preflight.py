@@ -1,0 +1,114 @@
+"""Compose a command's config and check everything it needs before any work: seconds, nothing written.
+
+Composition errors (a wrong type, a misspelt key, an unknown group option) and every failed check become
+one ``UserError`` line; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from reproduce.config import (
+    STEPS,
+    PaperCommandConfig,
+    RecipeConfig,
+    TokenizerConfig,
+    check_accelerator,
+    check_config,
+    check_paper_config,
+    check_writable,
+)
+from reproduce.data.manifest import Resolver, make_resolver, read_manifest
+from reproduce.errors import UserError
+from reproduce.paths import CONF_DIR, config_file
+from reproduce.results import check_record, require_step
+
+# The steps each run command performs; `paper` is a command of its own.
+COMMAND_STEPS = {"run": STEPS, "prepare": ("prepare",), "train": ("train",), "eval": ("eval",)}
+_OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception and its causes as one line, without OmegaConf's key/type trailer lines."""
+    parts: list[str] = []
+    while exc is not None:
+        lines = [line.strip() for line in str(exc).splitlines()]
+        text = " ".join(line for line in lines if line and not line.startswith(_OMEGACONF_TRAILER))
+        text = text.split(" Config search path:")[0]  # Hydra's list of where it looked
+        if text and text not in parts:
+            parts.append(text)
+        exc = exc.__cause__
+    return ": ".join(parts)
+
+
+def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
+    """The typed config of an entry config (conf/<config_name>.yaml) with Hydra overrides."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(one_line(exc)) from None
+
+
+def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:
+    needed = []
+    if "prepare" in steps:
+        needed.append(cfg.data.manifest)
+        if cfg.tokenizer.kind == "released":
+            needed.append(cfg.tokenizer.manifest)
+    if "eval" in steps:
+        needed.append(cfg.eval.rublimp.manifest)
+    return needed
+
+
+def check_recipe(cfg: RecipeConfig, command: str) -> None:
+    """Every check of a run command, in order of cost; reads files, writes nothing."""
+    steps = COMMAND_STEPS[command]
+    check_config(cfg)
+    if "prepare" not in steps or len(steps) > 1:
+        check_accelerator(cfg.trainer)
+    check_writable("paths.results", cfg.results_dir)
+    check_writable("paths.runs", cfg.work_dir)
+    if command == "run" and cfg.run_name in cfg.paper.runs:
+        check_writable("paths.paper", Path(cfg.paths.paper))
+    earlier = STEPS[: STEPS.index(steps[0])]
+    check_record(cfg, earlier + steps)
+    for step in earlier:
+        require_step(cfg, step, command)
+    resolver = make_resolver(cfg.data)
+    for manifest in manifests_needed(cfg, steps):
+        for entry in read_manifest(config_file(manifest)):
+            resolver.resolve(entry)
+    if "prepare" in steps and cfg.tokenizer.kind == "released":
+        check_released_vocabulary(cfg.tokenizer, resolver)
+
+
+def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:
+    """The manifest lists vocab.json and merges.txt, and the vocabulary has ``tokenizer.vocab_size`` entries."""
+    files = {Path(e.path).name: e for e in read_manifest(config_file(tok.manifest))}
+    missing = sorted({"vocab.json", "merges.txt"} - set(files))
+    if missing:
+        raise UserError(f"tokenizer.manifest={tok.manifest!r}: lists no {' and no '.join(missing)}")
+    path = resolver.resolve(files["vocab.json"])
+    try:
+        size = len(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a vocab.json ({exc}); fix tokenizer.manifest") from None
+    if size != tok.vocab_size:
+        raise UserError(f"tokenizer.vocab_size={tok.vocab_size}: {path} has {size} entries; set it to that")
+
+
+def load(command: str, config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
+    """Compose and check a command's config; raises ``UserError`` on the first problem."""
+    cfg = compose_config(config_name, overrides)
+    if isinstance(cfg, PaperCommandConfig):
+        check_paper_config(cfg)
+    else:
+        check_recipe(cfg, command)
+    return cfg

@@ -1,0 +1,101 @@
+"""A table of settings that cannot run, each with the key or file its one-line error must name.
+
+Shared by tests/test_bad_settings.py (exit code 2, message, no traceback, no files) and bench/fail_fast.py
+(seconds to fail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reproduce.paths import CONF_DIR
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: list[str]  # command-line arguments after `reproduce`
+    message: str  # must appear in the error line
+    needs_no_gpu: bool = False  # the setting is only wrong on a machine without a CUDA GPU
+
+
+SETTINGS = [
+    Case("epochs not a number", ["stages.stage1.epochs=abc"], "stages.stage1.epochs=abc"),
+    Case("micro-batch 0", ["stages.stage1.micro_batch_size=0"], "stages.stage1.micro_batch_size=0: must be a positive"),
+    Case("context 0", ["stages.stage1.context=0"], "stages.stage1.context=0: must be a positive"),
+    Case("negative context", ["stages.stage1.context=-32"], "stages.stage1.context=-32: must be a positive"),
+    Case("batch 0", ["stages.stage1.batch_size=0"], "stages.stage1.batch_size=0: must be a positive"),
+    Case("negative batch", ["stages.stage1.batch_size=-16"], "stages.stage1.batch_size=-16: must be a positive"),
+    Case("batch not a multiple", ["stages.stage1.batch_size=30"], "stages.stage1.batch_size=30: is not a multiple"),
+    Case("learning rate 0", ["stages.stage1.optim.lr=0"], "stages.stage1.optim.lr=0.0: must be a positive"),
+    Case("negative learning rate", ["stages.stage1.optim.lr=-1"], "stages.stage1.optim.lr=-1.0: must be a positive"),
+    Case("min_lr above lr", ["stages.stage2.optim.min_lr=0.1"], "stages.stage2.optim.min_lr=0.1: must lie in [0"),
+    Case("warmup fraction 2", ["stages.stage1.optim.warmup_fraction=2"], "warmup_fraction=2.0: must lie in [0, 1)"),
+    Case("one beta", ["stages.stage1.optim.betas=[0.9]"], "stages.stage1.optim.betas=[0.9]: give two values"),
+    Case("beta of 1", ["stages.stage1.optim.betas=[0.9,1.0]"], "stages.stage1.optim.betas[1]=1.0"),
+    Case("record every 0 steps", ["stages.stage1.record_every_steps=0"], "stages.stage1.record_every_steps=0"),
+    Case("init from a later stage", ["stages.stage1.init_from=stage2"], "stages.stage1.init_from='stage2'"),
+    Case("context above positions", ["stages.stage2.context=512"],
+         "stages.stage2.context=512: exceeds model.n_positions=256"),
+    Case("heads do not divide", ["model.n_head=3"], "model.n_head=3: must divide model.n_embd=256"),
+    Case("no layers", ["model.n_layer=0"], "model.n_layer=0: must be a positive"),
+    Case("unknown activation", ["model.activation_function=swiglu"], "model.activation_function='swiglu'"),
+    Case("model vocabulary below the tokenizer's", ["model.vocab_size=1000"], "model.vocab_size=1000"),
+    Case("tokenizer too small", ["tokenizer.vocab_size=100"], "tokenizer.vocab_size=100"),
+    Case("tokenizer kind", ["tokenizer.kind=sentencepiece"], "tokenizer.kind='sentencepiece': choose one of bbpe"),
+    Case("released vocabulary size", ["tokenizer=rugpt3", "tokenizer.vocab_size=50000"],
+         "tokenizer.vocab_size=50000: "),
+    Case("precision fp8", ["trainer.precision=fp8"], "trainer.precision='fp8': choose one of bf16-mixed"),
+    Case("unknown accelerator", ["trainer.accelerator=quantum"], "trainer.accelerator='quantum': choose one of"),
+    Case("no devices", ["trainer.devices=0"], "trainer.devices=0: must be a positive"),
+    Case("derived Trainer argument", ["+trainer.args.max_steps=5"], "trainer.args.max_steps=5: is set by each stage"),
+    Case("unknown Trainer argument", ["+trainer.args.max_stepz=5"], "trainer.args.max_stepz=5: not an argument"),
+    Case("GPU recipe without a GPU", ["experiment=rugpt3_small_paper"], "trainer.accelerator='gpu': no CUDA GPU",
+         needs_no_gpu=True),
+    Case("validation fraction 0", ["data.validation_fraction=0"], "data.validation_fraction=0.0: must lie in (0, 1)"),
+    Case("test fraction 1.5", ["data.test_fraction=1.5"], "data.test_fraction=1.5: must lie in (0, 1)"),
+    Case("held-out fractions leave nothing", ["data.validation_fraction=0.5", "data.test_fraction=0.5"],
+         "leaves nothing to train on"),
+    Case("perplexity max_tokens 0", ["eval.perplexity.max_tokens=0"], "eval.perplexity.max_tokens=0"),
+    Case("eval contexts do not divide", ["eval.perplexity.contexts=[96,256]"], "eval.perplexity.contexts=[96, 256]"),
+    Case("RuBLiMP limit 0", ["eval.rublimp.limit=0"], "eval.rublimp.limit=0: must be a positive"),
+    Case("RuBLiMP of an unknown stage", ["eval.rublimp.stages=[stage9]"], "eval.rublimp.stages=['stage9']"),
+    Case("RuBLiMP dtype", ["eval.rublimp.dtype=fp4"], "eval.rublimp.dtype='fp4': choose one of"),
+    Case("unknown model", ["model=rugpt3_huge"], "Could not find 'model/rugpt3_huge'"),
+    Case("misspelt key", ["stages.stage1.contxt=64"], "stages.stage1.contxt"),
+    Case("run name with a slash", ["run_name=a/b"], "run_name='a/b'"),
+    Case("no paper runs", ["paper.runs=[]"], "paper.runs=[]"),
+    Case("unknown command", ["trian"], "unknown command 'trian'"),
+    Case("paper of no runs", ["paper", "paper.runs=[]"], "paper.runs=[]"),
+    Case("train with nothing prepared", ["train"], "no prepare output for this config; run `reproduce prepare`"),
+    Case("eval with nothing trained", ["eval"], "no prepare output for this config"),
+]
+
+
+def file_settings(tmp: Path) -> list[Case]:
+    """Bad inputs on disk: manifests, a corrupt evaluation file, an output folder that cannot be created."""
+    lines = (CONF_DIR / "manifests" / "rublimp.tsv").read_text(encoding="utf-8").splitlines()
+    header = [line for line in lines if line.startswith(("#", "path\t"))]
+    first = next(line for line in lines if line.startswith("eval/rublimp/add_new_suffix.csv\t"))
+    path, sha, url = first.split("\t")
+    manifests = {
+        "missing_column.tsv": f"{path}\t{sha}",
+        "empty_sha256.tsv": f"{path}\t\t{url}",
+        "corrupt_rublimp.tsv": f"{path}\t{'0' * 64}\t{url}",  # the mirror's file no longer matches its sha256
+    }
+    for name, row in manifests.items():
+        (tmp / name).write_text("\n".join([*header, row]) + "\n", encoding="utf-8")
+    (tmp / "a_file").write_text("not a folder\n", encoding="utf-8")
+    return [
+        Case("missing manifest", [f"data.manifest={tmp / 'absent.tsv'}"], "absent.tsv not found"),
+        Case("manifest row missing a column", [f"data.manifest={tmp / 'missing_column.tsv'}"],
+             "missing_column.tsv line 5: 2 tab-separated columns, expected 3"),
+        Case("manifest row with an empty sha256", [f"data.manifest={tmp / 'empty_sha256.tsv'}"],
+             "empty_sha256.tsv line 5: sha256 '' is not 64 hex digits"),
+        Case("corrupt RuBLiMP file", [f"eval.rublimp.manifest={tmp / 'corrupt_rublimp.tsv'}"],
+             "add_new_suffix.csv: sha256 8103d5659c73… does not match the manifest's 000000000000…"),
+        Case("results folder under a file", [f"paths.results={tmp / 'a_file' / 'results'}"],
+             "paths.results: "),
+        Case("paper folder under a file", ["paper", f"paths.paper={tmp / 'a_file' / 'paper'}"], "paths.paper: "),
+    ]

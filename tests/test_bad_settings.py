@@ -1,0 +1,62 @@
+"""Every bad setting fails through the console script before any work: exit code 2, one line naming the key or
+file, no traceback, and no new file anywhere under the working directory (results/, runs/, paper/)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.bad_settings import SETTINGS, Case, file_settings
+
+REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bad_settings")
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _fails_cleanly(case: Case, cwd: Path) -> None:
+    if case.needs_no_gpu and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the setting is valid here")
+    before = _files(cwd)
+    out = subprocess.run([REPRODUCE, *case.args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "REPRODUCE_CACHE": str(cwd / "cache")})
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
+    assert case.message in lines[0], lines[0]
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert _files(cwd) == before  # nothing created: no results/, runs/, paper/, cache or temporary file
+
+
+@pytest.mark.parametrize("case", SETTINGS, ids=[c.name for c in SETTINGS])
+def test_bad_setting_fails_before_any_work(case: Case, workdir: Path) -> None:
+    _fails_cleanly(case, workdir)
+
+
+def test_bad_files_fail_before_any_work(workdir: Path) -> None:
+    inputs = workdir / "inputs"
+    inputs.mkdir(exist_ok=True)
+    for case in file_settings(inputs):
+        _fails_cleanly(case, workdir)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_folder(workdir: Path) -> None:
+    locked = workdir / "locked"
+    locked.mkdir(exist_ok=True)
+    locked.chmod(0o555)
+    try:
+        _fails_cleanly(Case("read-only results", [f"paths.results={locked}"], "is not writable"), workdir)
+    finally:
+        locked.chmod(0o755)
