@@ -13,9 +13,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import hydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
 from reproduce.config import PaperCommandConfig, RecipeConfig
 from reproduce.errors import UserError
+from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
+from reproduce.preflight import COMMAND_STEPS, check_recipe, load, one_line
+from reproduce.results import remove_stale_temporaries, start_steps
 
 
 @dataclass(frozen=True)
@@ -74,13 +82,9 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
 
 def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
     """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps."""
-    from reproduce.logs import setup_logging, silence_progress_bars
-
     if not cfg.verbose:
         silence_progress_bars()
-    from reproduce import pipeline
-    from reproduce.preflight import COMMAND_STEPS
-    from reproduce.results import remove_stale_temporaries, start_steps
+    from reproduce import pipeline  # the libraries, once their progress bars are off
 
     paper_only = isinstance(cfg, PaperCommandConfig)
     setup_logging(None if paper_only else cfg.work_dir / "reproduce.log", cfg.verbose)
@@ -98,31 +102,33 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
 
 def sweep(overrides: list[str]) -> list[list[str]]:
     """Every combination of a basic sweep (``a=1,2 b=x,y``), as override lists."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from reproduce.preflight import one_line
-
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as exc:  # Hydra's parser raises its own exception types
+    except HydraException as exc:
         raise UserError(one_line(exc)) from None
     choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
                else [o.input_line] for o in parsed]
     return [list(combo) for combo in itertools.product(*choices)]
 
 
+def check_sweep(name: str, overrides: list[str]) -> None:
+    """Every job of a sweep passes the checks, and no two jobs share a run name, before the first job starts."""
+    owners: dict[str, list[str]] = {}
+    for combo in sweep(overrides):
+        cfg = load(name, COMMANDS[name].config_name, combo)
+        if isinstance(cfg, RecipeConfig):
+            if cfg.run_name in owners:
+                raise UserError(f"run_name={cfg.run_name!r} is shared by sweep jobs ({' '.join(owners[cfg.run_name])}"
+                                f" and {' '.join(combo)}); name runs after the swept keys, e.g. "
+                                "'run_name=lr${stages.stage1.optim.lr}'")
+            owners[cfg.run_name] = combo
+
+
 def run_hydra(name: str, args: list[str]) -> None:
     """Sweeps and Hydra's flags: hydra.main composes, launches, and calls ``execute`` for each job."""
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    from reproduce.preflight import check_recipe, load
-
     command = COMMANDS[name]
     if any(a in MULTIRUN for a in args):
-        overrides = [a for a in args if not a.startswith("-")]
-        for combo in sweep(overrides):
-            load(name, command.config_name, combo)
+        check_sweep(name, [a for a in args if not a.startswith("-")])
 
     def job(cfg: DictConfig) -> None:
         sys.argv = typed  # Lightning re-executes the command line as typed
@@ -153,8 +159,6 @@ def main(argv: list[str] | None = None) -> None:
         if any(a.startswith("-") for a in args):
             run_hydra(name, args)
             return
-        from reproduce.preflight import load
-
         execute(name, load(name, COMMANDS[name].config_name, args))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -354,16 +354,14 @@ def check_config(cfg: RecipeConfig) -> None:
     _check_trainer(cfg)
     _check_stages(cfg)
     _check_eval(cfg)
-    if not cfg.paper.runs:
-        raise _fail("paper.runs", list(cfg.paper.runs), "list at least one run (e.g. [mini])")
+    check_paper_runs(cfg.paper.runs)
 
 
-def check_paper_config(cfg: PaperCommandConfig) -> None:
-    if not cfg.paper.runs:
-        raise _fail("paper.runs", list(cfg.paper.runs), "list at least one run (e.g. [mini])")
-    for name in cfg.paper.runs:
+def check_paper_runs(runs: list[str]) -> None:
+    if not runs:
+        raise _fail("paper.runs", list(runs), "list at least one run (e.g. [mini])")
+    for name in runs:
         _check_run_name(name)
-    check_writable("paths.paper", Path(cfg.paths.paper))
 
 
 # ---------------------------------------------------------------------------------------- machine checks

@@ -25,7 +25,7 @@ from reproduce.paper.architectures import write_architectures
 from reproduce.paper.build import build_paper
 from reproduce.paths import config_file
 from reproduce.results import run_metadata
-from reproduce.train import StageResult, run_stage
+from reproduce.train import StageResult, run_stage, warn_if_bf16_is_emulated
 
 log = logging.getLogger("reproduce")
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -41,6 +41,7 @@ def prepare(cfg: RecipeConfig) -> PreparedData:
 def train(cfg: RecipeConfig, data: PreparedData | None = None) -> list[StageResult]:
     """Every stage in order; train.json and curves.json are rewritten after each one."""
     data = data or load_prepared(cfg.work_dir)
+    warn_if_bf16_is_emulated(cfg.trainer)
     done: list[StageResult] = []
     for name, stage in cfg.stages.items():
         init_dir = cfg.work_dir / "models" / stage.init_from if stage.init_from else None

@@ -17,15 +17,17 @@ from omegaconf.errors import OmegaConfBaseException
 from reproduce.config import (
     STEPS,
     PaperCommandConfig,
+    PathsConfig,
     RecipeConfig,
     TokenizerConfig,
     check_accelerator,
     check_config,
-    check_paper_config,
+    check_paper_runs,
     check_writable,
 )
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.errors import UserError
+from reproduce.paper.tables import PUBLISHED_FILES, RUN_FILES
 from reproduce.paths import CONF_DIR, config_file
 from reproduce.results import check_record, require_step
 
@@ -76,7 +78,7 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     check_writable("paths.results", cfg.results_dir)
     check_writable("paths.runs", cfg.work_dir)
     if command == "run" and cfg.run_name in cfg.paper.runs:
-        check_writable("paths.paper", Path(cfg.paths.paper))
+        check_paper_inputs(cfg.paths, [run for run in cfg.paper.runs if run != cfg.run_name])
     earlier = STEPS[: STEPS.index(steps[0])]
     check_record(cfg, earlier + steps)
     for step in earlier:
@@ -104,11 +106,26 @@ def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:
         raise UserError(f"tokenizer.vocab_size={tok.vocab_size}: {path} has {size} entries; set it to that")
 
 
+def check_paper_inputs(paths: PathsConfig, runs: list[str]) -> None:
+    """The published tables and the listed runs' results exist; results/ and paper/ can be written."""
+    results = Path(paths.results)
+    needed = [results / name for name in PUBLISHED_FILES]
+    needed += [results / run / name for run in runs for name in RUN_FILES]
+    for path in needed:
+        if not path.is_file():
+            what = ("copy results/published/ from the repository into paths.results" if "published" in path.parts
+                    else f"run `reproduce run_name={path.parent.name}` first, or leave it out of paper.runs")
+            raise UserError(f"{path} not found: {what}")
+    check_writable("paths.results", results)  # results/architectures.json
+    check_writable("paths.paper", Path(paths.paper))
+
+
 def load(command: str, config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
     """Compose and check a command's config; raises ``UserError`` on the first problem."""
     cfg = compose_config(config_name, overrides)
     if isinstance(cfg, PaperCommandConfig):
-        check_paper_config(cfg)
+        check_paper_runs(cfg.paper.runs)
+        check_paper_inputs(cfg.paths, cfg.paper.runs)
     else:
         check_recipe(cfg, command)
     return cfg

@@ -151,12 +151,17 @@ def check_record(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
 
 
 def require_step(cfg: RecipeConfig, step: str, command: str) -> None:
-    """The artifacts of an earlier ``step`` exist in runs/<run>/ for this config (for a command run on its own)."""
+    """What an earlier ``step`` wrote exists for this config (checked when a later command runs on its own)."""
     record = read_record(cfg.work_dir)
-    missing = [name for name in STEP_ARTIFACTS[step] if not (cfg.work_dir / name).exists()]
+    needed = [cfg.results_dir / name for name in STEP_RESULTS[step] if "*" not in name]
+    needed += [cfg.work_dir / name for name in STEP_ARTIFACTS[step]]
+    if step == "train":
+        needed += [cfg.work_dir / "models" / name / "model.safetensors" for name in cfg.stages]
+    missing = [path for path in needed if not path.exists()]
     if missing or not all(key in record for key in STEP_KEYS[step]) or changed_steps(record, cfg, (step,)):
-        raise UserError(f"{cfg.work_dir}: no {step} output for this config; run `reproduce {step}` with the same "
-                        f"overrides before `reproduce {command}`")
+        found = f" ({missing[0]} is missing)" if missing else ""
+        raise UserError(f"{cfg.work_dir}: no {step} output for this config{found}; run `reproduce {step}` with the "
+                        f"same overrides before `reproduce {command}`")
 
 
 def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
@@ -177,7 +182,10 @@ def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
 
 
 def remove_stale_temporaries(*folders: Path) -> None:
-    """Temporary files and folders (``.*.tmp``) that a killed write left behind."""
+    """Temporary files and folders (``.*.tmp``) that a killed write left behind (by the first process only: in a
+    multi-process run the others start while it works)."""
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) != "0":
+        return
     for folder in folders:
         for path in sorted(folder.rglob(".*.tmp"), reverse=True) if folder.is_dir() else ():
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

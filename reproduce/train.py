@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,16 +10,19 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
 
-from reproduce.config import RecipeConfig, StageConfig
+from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
 from reproduce.data.prepare import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import UserError
 from reproduce.io import atomic_dir
 from reproduce.model import CausalLM, gpt2_config, parameter_count
 from reproduce.progress import ProgressAndCurves
+
+log = logging.getLogger("reproduce")
 
 
 @dataclass
@@ -54,6 +58,17 @@ class StageData(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.validation, batch_size=self.micro_batch)
+
+
+def warn_if_bf16_is_emulated(trainer: TrainerConfig) -> None:
+    """bf16 autocast on a CPU without native bf16 is emulated: it runs, but about 40x slower than fp32."""
+    on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    if on_cpu and trainer.precision.startswith("bf16") and not native:
+        log.warning(f"warning: trainer.precision={trainer.precision} on a CPU without native bf16 (AVX512-BF16 or "
+                    f"AMX; this one: {torch.backends.cpu.get_cpu_capability()}): autocast is emulated, about 40x "
+                    "slower than fp32 (a 2-core AVX2 EPYC: 107 against 4.4k tokens/s on the mini model); "
+                    "trainer.precision=32-true runs at full speed, with other digits than a bf16 run")
 
 
 def _evenly_spaced(n: int, k: int) -> list[int]:

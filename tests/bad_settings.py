@@ -6,10 +6,11 @@ Shared by tests/test_bad_settings.py (exit code 2, message, no traceback, no fil
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from reproduce.paths import CONF_DIR
+from reproduce.paths import CONF_DIR, SOURCE_ROOT
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,12 @@ SETTINGS = [
     Case("run name with a slash", ["run_name=a/b"], "run_name='a/b'"),
     Case("no paper runs", ["paper.runs=[]"], "paper.runs=[]"),
     Case("unknown command", ["trian"], "unknown command 'trian'"),
+    Case("sweep jobs sharing a run name", ["-m", "stages.stage1.optim.lr=1e-3,2e-3"], "is shared by sweep jobs"),
+    Case("one bad job in a sweep", ["-m", "stages.stage1.optim.lr=1e-3,-1", "run_name=lr${stages.stage1.optim.lr}"],
+         "stages.stage1.optim.lr=-1.0: must be a positive"),
     Case("paper of no runs", ["paper", "paper.runs=[]"], "paper.runs=[]"),
-    Case("train with nothing prepared", ["train"], "no prepare output for this config; run `reproduce prepare`"),
+    Case("train with nothing prepared", ["train"],
+         "no prepare output for this config (results/mini/data.json is missing)"),
     Case("eval with nothing trained", ["eval"], "no prepare output for this config"),
 ]
 
@@ -87,6 +92,11 @@ def file_settings(tmp: Path) -> list[Case]:
     for name, row in manifests.items():
         (tmp / name).write_text("\n".join([*header, row]) + "\n", encoding="utf-8")
     (tmp / "a_file").write_text("not a folder\n", encoding="utf-8")
+    results = tmp / "results"  # the published tables and a run's result files (their content is not read)
+    shutil.copytree(SOURCE_ROOT / "results" / "published", results / "published", dirs_exist_ok=True)
+    (results / "r").mkdir(exist_ok=True)
+    for name in ("summary.json", "curves.json"):
+        (results / "r" / name).write_text("{}\n", encoding="utf-8")
     return [
         Case("missing manifest", [f"data.manifest={tmp / 'absent.tsv'}"], "absent.tsv not found"),
         Case("manifest row missing a column", [f"data.manifest={tmp / 'missing_column.tsv'}"],
@@ -97,5 +107,10 @@ def file_settings(tmp: Path) -> list[Case]:
              "add_new_suffix.csv: sha256 8103d5659c73… does not match the manifest's 000000000000…"),
         Case("results folder under a file", [f"paths.results={tmp / 'a_file' / 'results'}"],
              "paths.results: "),
-        Case("paper folder under a file", ["paper", f"paths.paper={tmp / 'a_file' / 'paper'}"], "paths.paper: "),
+        Case("paper without the published tables", ["paper", f"paths.results={tmp}"],
+             "published/architectures.csv not found: copy results/published/"),
+        Case("paper of a run without results", ["paper", f"paths.results={results}", "paper.runs=[nosuch]"],
+             "nosuch/summary.json not found: run `reproduce run_name=nosuch` first"),
+        Case("paper folder under a file", ["paper", f"paths.results={results}", "paper.runs=[r]",
+                                           f"paths.paper={tmp / 'a_file' / 'paper'}"], "paths.paper: "),
     ]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import preflight
-from reproduce.config import ModelConfig, RecipeConfig
+from reproduce.config import ModelConfig
 from reproduce.paths import CONF_DIR, default_mirror
+from reproduce.preflight import compose_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -52,11 +52,6 @@ def micro_overrides(tmp: Path, run_name: str = "micro") -> list[str]:
         f"run_name={run_name}", f"paper.runs=[{run_name}]",
         f"paths.results={tmp / 'results'}", f"paths.runs={tmp / 'runs'}", f"paths.paper={tmp / 'paper'}",
     ]
-
-
-def compose_config(name: str, overrides: list[str]) -> RecipeConfig:
-    """The typed config of conf/<name>.yaml with overrides, as the CLI composes it."""
-    return preflight.compose_config(name, overrides)
 
 
 def tiny_model_config(vocab_size: int, n_positions: int) -> ModelConfig:

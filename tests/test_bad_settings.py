@@ -4,6 +4,7 @@ file, no traceback, and no new file anywhere under the working directory (result
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from reproduce.paths import SOURCE_ROOT
 from tests.bad_settings import SETTINGS, Case, file_settings
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
@@ -18,7 +20,10 @@ REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("bad_settings")
+    """A working folder laid out like the repository: results/published/ present, no run yet."""
+    root = tmp_path_factory.mktemp("bad_settings")
+    shutil.copytree(SOURCE_ROOT / "results" / "published", root / "results" / "published")
+    return root
 
 
 def _files(root: Path) -> set[str]:

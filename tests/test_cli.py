@@ -10,7 +10,7 @@ import pytest
 
 from reproduce.cli import COMMANDS
 from reproduce.config import RecipeConfig, check_config
-from tests.conftest import compose_config
+from reproduce.preflight import compose_config
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 

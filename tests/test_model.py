@@ -7,7 +7,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from reproduce.model import causal_lm_loss, gpt2_config, parameter_count, warmup_cosine
-from tests.conftest import compose_config
+from reproduce.preflight import compose_config
 
 # ../shared/PUBLISHED.md §2: n_layer, n_embd, n_head, n_positions, vocab_size, parameters (GPT-2 formula).
 PUBLISHED = {

@@ -9,7 +9,7 @@ import pytest
 
 from reproduce.errors import UserError
 from reproduce.io import read_json, write_json
-from reproduce.paper import build_paper
+from reproduce.paper.build import build_paper
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "published"
 OUTPUTS = [

@@ -10,7 +10,7 @@ from reproduce.config import DataConfig
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepare import build_tokenizer
 from reproduce.data.tokenizer import SPECIAL_TOKENS, train_bbpe
-from tests.conftest import compose_config
+from reproduce.preflight import compose_config
 
 SPECIALS = list(SPECIAL_TOKENS.values())  # <pad> <s> </s> <unk> <mask>
 

@@ -15,7 +15,7 @@ FIELDS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
 
 
 def architectures() -> dict[str, dict[str, Any]]:
-    """Each ``model=<name>`` composed with the recipe's defaults (a null-free vocabulary: the tokenizer's)."""
+    """Each ``model=<name>`` composed with the recipe's defaults (mini's vocabulary is the default tokenizer's)."""
     models = {}
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
         config = gpt2_config(compose_config("reproduce", [f"model={path.stem}"]).model, 0, 0)

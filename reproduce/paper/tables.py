@@ -14,6 +14,9 @@ from typing import Any
 from reproduce.errors import UserError
 from reproduce.io import read_json
 
+# What the paper reads: under results/, and in each listed run's folder results/<run>/.
+PUBLISHED_FILES = ("published/architectures.csv", "published/perplexity.csv")
+RUN_FILES = ("summary.json", "curves.json")
 DASH = "—"  # a cell with no counterpart
 NOT_REPORTED = "n/r"
 ARCH_FIELDS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "parameters")
@@ -149,7 +152,7 @@ def _int(value: Any) -> str:
 def architecture_table(results_dir: Path) -> Table:
     """Our configs' architecture beside the released checkpoints' ``config.json``."""
     ours_path = results_dir / "architectures.json"
-    pub_path = results_dir / "published" / "architectures.csv"
+    pub_path = results_dir / PUBLISHED_FILES[0]
     ours: dict[str, dict[str, Any]] = load_json(ours_path)["models"]
     published = {r["model"]: r for r in load_csv(pub_path)}
     by_name = {name.removeprefix("rugpt3_"): cfg for name, cfg in ours.items()}
@@ -187,7 +190,7 @@ def architecture_table(results_dir: Path) -> Table:
 
 def mini_results_table(results_dir: Path, runs: list[str]) -> Table:
     """Every run's perplexity, bits per byte and RuBLiMP mean, with the published perplexities below."""
-    pub_path = results_dir / "published" / "perplexity.csv"
+    pub_path = results_dir / PUBLISHED_FILES[1]
     rows, notes, sources = [], [], []
     for run_dir in run_dirs(results_dir, runs):
         path = run_dir / "summary.json"

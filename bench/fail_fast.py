@@ -1,0 +1,80 @@
+"""Seconds from `reproduce <bad setting>` to its one-line error (exit code 2), for every setting of the test table,
+side by side with the seconds a valid mini run spends before its first training step (the work a late error
+used to waste). Floor (issue 5): every bad setting fails within 5 s.
+
+    python bench/fail_fast.py [--out results/perf/fail_fast.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reproduce.paths import SOURCE_ROOT  # noqa: E402
+from tests.bad_settings import SETTINGS, file_settings  # noqa: E402
+
+FLOOR_S = 5.0
+REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+
+
+def seconds_to_fail(args: list[str], cwd: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return time.perf_counter() - started, out.returncode
+
+
+def seconds_to_first_step(cwd: Path) -> float:
+    """A valid mini run, stopped at its first training progress line."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([REPRODUCE, "run_name=fail_fast_probe", "stages.stage1.print_every_s=0.001"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith("[stage1] step"):
+            break
+    elapsed = time.perf_counter() - started
+    proc.kill()
+    proc.wait()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/perf/fail_fast.json"))
+    out_path = parser.parse_args().out.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)  # laid out like the repository: results/published/ present, no run yet
+        shutil.copytree(SOURCE_ROOT / "results" / "published", cwd / "results" / "published")
+        (cwd / "inputs").mkdir()
+        cases = [*SETTINGS, *file_settings(cwd / "inputs")]
+        rows = []
+        for case in cases:
+            seconds, code = seconds_to_fail(case.args, cwd)
+            rows.append({"setting": case.name, "seconds": round(seconds, 3), "exit_code": code})
+            print(f"{seconds:6.2f} s  exit {code}  {case.name}")
+        first_step = seconds_to_first_step(cwd)
+    slowest = max(r["seconds"] for r in rows)
+    all_two = all(r["exit_code"] == 2 for r in rows)
+    ok = slowest <= FLOOR_S and all_two
+    result = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+              "floor_s": FLOOR_S, "slowest_s": round(slowest, 3), "valid_run_first_step_s": round(first_step, 3),
+              "all_exit_code_2": all_two, "settings": rows}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"{len(rows)} bad settings: slowest {slowest:.2f} s (floor {FLOOR_S:.0f} s), all exit code 2: {all_two}; "
+          f"a valid mini run reaches its first step after {first_step:.1f} s")
+    print(f"ratio slowest failure / valid run's first step: {slowest / first_step:.3f}; "
+          f"slowest / floor: {slowest / FLOOR_S:.2f} [{'ok' if ok else 'MISSED'}]")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

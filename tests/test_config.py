@@ -1,0 +1,62 @@
+"""The typed schema and the checks: choice lists agree with their libraries, relations and sweeps are checked."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+
+import pytest
+import pytorch_lightning as pl
+from lightning_fabric.connector import _PRECISION_INPUT
+from pytorch_lightning.accelerators import AcceleratorRegistry
+from pytorch_lightning.strategies import StrategyRegistry
+from transformers.activations import ACT2FN
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from reproduce import config
+from reproduce.cli import sweep
+from reproduce.errors import UserError
+from reproduce.preflight import compose_config
+
+
+def _literal_values(annotation: object) -> set[str]:
+    return {str(v) for arg in typing.get_args(annotation) for v in typing.get_args(arg)}
+
+
+def test_choices_are_the_libraries_own() -> None:
+    assert set(config.PRECISIONS) == _literal_values(_PRECISION_INPUT)  # the int and str forms of 16/32/64 meet
+    assert set(config.ACCELERATORS) - {"gpu", "auto"} == set(AcceleratorRegistry.available_accelerators())
+    assert set(config.STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
+    assert set(config.ACTIVATIONS) <= set(ACT2FN)
+    assert set(config.ATTENTION) - {"eager"} <= set(ALL_ATTENTION_FUNCTIONS.keys())
+    trainer_args = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    assert set(config.TRAINER_ARGS) <= trainer_args and set(config.DERIVED_TRAINER_ARGS) <= trainer_args
+
+
+def test_mini_model_takes_the_tokenizers_vocabulary() -> None:
+    assert compose_config("reproduce", ["tokenizer.vocab_size=8192"]).model.vocab_size == 8192
+    assert compose_config("reproduce", ["tokenizer=rugpt3"]).model.vocab_size == 50257
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.devices=2", "stages.stage1.batch_size=16: is not a multiple of micro_batch_size x devices x nodes"),
+    ("trainer.num_nodes=3", "x 1 x 3"),
+    ("eval.perplexity.max_tokens=100", "scores fewer tokens than one block of the largest context (256)"),
+    ("data.test_fraction=0.995", "leaves nothing to train on"),
+    ("stages.stage2.optim.grad_clip=0", "stages.stage2.optim.grad_clip=0.0: must be a positive number or null"),
+    ("model.attn_pdrop=1", "model.attn_pdrop=1.0: must lie in [0, 1)"),
+])
+def test_relations_between_values_are_checked(override: str, message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        config.check_config(compose_config("reproduce", [override]))
+
+
+def test_null_where_allowed() -> None:
+    config.check_config(compose_config("reproduce", ["stages.stage2.optim.grad_clip=null", "eval.rublimp.limit=null",
+                                                     "eval.perplexity.max_tokens=null"]))
+
+
+def test_sweep_expands_every_combination() -> None:
+    assert sweep(["a=1,2", "b=x", "c=3,4"]) == [["a=1", "b=x", "c=3"], ["a=1", "b=x", "c=4"],
+                                                 ["a=2", "b=x", "c=3"], ["a=2", "b=x", "c=4"]]
