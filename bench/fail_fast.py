@@ -26,6 +26,16 @@ FLOOR_S = 5.0
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def seconds_to_fail(args: list[str], cwd: Path) -> tuple[float, int]:
     started = time.perf_counter()
     out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
@@ -64,7 +74,7 @@ def main() -> int:
     slowest = max(r["seconds"] for r in rows)
     all_two = all(r["exit_code"] == 2 for r in rows)
     ok = slowest <= FLOOR_S and all_two
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+    result = {"machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count()},
               "floor_s": FLOOR_S, "slowest_s": round(slowest, 3), "valid_run_first_step_s": round(first_step, 3),
               "all_exit_code_2": all_two, "settings": rows}
     out_path.parent.mkdir(parents=True, exist_ok=True)
