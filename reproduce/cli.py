@@ -19,7 +19,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from reproduce.config import PaperCommandConfig, RecipeConfig
-from reproduce.errors import UserError
+from reproduce.errors import Interrupted, UserError
 from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
 from reproduce.preflight import COMMAND_STEPS, check_recipe, load, one_line
@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

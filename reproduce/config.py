@@ -78,6 +78,8 @@ class StageConfig:
     micro_batch_size: int = MISSING
     init_from: str | None = None
     data_seed: int | None = None  # null: the run's seed
+    checkpoint_every_tokens: int | None = None  # null: a checkpoint at the stage's end only
+    keep_checkpoints: int = 2
     validation_windows: int = 64
     validate_every_steps: int = 200
     record_every_steps: int = 10
@@ -142,6 +144,7 @@ class RecipeConfig:
     run_name: str = "mini"
     seed: int = 1234
     overwrite: bool = False
+    resume: str = "auto"  # auto: reuse finished steps and stages, continue a stage from its last checkpoint
     verbose: bool = False
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -173,7 +176,8 @@ STEP_KEYS = {"prepare": ("data", "tokenizer"), "train": ("seed", "model", "stage
 STEPS = tuple(STEP_KEYS)
 # Keys that change where inputs come from or what is printed, never a result.
 NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "trainer.enable_progress_bar",
-                   "stages.*.print_every_s")
+                   "stages.*.print_every_s", "stages.*.checkpoint_every_tokens", "stages.*.keep_checkpoints")
+RESUME = ("auto", "never")
 
 # ------------------------------------------------------------------------------------------------ choices
 # Kept here so that checking needs no heavy import; tests/test_config.py checks each against its library.
@@ -290,8 +294,9 @@ def _check_stages(cfg: RecipeConfig) -> None:
     for name, s in cfg.stages.items():
         key = f"stages.{name}"
         for field_name in ("context", "epochs", "batch_size", "micro_batch_size", "validation_windows",
-                           "validate_every_steps", "record_every_steps", "print_every_s"):
+                           "validate_every_steps", "record_every_steps", "print_every_s", "keep_checkpoints"):
             _positive(f"{key}.{field_name}", getattr(s, field_name))
+        _positive(f"{key}.checkpoint_every_tokens", s.checkpoint_every_tokens, allow_none=True)
         if s.context > cfg.model.n_positions:
             raise _fail(f"{key}.context", s.context, f"exceeds model.n_positions={cfg.model.n_positions}")
         if s.batch_size % (s.micro_batch_size * cfg.world_size):
@@ -348,6 +353,7 @@ def _check_run_name(name: str) -> None:
 def check_config(cfg: RecipeConfig) -> None:
     """Types are checked by the schema; here ranges, relations and choices. Reads no file."""
     _check_run_name(cfg.run_name)
+    _choice("resume", cfg.resume, RESUME)
     _check_data(cfg)
     _check_tokenizer(cfg)
     _check_model(cfg)

@@ -44,6 +44,14 @@ def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+class NonFiniteLoss(Exception):
+    """A training loss of nan or inf; raised before the optimizer step, so no checkpoint holds its update."""
+
+    def __init__(self, value: float, step: int):
+        super().__init__(f"loss {value} at step {step}")
+        self.value, self.step = value, step
+
+
 class CausalLM(pl.LightningModule):
     """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``."""
 
@@ -54,7 +62,10 @@ class CausalLM(pl.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = causal_lm_loss(self.model, batch)
-        self.loss_window.append(loss.item())
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(value, self.global_step)
+        self.loss_window.append(value)
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

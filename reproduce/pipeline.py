@@ -24,32 +24,58 @@ from reproduce.io import read_json, write_json
 from reproduce.paper.architectures import write_architectures
 from reproduce.paper.build import build_paper
 from reproduce.paths import config_file
-from reproduce.results import run_metadata
-from reproduce.train import StageResult, run_stage, warn_if_bf16_is_emulated
+from reproduce.results import missing_output, run_metadata
+from reproduce.train.stage import run_stage, warn_if_bf16_is_emulated
 
 log = logging.getLogger("reproduce")
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def prepare(cfg: RecipeConfig) -> PreparedData:
-    """Corpus -> split -> tokenizer -> shards in runs/<run>/; the report in results/<run>/data.json."""
+    """Corpus -> split -> tokenizer -> shards in runs/<run>/; the report in results/<run>/data.json.
+
+    With ``resume=auto``, data prepared before for this config (results/<run>/config.yaml vouches) is reused.
+    """
+    if cfg.resume == "auto" and missing_output(cfg, "prepare") is None:
+        log.info(f"[data] prepared before for this config: {cfg.work_dir / 'shards'} (resume=never prepares again)")
+        return load_prepared(cfg.work_dir)
     data, report = prepare_data(cfg.data, cfg.tokenizer, cfg.work_dir)
     write_json(cfg.results_dir / "data.json", {"meta": run_metadata(cfg), **report})
     return data
 
 
-def train(cfg: RecipeConfig, data: PreparedData | None = None) -> list[StageResult]:
-    """Every stage in order; train.json and curves.json are rewritten after each one."""
+def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
+    """Stages of this config trained before (exported, and in train.json), up to the first one that is not."""
+    train_json, curves_json = cfg.results_dir / "train.json", cfg.results_dir / "curves.json"
+    if cfg.resume != "auto" or not (train_json.is_file() and curves_json.is_file()):
+        return {}
+    records, curves = read_json(train_json)["stages"], read_json(curves_json)
+    finished = {}
+    for name in cfg.stages:
+        if name not in records or not (cfg.work_dir / "models" / name / "model.safetensors").is_file():
+            break
+        finished[name] = {"record": records[name],
+                          **{kind: [p for p in curves[kind] if p["stage"] == name] for kind in ("train", "validation")}}
+    return finished
+
+
+def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict[str, Any]]:
+    """Every stage in order, skipping those finished before; train.json and curves.json after each one."""
     data = data or load_prepared(cfg.work_dir)
     warn_if_bf16_is_emulated(cfg.trainer)
-    done: list[StageResult] = []
+    done = _finished_stages(cfg)
     for name, stage in cfg.stages.items():
+        if name in done:
+            log.info(f"[{name}] trained before for this config: {cfg.work_dir / 'models' / name} (resume=never "
+                     "trains it again)")
+            continue
         init_dir = cfg.work_dir / "models" / stage.init_from if stage.init_from else None
-        done.append(run_stage(name, stage, cfg, data, init_dir))
+        result = run_stage(name, stage, cfg, data, init_dir)
+        done[name] = {"record": result.record(), "train": result.train_curve, "validation": result.validation_curve}
         meta = run_metadata(cfg)
-        write_json(cfg.results_dir / "train.json", {"meta": meta, "stages": {s.name: s.record() for s in done}})
-        write_json(cfg.results_dir / "curves.json", {"meta": meta, "train": [p for s in done for p in s.train_curve],
-                                                     "validation": [p for s in done for p in s.validation_curve]})
+        write_json(cfg.results_dir / "train.json", {"meta": meta, "stages": {n: s["record"] for n, s in done.items()}})
+        write_json(cfg.results_dir / "curves.json", {"meta": meta, **{kind: [p for s in done.values() for p in s[kind]]
+                                                                      for kind in ("train", "validation")}})
     return done
 
 

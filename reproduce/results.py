@@ -31,7 +31,7 @@ CONFIG_FILE = "config.yaml"
 # What each step writes under results/<run>/ and runs/<run>/ (globs).
 STEP_RESULTS = {"prepare": ("data.json",), "train": ("train.json", "curves.json"),
                 "eval": ("summary.json", "lm_eval_*.json")}
-STEP_ARTIFACTS = {"prepare": ("tokenizer", "shards"), "train": ("models",), "eval": ("lm_eval_tasks",)}
+STEP_ARTIFACTS = {"prepare": ("tokenizer", "shards"), "train": ("models", "checkpoints"), "eval": ("lm_eval_tasks",)}
 
 # ------------------------------------------------------------------------------------------ run metadata
 
@@ -150,26 +150,33 @@ def check_record(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
                             f"run_name=..., or pass overwrite=true to replace them")
 
 
+def missing_output(cfg: RecipeConfig, step: str) -> Path | None:
+    """The first file that a finished ``step`` would have written for ``cfg`` and that is not there."""
+    needed = [cfg.results_dir / name for name in STEP_RESULTS[step] if "*" not in name]
+    needed += [cfg.work_dir / name for name in STEP_ARTIFACTS[step] if name != "checkpoints"]
+    if step == "train":
+        needed += [cfg.work_dir / "models" / name / "model.safetensors" for name in cfg.stages]
+    return next((path for path in needed if not path.exists()), None)
+
+
 def require_step(cfg: RecipeConfig, step: str, command: str) -> None:
     """What an earlier ``step`` wrote exists for this config (checked when a later command runs on its own)."""
     record = read_record(cfg.work_dir)
-    needed = [cfg.results_dir / name for name in STEP_RESULTS[step] if "*" not in name]
-    needed += [cfg.work_dir / name for name in STEP_ARTIFACTS[step]]
-    if step == "train":
-        needed += [cfg.work_dir / "models" / name / "model.safetensors" for name in cfg.stages]
-    missing = [path for path in needed if not path.exists()]
+    missing = missing_output(cfg, step)
     if missing or not all(key in record for key in STEP_KEYS[step]) or changed_steps(record, cfg, (step,)):
-        found = f" ({missing[0]} is missing)" if missing else ""
+        found = f" ({missing} is missing)" if missing else ""
         raise UserError(f"{cfg.work_dir}: no {step} output for this config{found}; run `reproduce {step}` with the "
                         f"same overrides before `reproduce {command}`")
 
 
 def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
-    """Before a command's work: remove outputs that a changed step makes stale, then record the config."""
+    """Before a command's work: remove outputs that no record vouches for, or that a changed step (or
+    ``resume=never``) makes stale, from the first such step on; then record the config. What is left is reusable."""
     for folder, outputs in ((cfg.results_dir, STEP_RESULTS), (cfg.work_dir, STEP_ARTIFACTS)):
         record = read_record(folder)
-        changed = changed_steps(record, cfg, steps)
-        stale = STEPS[STEPS.index(min(changed, key=STEPS.index)):] if changed else ()
+        unvouched = [step for step in STEPS if not all(key in record for key in STEP_KEYS[step])]
+        redo = [*changed_steps(record, cfg, steps), *unvouched, *(steps if cfg.resume == "never" else ())]
+        stale = STEPS[min(STEPS.index(step) for step in redo):] if redo else ()
         for step in stale:
             for pattern in outputs[step]:
                 for path in folder.glob(pattern):

@@ -58,4 +58,6 @@ class StageOrder(Sampler[int]):
             yield int(perm[k % self.num_windows])
 
     def __len__(self) -> int:
-        return (self.total - self.start) // self.world
+        """The whole stage's samples for this rank, also when resumed at ``start``: Lightning restores its batch
+        counter from the checkpoint and ends the epoch when that counter reaches the loader's length."""
+        return self.total // self.world

@@ -32,11 +32,30 @@ class ProgressAndCurves(pl.Callback):
         self.train: list[dict[str, Any]] = []
         self.validation: list[dict[str, Any]] = []
         self._start = self._last_print = 0.0
-        self._last_step = 0
+        self._last_step = self._start_step = 0
+        self.seconds_before = 0.0  # training time of the runs this one resumed
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = self._last_print = time.perf_counter()
-        log.info(f"[{self.stage}] {self.total_steps} steps, {_human(self.total_steps * self.tokens_per_step)} tokens")
+        self._last_step = self._start_step = trainer.global_step
+        resumed = f", resumed at step {trainer.global_step}" if trainer.global_step else ""
+        log.info(f"[{self.stage}] {self.total_steps} steps, {_human(self.total_steps * self.tokens_per_step)} tokens"
+                 + resumed)
+
+    # -- the curves so far and the losses since the last point travel in checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        seconds = self.seconds_before + time.perf_counter() - self._start
+        return {"train": self.train, "validation": self.validation, "seconds": seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train, self.validation = list(state_dict["train"]), list(state_dict["validation"])
+        self.seconds_before = state_dict["seconds"]
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        checkpoint["loss_window"] = list(pl_module.loss_window)
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        pl_module.loss_window[:] = checkpoint["loss_window"]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
@@ -52,7 +71,7 @@ class ProgressAndCurves(pl.Callback):
         now = time.perf_counter()
         if now - self._last_print >= self.print_every_s or step == self.total_steps:
             self._last_print = now
-            rate = step * self.tokens_per_step / (now - self._start)
+            rate = (step - self._start_step) * self.tokens_per_step / (now - self._start)
             eta = (self.total_steps - step) * self.tokens_per_step / rate
             # the last curve point, or before the first one the mean of the losses so far
             losses = pl_module.loss_window

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ from transformers import GPT2LMHeadModel
 from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
 from reproduce.data.prepare import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
-from reproduce.errors import UserError
+from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
-from reproduce.model import CausalLM, gpt2_config, parameter_count
-from reproduce.progress import ProgressAndCurves
+from reproduce.model import CausalLM, NonFiniteLoss, gpt2_config, parameter_count
+from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoints
+from reproduce.train.progress import ProgressAndCurves
 
 log = logging.getLogger("reproduce")
 
@@ -44,16 +47,19 @@ class StageResult:
 
 
 class StageData(pl.LightningDataModule):
-    """Training windows in the stage's fixed global order (sharded by rank) and a fixed validation subset."""
+    """Training windows in the stage's fixed global order (sharded by rank), from the data cursor on, and a fixed
+    validation subset. The cursor is the samples consumed: ``global_step * batch`` (restored on resume)."""
 
-    def __init__(self, train: PackedSequences, validation: Subset, total: int, seed: int, micro_batch: int):
+    def __init__(self, train: PackedSequences, validation: Subset, total: int, seed: int, micro_batch: int,
+                 batch: int):
         super().__init__()
         self.train, self.validation = train, validation
-        self.total, self.seed, self.micro_batch = total, seed, micro_batch
+        self.total, self.seed, self.micro_batch, self.batch = total, seed, micro_batch, batch
 
     def train_dataloader(self) -> DataLoader:
         order = StageOrder(len(self.train), self.total, self.seed, self.micro_batch,
-                           rank=self.trainer.global_rank, world=self.trainer.world_size)
+                           rank=self.trainer.global_rank, world=self.trainer.world_size,
+                           start=self.trainer.global_step * self.batch)
         return DataLoader(self.train, batch_size=self.micro_batch, sampler=order)
 
     def val_dataloader(self) -> DataLoader:
@@ -86,9 +92,24 @@ def _build_model(cfg: RecipeConfig, data: PreparedData, init_dir: Path | None) -
         init_dir, attn_implementation=cfg.model.attn_implementation).train()
 
 
+# Lightning cannot know that the stage's sampler starts at the data cursor (StageData), and says so on resume.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
+
+def _resume_from(folder: Path, resume: str) -> Path | None:
+    """The stage's latest checkpoint when resuming (``resume=auto``); ``never`` starts over."""
+    found = checkpoints(folder)
+    if resume == "never":
+        for path in found:
+            path.unlink()
+        return None
+    return found[-1] if found else None
+
+
 def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
               init_dir: Path | None = None) -> StageResult:
-    """Train one stage and export it (safetensors + tokenizer) to ``runs/<run>/models/<name>``."""
+    """Train one stage (continuing from its last checkpoint if there is one) and export it (safetensors +
+    tokenizer) to ``runs/<run>/models/<name>``."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = _build_model(cfg, data, init_dir)
 
@@ -100,30 +121,48 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     validation = PackedSequences(data.shards["validation"], stage.context)
     validation = Subset(validation, _evenly_spaced(len(validation), stage.validation_windows))
     seed = cfg.seed if stage.data_seed is None else stage.data_seed
-    datamodule = StageData(train, validation, steps * stage.batch_size, seed, stage.micro_batch_size)
+    datamodule = StageData(train, validation, steps * stage.batch_size, seed, stage.micro_batch_size,
+                           stage.batch_size)
 
     accumulate = stage.batch_size // (stage.micro_batch_size * cfg.world_size)
     tokens_per_step = stage.batch_size * stage.context
     progress = ProgressAndCurves(name, tokens_per_step, steps, stage.record_every_steps, stage.print_every_s)
+    every = None if stage.checkpoint_every_tokens is None else max(1, stage.checkpoint_every_tokens // tokens_per_step)
+    folder = cfg.work_dir / "checkpoints" / name
+    validate_every = min(stage.validate_every_steps, steps)
+    saver = StageCheckpoints(folder, every, stage.keep_checkpoints, validate_every)
+    resume_from = _resume_from(folder, cfg.resume)
     t = cfg.trainer
     trainer = pl.Trainer(
         logger=False, enable_checkpointing=False, enable_model_summary=False,
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
+        plugins=[AtomicCheckpointIO()],
         max_steps=steps,
         max_epochs=1,
         accumulate_grad_batches=accumulate,
         gradient_clip_val=stage.optim.grad_clip,
         use_distributed_sampler=False,
-        callbacks=[progress],
-        val_check_interval=min(stage.validate_every_steps, steps) * accumulate,
+        callbacks=[progress, saver],
+        val_check_interval=validate_every * accumulate,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
     )
     module = CausalLM(model, stage.optim, steps)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    seconds = time.perf_counter() - started
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except NonFiniteLoss as exc:
+        last = checkpoints(folder)
+        kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was saved before it"
+        raise UserError(f"stages.{name}: loss is {exc.value} at step {exc.step + 1}; {kept}; lower "
+                        f"stages.{name}.optim.lr or raise its warmup_fraction (overwrite=true starts the stage over)"
+                        ) from None
+    if saver.stopped_by is not None:
+        raise Interrupted(f"stages.{name} stopped by {signal.Signals(saver.stopped_by).name} at step "
+                          f"{trainer.global_step}/{steps}; checkpoint in {folder}; run the same command again to "
+                          "continue from it", saver.stopped_by)
+    seconds = progress.seconds_before + time.perf_counter() - started
 
     export_dir = cfg.work_dir / "models" / name
     if trainer.is_global_zero:
