@@ -24,6 +24,7 @@ from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
 from reproduce.preflight import COMMAND_STEPS, check_recipe, load, one_line
 from reproduce.results import remove_stale_temporaries, start_steps
+from reproduce.train.distributed import is_rank_zero
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,16 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
     from reproduce import pipeline  # the libraries, once their progress bars are off
 
     paper_only = isinstance(cfg, PaperCommandConfig)
-    setup_logging(None if paper_only else cfg.work_dir / "reproduce.log", cfg.verbose)
+    rank_zero = paper_only or is_rank_zero(cfg.trainer.devices)
+    setup_logging(None if paper_only else cfg.work_dir / "reproduce.log", cfg.verbose, rank_zero)
 
     if paper_only:
         pipeline.paper(cfg.paths, cfg.paper.runs)
         return
     steps = COMMAND_STEPS[name]
-    remove_stale_temporaries(cfg.results_dir, cfg.work_dir)
-    start_steps(cfg, steps)
+    if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
+        remove_stale_temporaries(cfg.results_dir, cfg.work_dir)
+        start_steps(cfg, steps)
     step: Callable[[RecipeConfig], object] = {"run": pipeline.run, "prepare": pipeline.prepare,
                                               "train": pipeline.train, "eval": pipeline.evaluate}[name]
     step(cfg)

@@ -22,9 +22,10 @@ def silence_progress_bars() -> None:
     os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 
 
-def setup_logging(log_file: Path | None, verbose: bool) -> None:
+def setup_logging(log_file: Path | None, verbose: bool, rank_zero: bool = True) -> None:
     """Send the ``reproduce`` logger to stdout and (appending) to ``log_file``; unless verbose, keep the libraries'
-    info logs and deprecation notices out (call after importing them: Lightning sets its level on import)."""
+    info logs and deprecation notices out (call after importing them: Lightning sets its level on import).
+    Other ranks of a multi-process run print only warnings and errors, and write no log file."""
     log.setLevel(logging.INFO)
     log.propagate = False
     for handler in list(log.handlers):
@@ -32,8 +33,9 @@ def setup_logging(log_file: Path | None, verbose: bool) -> None:
         handler.close()
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.setLevel(logging.INFO if rank_zero else logging.WARNING)
     log.addHandler(console)
-    if log_file is not None:
+    if log_file is not None and rank_zero:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         to_file = logging.FileHandler(log_file, encoding="utf-8")
         to_file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

@@ -69,7 +69,7 @@ class CausalLM(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self.log("val_loss", causal_lm_loss(self.model, batch), batch_size=batch.shape[0])
+        self.log("val_loss", causal_lm_loss(self.model, batch), batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with weight decay on matrices only (not biases, LayerNorms), as Megatron-style recipes do."""

@@ -25,6 +25,7 @@ from reproduce.paper.architectures import write_architectures
 from reproduce.paper.build import build_paper
 from reproduce.paths import config_file
 from reproduce.results import missing_output, run_metadata
+from reproduce.train.distributed import is_rank_zero
 from reproduce.train.stage import run_stage, warn_if_bf16_is_emulated
 
 log = logging.getLogger("reproduce")
@@ -63,6 +64,7 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
     """Every stage in order, skipping those finished before; train.json and curves.json after each one."""
     data = data or load_prepared(cfg.work_dir)
     warn_if_bf16_is_emulated(cfg.trainer)
+    rank_zero = is_rank_zero(cfg.trainer.devices)
     done = _finished_stages(cfg)
     for name, stage in cfg.stages.items():
         if name in done:
@@ -72,6 +74,8 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
         init_dir = cfg.work_dir / "models" / stage.init_from if stage.init_from else None
         result = run_stage(name, stage, cfg, data, init_dir)
         done[name] = {"record": result.record(), "train": result.train_curve, "validation": result.validation_curve}
+        if not rank_zero:
+            continue
         meta = run_metadata(cfg)
         write_json(cfg.results_dir / "train.json", {"meta": meta, "stages": {n: s["record"] for n, s in done.items()}})
         write_json(cfg.results_dir / "curves.json", {"meta": meta, **{kind: [p for s in done.values() for p in s[kind]]
@@ -143,8 +147,12 @@ def paper(paths: PathsConfig, runs: list[str]) -> list[Path]:
 
 
 def run(cfg: RecipeConfig) -> dict[str, Any]:
-    """The whole recipe; paper/ is rebuilt only when the run is one of ``paper.runs``."""
+    """The whole recipe; paper/ is rebuilt only when the run is one of ``paper.runs``. The other ranks of a
+    multi-process run (started by Lightning once rank zero has prepared the data) only train."""
     started = time.perf_counter()
+    if not is_rank_zero(cfg.trainer.devices):
+        train(cfg)
+        return {}
     data = prepare(cfg)
     train(cfg, data)
     summary = evaluate(cfg, data)

@@ -189,10 +189,8 @@ def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
 
 
 def remove_stale_temporaries(*folders: Path) -> None:
-    """Temporary files and folders (``.*.tmp``) that a killed write left behind (by the first process only: in a
+    """Temporary files and folders (``.*.tmp``) that a killed write left behind (call on rank zero only: in a
     multi-process run the others start while it works)."""
-    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) != "0":
-        return
     for folder in folders:
         for path in sorted(folder.rglob(".*.tmp"), reverse=True) if folder.is_dir() else ():
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

@@ -169,5 +169,6 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         with atomic_dir(export_dir) as tmp:
             module.model.save_pretrained(tmp)
             data.tokenizer.save_pretrained(tmp)
+    trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
     return StageResult(name, export_dir, stage.context, steps, steps * tokens_per_step, seconds,
                        parameter_count(module.model.config), progress.train, progress.validation)

@@ -1,0 +1,60 @@
+"""Two CPU processes (DDP over gloo) through the console script: the whole recipe runs once, rank zero prepares,
+exports, evaluates and writes results, and the weights match one process with twice the accumulation."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from reproduce.io import read_json
+from reproduce.paths import SOURCE_ROOT
+from tests.conftest import micro_overrides
+
+REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+# fp32, so that only the order of the gradient sums differs; shorter stages; stage 2's micro-batch splits over 2.
+SHORT_FP32 = ["trainer.precision=32-true", "stages.stage1.epochs=0.1", "stages.stage2.epochs=0.05",
+              "stages.stage2.micro_batch_size=4", "eval.rublimp.limit=2"]
+
+
+def _reproduce(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("ddp")
+    shutil.copytree(SOURCE_ROOT / "results" / "published", tmp / "results" / "published")
+    one = [*micro_overrides(tmp, run_name="one"), *SHORT_FP32]
+    for command in ("prepare", "train"):
+        _reproduce(command, *one, cwd=tmp)
+    out = _reproduce(*micro_overrides(tmp, run_name="two"), *SHORT_FP32, "trainer.devices=2", "trainer.strategy=ddp",
+                     cwd=tmp)
+    (tmp / "two.stdout").write_text(out.stdout, encoding="utf-8")
+    return tmp
+
+
+def test_two_processes_run_the_recipe_once(runs: Path) -> None:
+    stdout = (runs / "two.stdout").read_text(encoding="utf-8")
+    log = (runs / "runs" / "two" / "reproduce.log").read_text(encoding="utf-8")
+    for text in (stdout, log):  # rank 1 trains but neither prints progress nor writes the log
+        assert text.count("[stage1] 53 steps") == 1 and text.count("[stage2] 26 steps") == 1
+    summary = read_json(runs / "results" / "two" / "summary.json")
+    assert summary["meta"]["batch_size"] == {"stage1": 16, "stage2": 8} and len(summary["perplexity"]) == 4
+    assert summary["rublimp"]["stage2"]["n_pairs"] == 45 * 2
+    assert (runs / "paper" / "tables" / "mini_results.md").is_file()
+
+
+def test_ddp_weights_match_one_process_with_twice_the_accumulation(runs: Path) -> None:
+    for stage in ("stage1", "stage2"):
+        one, two = (load_file(runs / "runs" / name / "models" / stage / "model.safetensors") for name in ("one", "two"))
+        assert one.keys() == two.keys()
+        for key in one:
+            torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=f"{stage} {key}")
