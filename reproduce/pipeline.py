@@ -45,6 +45,20 @@ def prepare(cfg: RecipeConfig) -> PreparedData:
     return data
 
 
+def wait_for_prepared_data(cfg: RecipeConfig, poll_s: float = 2.0) -> None:
+    """On the other ranks of a run whose processes start together (torchrun, srun): wait for rank zero's data.
+
+    Rank zero's failure ends the whole group (torchrun and srun --kill-on-bad-exit stop every process), so the wait
+    has no time limit of its own.
+    """
+    waited = 0.0
+    while missing_output(cfg, "prepare") is not None:
+        if waited % 60 < poll_s:
+            log.warning(f"[data] waiting for rank zero to prepare {cfg.work_dir / 'shards'}")
+        time.sleep(poll_s)
+        waited += poll_s
+
+
 def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
     """Stages of this config trained before (exported, and in train.json), up to the first one that is not."""
     train_json, curves_json = cfg.results_dir / "train.json", cfg.results_dir / "curves.json"
@@ -151,6 +165,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     multi-process run (started by Lightning once rank zero has prepared the data) only train."""
     started = time.perf_counter()
     if not is_rank_zero(cfg.trainer.devices):
+        wait_for_prepared_data(cfg)
         train(cfg)
         return {}
     data = prepare(cfg)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,8 @@ import pytest
 
 from reproduce.cli import COMMANDS
 from reproduce.config import RecipeConfig, check_config
+from reproduce.errors import UserError
+from reproduce.paths import CONF_DIR
 from reproduce.preflight import compose_config
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
@@ -66,3 +70,25 @@ def test_paper_experiments_compose_and_pass_the_checks(size: str) -> None:
     assert [s.context for s in cfg.stages.values()] == [1024, 2048]
     assert [s.epochs for s in cfg.stages.values()] == [3, 1]
     assert cfg.stages["stage2"].init_from == "stage1" and cfg.run_name == f"rugpt3_{size}_paper"
+
+
+def _sbatch_overrides() -> list[str]:
+    """The overrides on the srun line of conf/launch/slurm.sbatch."""
+    text = (CONF_DIR / "launch" / "slurm.sbatch").read_text(encoding="utf-8").replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.startswith("srun "))
+    words = shlex.split(line.split("||")[0])
+    return [word for word in words if "=" in word and not word.startswith("--")]
+
+
+def test_scale_out_trainers_and_the_slurm_template_compose_and_pass_the_checks() -> None:
+    overrides = _sbatch_overrides()
+    assert "trainer=multinode" in overrides and "experiment=rugpt3_large_paper" in overrides
+    cfg = compose_config("reproduce", overrides)
+    check_config(cfg)
+    assert (cfg.world_size, cfg.trainer.strategy, cfg.trainer.accelerator) == (128, "ddp", "gpu")
+    with pytest.raises(UserError, match=re.escape("stages.stage1.batch_size=512: is not a multiple of "
+                                                  "micro_batch_size x devices x nodes = 8 x 8 x 16")):
+        check_config(compose_config("reproduce", ["experiment=rugpt3_large_paper", "trainer=multinode"]))
+    single_node = compose_config("reproduce", ["experiment=rugpt3_large_paper", "trainer=ddp"])
+    check_config(single_node)
+    assert single_node.world_size == 8
