@@ -66,6 +66,7 @@ class CausalLM(pl.LightningModule):
         if not math.isfinite(value):
             raise NonFiniteLoss(value, self.global_step)
         self.loss_window.append(value)
+        self.log("train_loss", value, on_step=True, on_epoch=False, batch_size=batch.shape[0])
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

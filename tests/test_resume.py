@@ -18,11 +18,13 @@ from reproduce.train.checkpoint import checkpoints
 from tests.conftest import micro_overrides
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
-EVERY_4_STEPS = ["stages.stage1.checkpoint_every_tokens=2048", "stages.stage2.checkpoint_every_tokens=2048"]
+# Checkpoints every 4 steps; stages of 53 and 26 steps.
+SHORT = ["stages.stage1.checkpoint_every_tokens=2048", "stages.stage2.checkpoint_every_tokens=2048",
+         "stages.stage1.epochs=0.1", "stages.stage2.epochs=0.05"]
 
 
 def _args(tmp: Path, run_name: str) -> list[str]:
-    return [*micro_overrides(tmp, run_name=run_name), *EVERY_4_STEPS]
+    return [*micro_overrides(tmp, run_name=run_name), *SHORT]
 
 
 def _reproduce(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess:
@@ -84,6 +86,10 @@ def test_interrupted_stages_resume_to_the_same_bytes(reference: Path) -> None:
     curves = {name: read_json(tmp / "results" / name / "curves.json") for name in ("reference", "interrupted")}
     for kind in ("train", "validation"):
         assert curves["interrupted"][kind] == curves["reference"][kind], kind
+    logs = sorted((tmp / "runs" / "interrupted" / "logs" / "stage1").glob("from-step-*/metrics.csv"))
+    assert len(logs) >= 2  # a CSV log per launch (one that was killed keeps what it flushed)
+    columns = {c for path in logs for c in path.read_text(encoding="utf-8").splitlines()[0].split(",")}
+    assert {"train_loss", "val_loss", "tokens_per_second", "lr-AdamW/pg1"} <= columns
 
 
 def test_rerun_reuses_prepared_data_and_finished_stages(reference: Path) -> None:

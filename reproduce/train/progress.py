@@ -62,13 +62,16 @@ class ProgressAndCurves(pl.Callback):
         if step == self._last_step:  # still accumulating gradients
             return
         self._last_step = step
+        now = time.perf_counter()
         if step % self.record_every == 0 or step == self.total_steps:
             losses = pl_module.loss_window
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             self.train.append({"stage": self.stage, "step": step, "tokens": step * self.tokens_per_step,
                                "loss": sum(losses) / len(losses), "lr": lr})
             losses.clear()
-        now = time.perf_counter()
+            if trainer.logger is not None:
+                rate = (step - self._start_step) * self.tokens_per_step / (now - self._start)
+                trainer.logger.log_metrics({"tokens": step * self.tokens_per_step, "tokens_per_second": rate}, step)
         if now - self._last_print >= self.print_every_s or step == self.total_steps:
             self._last_print = now
             rate = (step - self._start_step) * self.tokens_per_step / (now - self._start)

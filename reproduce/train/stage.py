@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
 
@@ -132,9 +134,14 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     validate_every = min(stage.validate_every_steps, steps)
     saver = StageCheckpoints(folder, every, stage.keep_checkpoints, validate_every)
     resume_from = _resume_from(folder, cfg.resume)
+    first_step = 0 if resume_from is None else int(resume_from.stem.split("-")[1])
+    # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s
+    csv = CSVLogger(cfg.work_dir / "logs", name=name, version=f"from-step-{first_step:09d}",
+                    flush_logs_every_n_steps=stage.record_every_steps)
     t = cfg.trainer
     trainer = pl.Trainer(
-        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        logger=csv, log_every_n_steps=stage.record_every_steps, enable_checkpointing=False,
+        enable_model_summary=False,
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
         plugins=[AtomicCheckpointIO()],
@@ -143,7 +150,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         accumulate_grad_batches=accumulate,
         gradient_clip_val=stage.optim.grad_clip,
         use_distributed_sampler=False,
-        callbacks=[progress, saver],
+        callbacks=[progress, saver, LearningRateMonitor(logging_interval="step")],
         val_check_interval=validate_every * accumulate,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,

@@ -1,0 +1,153 @@
+"""Training tokens/s of the package's Lightning stage against bare PyTorch loops, side by side in one run.
+
+1. ``run_stage`` (Lightning Trainer, checkpoints, progress, CSV log) against a bare loop over the same model, batch,
+   optimizer, schedule, clipping and precision (issue 6 floor: ratio >= 0.97), for each precision given.
+2. The default CPU configuration (conf/trainer/cpu.yaml) against the plain fp32 transformers + PyTorch loop a user
+   would write (``model(input_ids, labels=...)``, AdamW; issue 6 floor: >= 1.5x).
+
+The model is the mini recipe's (4 x 256, vocabulary 4,096) at context 128 and batch 16, on random token ids
+(throughput does not depend on their values). Prints the ratios last and writes results/perf/train_throughput.json.
+
+    python bench/train_throughput.py [--steps 100] [--precisions bf16-mixed 32-true] [--out FILE]
+
+On a CPU without native bf16 (AVX512-BF16 or AMX), bf16 autocast is emulated and about 40x slower: measure it with
+few steps into its own file (--steps 6 --precisions bf16-mixed --out results/perf/train_throughput_bf16.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reproduce.logs import setup_logging, silence_progress_bars  # noqa: E402
+
+silence_progress_bars()  # before the libraries are imported
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import GPT2LMHeadModel  # noqa: E402
+
+from reproduce.data.prepare import PreparedData  # noqa: E402
+from reproduce.data.tokenizer import train_bbpe  # noqa: E402
+from reproduce.model import causal_lm_loss, gpt2_config, warmup_cosine  # noqa: E402
+from reproduce.preflight import compose_config  # noqa: E402
+from reproduce.train.stage import run_stage  # noqa: E402
+
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def batches(tokens: np.ndarray, context: int, batch: int, steps: int, seed: int) -> list[torch.Tensor]:
+    """The first ``steps`` batches of windows, in a seeded order (like the stage's)."""
+    n = (len(tokens) - 1) // context
+    order = np.random.default_rng(seed).permutation(n)[: steps * batch]
+    windows = np.stack([tokens[i * context : i * context + context + 1] for i in order]).astype(np.int64)
+    return list(torch.from_numpy(windows).split(batch))
+
+
+def bare_loop(cfg, data: PreparedData, precision: str, steps: int, plain: bool = False) -> float:
+    """Tokens/s of a hand-written loop; ``plain``: fp32, transformers' own loss, AdamW defaults, no schedule."""
+    stage = cfg.stages["stage1"]
+    torch.manual_seed(cfg.seed)
+    model = GPT2LMHeadModel(gpt2_config(cfg.model, data.tokenizer.bos_token_id, data.tokenizer.eos_token_id)).train()
+    if plain:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=stage.optim.lr)
+        schedule = None
+    else:
+        o = stage.optim
+        groups = [{"params": [p for p in model.parameters() if p.ndim >= 2], "weight_decay": o.weight_decay},
+                  {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        warmup = max(1, round(o.warmup_fraction * steps))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: warmup_cosine(s, steps, warmup, o.min_lr / o.lr))
+    dtype = None if plain else AUTOCAST.get(precision)
+    data_batches = batches(data.shards["train"], stage.context, stage.batch_size, steps, cfg.seed)
+    started = time.perf_counter()
+    for windows in data_batches:
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            if plain:
+                loss = model(input_ids=windows[:, :-1], labels=windows[:, :-1]).loss
+            else:
+                loss = causal_lm_loss(model, windows)
+        loss.backward()
+        if not plain:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), stage.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if schedule is not None:
+            schedule.step()
+        assert math.isfinite(loss.item())
+    return steps * stage.batch_size * stage.context / (time.perf_counter() - started)
+
+
+def package_stage(cfg, data: PreparedData) -> float:
+    """Tokens/s of ``run_stage`` (the Trainer's fit, validating and checkpointing once at the end)."""
+    result = run_stage("stage1", cfg.stages["stage1"], cfg, data)
+    return result.tokens / result.seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--precisions", nargs="+", default=["bf16-mixed", "32-true"])
+    parser.add_argument("--out", type=Path, default=Path("results/perf/train_throughput.json"))
+    args = parser.parse_args()
+    out_path = args.out.resolve()
+    setup_logging(None, verbose=False)
+    rng = np.random.default_rng(0)
+    tokenizer = train_bbpe(["Мороз и солнце; день чудесный!"] * 50, vocab_size=300, min_frequency=1)
+    context, batch = 128, 16
+    tokens = rng.integers(0, 4096, size=(args.steps * batch + 8) * context + 1).astype(np.uint16)
+    data = PreparedData(tokenizer, {"train": tokens, "validation": tokens[: 64 * context + 1]})
+    windows = (len(tokens) - 1) // context
+    rows, default_precision = [], compose_config("reproduce", []).trainer.precision
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision in args.precisions:
+            cfg = compose_config("reproduce", [
+                "model.vocab_size=4096", f"trainer.precision={precision}", f"paths.runs={tmp}",
+                f"run_name=bench_{precision}", f"stages.stage1.epochs={args.steps * batch / windows}",
+                f"stages.stage1.validate_every_steps={args.steps}", "stages.stage1.validation_windows=8",
+                "stages.stage1.checkpoint_every_tokens=null", "stages.stage1.print_every_s=1000"])
+            lightning = package_stage(cfg, data)
+            bare = bare_loop(cfg, data, precision, args.steps)
+            rows.append({"precision": precision, "package_tokens_per_s": lightning, "bare_loop_tokens_per_s": bare,
+                         "ratio": lightning / bare})
+            print(f"{precision}: package {lightning:,.0f} tok/s, bare loop {bare:,.0f} tok/s, "
+                  f"ratio {lightning / bare:.3f}", flush=True)
+        plain = bare_loop(cfg, data, "32-true", args.steps, plain=True)
+    default = next((r for r in rows if r["precision"] == default_precision), None)
+    print(f"plain fp32 transformers loop: {plain:,.0f} tok/s")
+    result = {"machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+                          "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                          "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+              "model": "mini (4 x 256, vocab 4096), context 128, batch 16", "steps": args.steps, "rows": rows,
+              "plain_fp32_loop_tokens_per_s": plain, "default_precision": default_precision}
+    if default is not None:
+        result["default_vs_plain_fp32"] = default["package_tokens_per_s"] / plain
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for row in rows:
+        print(f"ratio package / bare loop at {row['precision']}: {row['ratio']:.3f} (floor 0.97)")
+    if default is not None:
+        print(f"ratio default CPU config ({default_precision}) / plain fp32 loop: "
+              f"{result['default_vs_plain_fp32']:.3f} (floor 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
