@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/reproduce
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: $(STAMP)  # two workers, one test file each: the subprocess-heavy files overlap their start-up
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 paper: $(STAMP)
 	$(BIN)/reproduce paper
