@@ -125,13 +125,14 @@ def test_overwrite_replaces_the_changed_step_and_what_follows(steps_dir: Path) -
     data_json = (results / "data.json").read_bytes()
     (runs / "models" / ".stage1.killed.tmp").mkdir()  # what a killed export leaves behind
     (results / ".summary.json.killed.tmp").write_text("{")
-    args = [*micro_overrides(steps_dir, run_name="steps"), "stages.stage2.epochs=0.05"]
-    out = reproduce("train", *args, cwd=steps_dir, code=2)
-    assert "stages.stage2.epochs: 0.1 -> 0.05" in out.stderr
-    reproduce("train", *args, "overwrite=true", cwd=steps_dir)
-    assert (results / "data.json").read_bytes() == data_json  # prepare's result is still valid
-    assert not (results / "summary.json").exists() and not list(results.glob("lm_eval_*.json"))  # stale eval
-    assert read_json(results / "train.json")["stages"]["stage2"]["steps"] < 53
+    args = [*micro_overrides(steps_dir, run_name="steps"), "data.split_seed=99"]
+    out = reproduce("prepare", *args, cwd=steps_dir, code=2)
+    assert "(data.split_seed: 1234 -> 99)" in out.stderr and (results / "summary.json").is_file()
+    reproduce("prepare", *args, "overwrite=true", cwd=steps_dir)
+    assert (results / "data.json").read_bytes() != data_json  # another split
+    for stale in ("train.json", "curves.json", "summary.json", "lm_eval_rublimp_stage1.json"):
+        assert not (results / stale).exists(), stale  # the changed step's later steps are gone
+    assert not (runs / "models").exists() and not (runs / "checkpoints").exists()
     assert not list(steps_dir.rglob(".*.tmp"))
-    reproduce("eval", *args, cwd=steps_dir)  # the recorded config now matches
-    assert (results / "summary.json").is_file()
+    out = reproduce("eval", *args, cwd=steps_dir, code=2)  # the recorded config matches, but nothing is trained
+    assert "no train output for this config" in out.stderr

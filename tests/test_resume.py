@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.io import read_json
-from reproduce.train.checkpoint import checkpoints
+from reproduce.train.checkpoint import checkpoint_step, checkpoints
 from tests.conftest import micro_overrides
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
@@ -41,7 +41,7 @@ def _models(tmp: Path, run_name: str) -> dict[str, bytes]:
 
 def _newest_step(folder: Path) -> int:
     found = checkpoints(folder)
-    return int(found[-1].stem.split("-")[1]) if found else -1
+    return checkpoint_step(found[-1]) if found else -1
 
 
 def _interrupt(args: list[str], cwd: Path, folder: Path, signum: int, delay: float) -> subprocess.CompletedProcess:

@@ -46,10 +46,14 @@ def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"step-{step:09d}.ckpt"
 
 
+def checkpoint_step(path: Path) -> int:
+    return int(_NAME.fullmatch(path.name).group(1))
+
+
 def checkpoints(folder: Path) -> list[Path]:
     """The stage's checkpoints, oldest first."""
     found = [p for p in folder.glob("step-*.ckpt") if _NAME.fullmatch(p.name)] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(_NAME.fullmatch(p.name).group(1)))
+    return sorted(found, key=checkpoint_step)
 
 
 def _rng_state() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
 from reproduce.model import CausalLM, NonFiniteLoss, gpt2_config, parameter_count
-from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoints
+from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoint_step, checkpoints
 from reproduce.train.progress import ProgressAndCurves
 
 log = logging.getLogger("reproduce")
@@ -98,16 +98,6 @@ def _build_model(cfg: RecipeConfig, data: PreparedData, init_dir: Path | None) -
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
-def _resume_from(folder: Path, resume: str) -> Path | None:
-    """The stage's latest checkpoint when resuming (``resume=auto``); ``never`` starts over."""
-    found = checkpoints(folder)
-    if resume == "never":
-        for path in found:
-            path.unlink()
-        return None
-    return found[-1] if found else None
-
-
 def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
               init_dir: Path | None = None) -> StageResult:
     """Train one stage (continuing from its last checkpoint if there is one) and export it (safetensors +
@@ -133,8 +123,9 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     folder = cfg.work_dir / "checkpoints" / name
     validate_every = min(stage.validate_every_steps, steps)
     saver = StageCheckpoints(folder, every, stage.keep_checkpoints, validate_every)
-    resume_from = _resume_from(folder, cfg.resume)
-    first_step = 0 if resume_from is None else int(resume_from.stem.split("-")[1])
+    found = checkpoints(folder)  # resume=never removed them before the command started (results.start_steps)
+    resume_from = found[-1] if found and cfg.resume == "auto" else None
+    first_step = 0 if resume_from is None else checkpoint_step(resume_from)
     # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s
     csv = CSVLogger(cfg.work_dir / "logs", name=name, version=f"from-step-{first_step:09d}",
                     flush_logs_every_n_steps=stage.record_every_steps)
