@@ -105,7 +105,8 @@ class StageCheckpoints(pl.Callback):
             return
         self._last_step = step
         # one rank's signal stops every rank at the same boundary (SLURM and torchrun signal them all, a user may not)
-        signum = int(trainer.strategy.reduce(torch.tensor(self.stopped_by or 0), reduce_op="max"))
+        flag = torch.tensor(self.stopped_by or 0, device=pl_module.device)  # NCCL reduces only GPU tensors
+        signum = int(trainer.strategy.reduce(flag, reduce_op="max"))
         self.stopped_by = signum or None
         due = self.stopped_by is not None or bool(self.every_steps and step % self.every_steps == 0)
         if due and step % self.validate_every == 0:

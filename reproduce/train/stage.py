@@ -71,7 +71,8 @@ class StageData(pl.LightningDataModule):
 def warn_if_bf16_is_emulated(trainer: TrainerConfig) -> None:
     """bf16 autocast on a CPU without native bf16 is emulated: it runs, but about 40x slower than fp32."""
     on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    native = any(probe() for probe in probes if probe) or not all(probes)  # a torch without the probes: no warning
     if on_cpu and trainer.precision.startswith("bf16") and not native:
         log.warning(f"warning: trainer.precision={trainer.precision} on a CPU without native bf16 (AVX512-BF16 or "
                     f"AMX; this one: {torch.backends.cpu.get_cpu_capability()}): autocast is emulated, about 40x "
