@@ -38,7 +38,8 @@ def cpu_model() -> str:
 
 def seconds_to_fail(args: list[str], cwd: Path) -> tuple[float, int]:
     started = time.perf_counter()
-    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})  # the hub case reads the local cache only
     return time.perf_counter() - started, out.returncode
 
 

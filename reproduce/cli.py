@@ -19,7 +19,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from reproduce.config import PaperCommandConfig, RecipeConfig
-from reproduce.errors import Interrupted, UserError
+from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
 from reproduce.preflight import COMMAND_STEPS, check_recipe, load, one_line
@@ -135,6 +135,7 @@ def run_hydra(name: str, args: list[str]) -> None:
 
     def job(cfg: DictConfig) -> None:
         sys.argv = typed  # Lightning re-executes the command line as typed
+        handlers = inherited_handlers()  # under submitit: its requeue handler
         try:
             typed_cfg = OmegaConf.to_object(cfg)
             if isinstance(typed_cfg, RecipeConfig):
@@ -143,6 +144,10 @@ def run_hydra(name: str, args: list[str]) -> None:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except Interrupted as exc:
+            print(f"stopped: {exc}", file=sys.stderr)
+            pass_on(exc, handlers)
+            sys.exit(exc.exit_code)
 
     typed = sys.argv
     sys.argv = [sys.argv[0], *args]
@@ -151,6 +156,7 @@ def run_hydra(name: str, args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    handlers = inherited_handlers()
     try:
         if argv[:1] and argv[0] in HELP:
             print(usage())
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except Interrupted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
+        pass_on(exc, handlers)
         sys.exit(exc.exit_code)
 
 

@@ -38,9 +38,11 @@ class DataConfig:
 @dataclass
 class TokenizerConfig:
     kind: str = MISSING  # bbpe (trained on the train split) | released (a manifest's vocab.json + merges.txt)
-    vocab_size: int = MISSING  # bbpe: ids to train; released: the vocabulary's size (checked when loaded)
+    # | pretrained (a Hugging Face model directory or hub id: a checkpoint's own tokenizer)
+    vocab_size: int = MISSING  # bbpe: ids to train; released, pretrained: the tokenizer's size (checked when loaded)
     min_frequency: int = 2  # bbpe: a merge must occur at least this often
     manifest: str | None = None  # released: vocab.json and merges.txt
+    name_or_path: str | None = None  # pretrained: the directory or hub id
 
 
 @dataclass
@@ -76,7 +78,8 @@ class StageConfig:
     epochs: float = MISSING
     batch_size: int = MISSING
     micro_batch_size: int = MISSING
-    init_from: str | None = None
+    init_from: str | None = None  # an earlier stage, or a Hugging Face model directory or hub id
+    new_positions: str = "keep"  # copy: positions past init_from's context start as copies of its learned ones
     data_seed: int | None = None  # null: the run's seed
     checkpoint_every_tokens: int | None = None  # null: a checkpoint at the stage's end only
     keep_checkpoints: int = 2
@@ -88,13 +91,22 @@ class StageConfig:
 
 
 @dataclass
+class FSDPConfig:
+    """Read when trainer.strategy is fsdp: each GPT2Block is one FSDP unit."""
+    sharding_strategy: str = "FULL_SHARD"  # FULL_SHARD | SHARD_GRAD_OP | NO_SHARD | HYBRID_SHARD
+    activation_checkpointing: bool = False  # recompute each GPT2Block's activations in the backward pass
+    cpu_offload: bool = False  # parameters and gradients in CPU memory between uses
+
+
+@dataclass
 class TrainerConfig:
     accelerator: str = "cpu"
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "bf16-mixed"
+    precision: str = "32-true"
     enable_progress_bar: bool = False
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     args: dict[str, Any] = field(default_factory=dict)  # any other Lightning Trainer argument
 
 
@@ -182,14 +194,16 @@ RESUME = ("auto", "never")
 # ------------------------------------------------------------------------------------------------ choices
 # Kept here so that checking needs no heavy import; tests/test_config.py checks each against its library.
 
+NEW_POSITIONS = ("keep", "copy")
 PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true", "32", "16", "64", "bf16",
               "transformer-engine", "transformer-engine-float16")  # Lightning's _PRECISION_INPUT
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")  # Lightning's AcceleratorRegistry, plus gpu and auto
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameters_true", "fsdp", "fsdp_cpu_offload",
               "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3", "single_device")
+SHARDING_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
-TOKENIZER_KINDS = ("bbpe", "released")
+TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
 EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
 BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
 MAX_SHARD_VOCAB = 65_536  # token shards store uint16 ids
@@ -250,9 +264,17 @@ def _check_tokenizer(cfg: RecipeConfig) -> None:
                     f"{MAX_SHARD_VOCAB:,} (uint16 token shards)")
     if t.kind == "bbpe":
         _positive("tokenizer.min_frequency", t.min_frequency)
-    elif not t.manifest:
+    elif t.kind == "released" and not t.manifest:
         raise _fail("tokenizer.manifest", t.manifest, "a released tokenizer needs a manifest of vocab.json and "
                     "merges.txt (e.g. tokenizer=rugpt3)")
+    elif t.kind == "pretrained" and not t.name_or_path:
+        raise _fail("tokenizer.name_or_path", t.name_or_path, "a pretrained tokenizer needs a Hugging Face model "
+                    "directory or hub id")
+    for name, stage in cfg.stages.items():
+        if stage.init_from is not None and stage.init_from not in cfg.stages and t.kind != "pretrained":
+            raise _fail(f"stages.{name}.init_from", stage.init_from,
+                        f"is not a stage ({', '.join(cfg.stages)}), so a released checkpoint, which brings its own "
+                        "tokenizer: add tokenizer=pretrained (name_or_path: stages.stage1.init_from)")
 
 
 def _check_model(cfg: RecipeConfig) -> None:
@@ -303,8 +325,12 @@ def _check_stages(cfg: RecipeConfig) -> None:
             raise _fail(f"{key}.batch_size", s.batch_size,
                         f"is not a multiple of micro_batch_size x devices x nodes = {s.micro_batch_size} x "
                         f"{cfg.trainer.devices} x {cfg.trainer.num_nodes}")
-        if s.init_from is not None and s.init_from not in earlier:
+        if s.init_from in cfg.stages and s.init_from not in earlier:
             raise _fail(f"{key}.init_from", s.init_from, f"not an earlier stage ({', '.join(earlier) or 'none'})")
+        _choice(f"{key}.new_positions", s.new_positions, NEW_POSITIONS)
+        if s.new_positions == "copy" and not (s.init_from in earlier and cfg.stages[s.init_from].context < s.context):
+            raise _fail(f"{key}.new_positions", s.new_positions,
+                        "copies positions an earlier stage (init_from) learned at a shorter context; set it to keep")
         _check_optim(f"{key}.optim", s.optim)
         earlier.append(name)
 
@@ -316,6 +342,10 @@ def _check_trainer(cfg: RecipeConfig) -> None:
     _positive("trainer.num_nodes", t.num_nodes)
     _choice("trainer.strategy", t.strategy, STRATEGIES)
     _choice("trainer.precision", t.precision, PRECISIONS)
+    _choice("trainer.fsdp.sharding_strategy", t.fsdp.sharding_strategy, SHARDING_STRATEGIES)
+    if t.strategy.startswith("fsdp") and t.accelerator == "cpu":
+        raise _fail("trainer.strategy", t.strategy, "Lightning's FSDP runs on GPUs only; use trainer=fsdp (GPUs), or "
+                    "strategy=ddp on CPUs")
     for name, value in sorted(t.args.items()):
         if name in DERIVED_TRAINER_ARGS:
             raise _fail(f"trainer.args.{name}", value, "is set by each stage or by a trainer key; remove it")

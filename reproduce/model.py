@@ -30,6 +30,17 @@ def parameter_count(config: GPT2Config) -> int:
         return sum(p.numel() for p in GPT2LMHeadModel(config).parameters())
 
 
+def copy_learned_positions(model: GPT2LMHeadModel, learned: int, context: int) -> None:
+    """Positions ``learned .. context - 1`` start as the learned positions ``0 .. learned - 1``, repeated: the
+    position embeddings a longer context adds begin where the earlier ones ended up, not at random (Longformer's
+    initialisation, Beltagy et al. 2020, section 5)."""
+    with torch.no_grad():
+        table = model.transformer.wpe.weight
+        for start in range(learned, context, learned):
+            n = min(learned, context - start)
+            table[start : start + n] = table[:n]
+
+
 def causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over windows of context+1 tokens."""
     logits = model(input_ids=windows[:, :-1]).logits
@@ -62,7 +73,8 @@ class CausalLM(pl.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = causal_lm_loss(self.model, batch)
-        value = loss.item()
+        # the mean over ranks: every rank records the whole batch's curve, and all stop together on nan or inf
+        value = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean").item()
         if not math.isfinite(value):
             raise NonFiniteLoss(value, self.global_step)
         self.loss_window.append(value)

@@ -85,8 +85,8 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
             log.info(f"[{name}] trained before for this config: {cfg.work_dir / 'models' / name} (resume=never "
                      "trains it again)")
             continue
-        init_dir = cfg.work_dir / "models" / stage.init_from if stage.init_from else None
-        result = run_stage(name, stage, cfg, data, init_dir)
+        init_from = cfg.work_dir / "models" / stage.init_from if stage.init_from in cfg.stages else stage.init_from
+        result = run_stage(name, stage, cfg, data, init_from)
         done[name] = {"record": result.record(), "train": result.train_curve, "validation": result.validation_curve}
         if not rank_zero:
             continue
@@ -104,17 +104,20 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData) -> dict[str, Any]:
     byte_lengths = token_byte_lengths(data.tokenizer)
     unigram = unigram_perplexity(data.shards["train"], blocks, len(data.tokenizer), byte_lengths)
     autocast = _AUTOCAST.get(cfg.trainer.precision)
-    rows = []
+    rows, by_position = [], {}
     for name in cfg.stages:
         model = GPT2LMHeadModel.from_pretrained(cfg.work_dir / "models" / name)
         for context in contexts:
             row = model_perplexity(model, blocks, context, byte_lengths, cfg.eval.perplexity.batch_size, autocast)
+            by_position.setdefault(name, {})[str(context)] = row.pop("nll_by_position")
             row = {"stage": name, **row, "ratio_to_unigram": row["perplexity"] / unigram["perplexity"]}
             log.info(f"[eval] {name} at context {context}: perplexity {row['perplexity']:.2f} "
                      f"({row['ratio_to_unigram']:.3f}x unigram {unigram['perplexity']:.1f}), "
-                     f"{row['bits_per_byte']:.3f} bits/byte")
+                     f"{row['bits_per_byte']:.3f} bits/byte; mean loss over positions 0-{context // 2 - 1} "
+                     f"{row['nll_positions_first_half']:.3f}, {context // 2}-{context - 1} "
+                     f"{row['nll_positions_second_half']:.3f}")
             rows.append(row)
-    return {"perplexity": rows, "unigram": unigram}
+    return {"perplexity": rows, "unigram": unigram, "by_position": by_position}
 
 
 def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
@@ -132,7 +135,12 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
         write_json(cfg.results_dir / "summary.json", summary)
 
     started = time.perf_counter()
-    summary.update(_perplexity(cfg, data))
+    perplexity = _perplexity(cfg, data)
+    windows = {str(c): perplexity["unigram"]["tokens"] // c for c in sorted(set(cfg.eval.perplexity.contexts))}
+    write_json(cfg.results_dir / "loss_by_position.json",
+               {"meta": summary["meta"], "unit": "mean test NLL (nats) at each position of a window",
+                "windows": windows, "stages": perplexity.pop("by_position")})
+    summary.update(perplexity)
     save("perplexity", started)
 
     started = time.perf_counter()

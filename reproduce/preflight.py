@@ -29,6 +29,7 @@ from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.errors import UserError
 from reproduce.paper.tables import PUBLISHED_FILES, RUN_FILES
 from reproduce.paths import CONF_DIR, config_file
+from reproduce.pretrained import check_init_checkpoint, load_pretrained_tokenizer
 from reproduce.results import check_record, require_step
 
 # The steps each run command performs; `paper` is a command of its own.
@@ -89,6 +90,12 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
             resolver.resolve(entry)
     if "prepare" in steps and cfg.tokenizer.kind == "released":
         check_released_vocabulary(cfg.tokenizer, resolver)
+    if "train" in steps:
+        for name, stage in cfg.stages.items():
+            if stage.init_from is not None and stage.init_from not in cfg.stages:
+                check_init_checkpoint(f"stages.{name}.init_from", stage.init_from, cfg.model)
+    if "prepare" in steps and cfg.tokenizer.kind == "pretrained":
+        load_pretrained_tokenizer(cfg.tokenizer)
 
 
 def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:

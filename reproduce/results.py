@@ -30,7 +30,7 @@ from reproduce.paths import SOURCE_ROOT
 CONFIG_FILE = "config.yaml"
 # What each step writes under results/<run>/ and runs/<run>/ (globs).
 STEP_RESULTS = {"prepare": ("data.json",), "train": ("train.json", "curves.json"),
-                "eval": ("summary.json", "lm_eval_*.json")}
+                "eval": ("summary.json", "loss_by_position.json", "lm_eval_*.json")}
 STEP_ARTIFACTS = {"prepare": ("tokenizer", "shards"), "train": ("models", "checkpoints"), "eval": ("lm_eval_tasks",)}
 
 # ------------------------------------------------------------------------------------------ run metadata
@@ -57,7 +57,8 @@ def package_metadata() -> dict[str, Any]:
     """Versions of the package and its engines, the git state, the machine."""
     import torch
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # the source's state: what runs write into the checkout (results/, paper/) does not make it dirty
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)paper")
     return {
         "package": "reproduce",
         "package_version": __version__,

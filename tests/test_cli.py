@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reproduce.cli import COMMANDS
 from reproduce.config import RecipeConfig, check_config
-from reproduce.errors import UserError
+from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.paths import CONF_DIR
 from reproduce.preflight import compose_config
 
@@ -92,3 +94,37 @@ def test_scale_out_trainers_and_the_slurm_template_compose_and_pass_the_checks()
     single_node = compose_config("reproduce", ["experiment=rugpt3_large_paper", "trainer=ddp"])
     check_config(single_node)
     assert single_node.world_size == 8
+
+
+def test_fsdp_trainer_and_the_continued_pretraining_experiment_compose_and_pass_the_checks() -> None:
+    fsdp = compose_config("reproduce", ["experiment=rugpt3_large_paper", "trainer=fsdp",
+                                        "trainer.fsdp.activation_checkpointing=true"])
+    check_config(fsdp)
+    assert (fsdp.trainer.strategy, fsdp.trainer.fsdp.sharding_strategy) == ("fsdp", "FULL_SHARD")
+    continued = compose_config("reproduce", ["experiment=rugpt3_small_continued"])
+    check_config(continued)
+    assert continued.tokenizer.kind == "pretrained"
+    assert continued.tokenizer.name_or_path == continued.stages["stage1"].init_from == (
+        "ai-forever/rugpt3small_based_on_gpt2")
+
+
+def test_slurm_sweeps_launch_one_task_per_device_through_submitit(tmp_path: Path) -> None:
+    out = _run("hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2", "run_name=sweep", "--cfg", "all",
+               "--resolve", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    launcher = yaml.safe_load(out.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 4, 4)
+    assert launcher["name"] == "rugpt3-sweep" and launcher["max_num_timeout"] > 0
+
+
+def test_a_stop_signal_goes_on_to_the_handler_a_launcher_installed_before_the_command() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))  # as submitit's requeue
+    try:
+        handlers = inherited_handlers()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    pass_on(Interrupted("stopped", signal.SIGUSR2), handlers)
+    pass_on(Interrupted("stopped", signal.SIGTERM), {signal.SIGTERM: signal.SIG_DFL})  # nothing to call: exit
+    assert calls == [signal.SIGUSR2]

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from lightning_fabric.connector import _PRECISION_INPUT
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.strategies import StrategyRegistry
+from torch.distributed.fsdp import ShardingStrategy
 from transformers.activations import ACT2FN
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
@@ -28,6 +29,7 @@ def test_choices_are_the_libraries_own() -> None:
     assert set(config.PRECISIONS) == _literal_values(_PRECISION_INPUT)  # the int and str forms of 16/32/64 meet
     assert set(config.ACCELERATORS) - {"gpu", "auto"} == set(AcceleratorRegistry.available_accelerators())
     assert set(config.STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
+    assert set(config.SHARDING_STRATEGIES) <= set(ShardingStrategy.__members__)
     assert set(config.ACTIVATIONS) <= set(ACT2FN)
     assert set(config.ATTENTION) - {"eager"} <= set(ALL_ATTENTION_FUNCTIONS.keys())
     trainer_args = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}

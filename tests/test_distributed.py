@@ -58,3 +58,10 @@ def test_ddp_weights_match_one_process_with_twice_the_accumulation(runs: Path) -
         assert one.keys() == two.keys()
         for key in one:
             torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=f"{stage} {key}")
+
+
+def test_two_processes_record_the_loss_curve_of_the_whole_batch(runs: Path) -> None:
+    one, two = (read_json(runs / "results" / name / "curves.json") for name in ("one", "two"))
+    for kind in ("train", "validation"):
+        assert [(p["stage"], p["step"]) for p in two[kind]] == [(p["stage"], p["step"]) for p in one[kind]]
+        assert [p["loss"] for p in two[kind]] == pytest.approx([p["loss"] for p in one[kind]], rel=1e-4)

@@ -40,6 +40,14 @@ def test_results_record_metrics_and_provenance(run_dir: Path) -> None:
         ("stage1", 32), ("stage1", 64), ("stage2", 32), ("stage2", 64)]
     assert all(r["perplexity"] > 1 and r["bits_per_byte"] > 0 for r in summary["perplexity"])
     assert summary["unigram"]["tokens"] == summary["perplexity"][0]["tokens"]
+    by_position = read_json(run_dir / "results" / "micro" / "loss_by_position.json")
+    tokens = summary["unigram"]["tokens"]
+    assert by_position["windows"] == {"32": tokens // 32, "64": tokens // 64}
+    for row in summary["perplexity"]:  # the mean over positions is the mean over tokens: each window is full
+        losses = by_position["stages"][row["stage"]][str(row["context"])]
+        assert len(losses) == row["context"]
+        assert sum(losses) / len(losses) == pytest.approx(row["nll_per_token"], rel=1e-6)
+        assert sum(losses[: len(losses) // 2]) / (len(losses) // 2) == pytest.approx(row["nll_positions_first_half"])
     for stage in ("stage1", "stage2"):
         assert summary["rublimp"][stage]["n_pairs"] == 45 * 4
         assert len(summary["rublimp"][stage]["per_phenomenon"]) == 45

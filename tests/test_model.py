@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pytorch_lightning.strategies import FSDPStrategy
 from transformers import GPT2LMHeadModel
+from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
-from reproduce.model import causal_lm_loss, gpt2_config, parameter_count, warmup_cosine
+from reproduce.model import causal_lm_loss, copy_learned_positions, gpt2_config, parameter_count, warmup_cosine
 from reproduce.preflight import compose_config
+from reproduce.train.stage import build_strategy
+from tests.conftest import tiny_model_config
 
 # ../shared/PUBLISHED.md §2: n_layer, n_embd, n_head, n_positions, vocab_size, parameters (GPT-2 formula).
 PUBLISHED = {
@@ -45,3 +49,24 @@ def test_warmup_then_cosine_to_min() -> None:
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
     assert values[100] == pytest.approx(0.1) and values[55] == pytest.approx(0.55)
+
+
+def test_new_positions_start_as_copies_of_the_learned_ones() -> None:
+    model = GPT2LMHeadModel(gpt2_config(tiny_model_config(vocab_size=50, n_positions=20), 1, 2))
+    before = model.transformer.wpe.weight.detach().clone()
+    copy_learned_positions(model, learned=8, context=20)
+    after = model.transformer.wpe.weight.detach()
+    torch.testing.assert_close(after[:8], before[:8], rtol=0, atol=0)  # the learned positions stay
+    torch.testing.assert_close(after[8:16], before[:8], rtol=0, atol=0)
+    torch.testing.assert_close(after[16:20], before[:4], rtol=0, atol=0)
+
+
+def test_fsdp_strategy_wraps_each_block_and_keeps_full_state_checkpoints() -> None:
+    trainer = compose_config("reproduce", ["trainer=fsdp", "trainer.fsdp.sharding_strategy=SHARD_GRAD_OP",
+                                           "trainer.fsdp.activation_checkpointing=true"]).trainer
+    strategy = build_strategy(trainer)
+    assert isinstance(strategy, FSDPStrategy) and strategy.sharding_strategy.name == "SHARD_GRAD_OP"
+    assert strategy._state_dict_type == "full"
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {GPT2Block}
+    assert strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {GPT2Block}
+    assert build_strategy(compose_config("reproduce", ["trainer=ddp"]).trainer) == "ddp"

@@ -37,5 +37,5 @@ def test_wheel_ships_the_configs_and_its_cli_composes_outside_the_repository(tmp
     assert out.returncode == 0, out.stderr
     assert "run_name: demo" in out.stdout and "n_embd: 1536" in out.stdout and "manifests/ruslit.tsv" in out.stdout
     bad = subprocess.run([*cli, "model.n_head=5"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: model.n_head=5: must divide model.n_embd=256"
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: model.n_head=5: must divide model.n_embd=192"
     assert not list(elsewhere.iterdir())

@@ -47,14 +47,18 @@ def test_model_perplexity_matches_a_naive_reference(tokenizer) -> None:
     lengths = token_byte_lengths(tokenizer)
     for context in (8, 16):
         result = model_perplexity(model, blocks, context, lengths, batch_size=3, autocast_dtype=None)
-        nll = 0.0  # reference: each target token scored one at a time from the start of its window
+        by_position = np.zeros(context)  # reference: each target scored one at a time from its window's start
         for block in blocks:
             for w in range(16 // context):
                 window = torch.tensor(block[w * context : w * context + context + 1])
                 for t in range(1, context + 1):
                     logits = model(input_ids=window[None, :t]).logits[0, -1]
-                    nll -= torch.log_softmax(logits, -1)[window[t]].item()
-        n = blocks[:, 1:].size
+                    by_position[t - 1] -= torch.log_softmax(logits, -1)[window[t]].item()
+        nll, n = by_position.sum(), blocks[:, 1:].size
+        by_position /= n / context
+        assert result["nll_by_position"] == pytest.approx(by_position.tolist(), rel=1e-4)
+        assert result["nll_positions_first_half"] == pytest.approx(by_position[: context // 2].mean(), rel=1e-4)
+        assert result["nll_positions_second_half"] == pytest.approx(by_position[context // 2 :].mean(), rel=1e-4)
         assert result["tokens"] == n
         assert result["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-4)
         assert result["bits_per_byte"] == pytest.approx(nll / math.log(2) / lengths[blocks[:, 1:]].sum(), rel=1e-4)

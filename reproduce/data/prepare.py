@@ -21,6 +21,7 @@ from reproduce.data.tokenizer import load_bpe_files, train_bbpe
 from reproduce.errors import UserError
 from reproduce.io import atomic_dir
 from reproduce.paths import config_file
+from reproduce.pretrained import load_pretrained_tokenizer
 
 log = logging.getLogger("reproduce")
 
@@ -49,10 +50,13 @@ def load_corpus(data: DataConfig, resolver: Resolver) -> tuple[list[Document], l
 
 
 def build_tokenizer(tok: TokenizerConfig, train_docs: list[Document], resolver: Resolver) -> PreTrainedTokenizerFast:
-    """A trained byte-level BPE, or a released vocabulary (checked before the run: reproduce/preflight.py)."""
+    """A trained byte-level BPE, a released vocabulary, or a checkpoint's own tokenizer (checked before the run:
+    reproduce/preflight.py)."""
     if tok.kind == "bbpe":
         lines = (line for doc in train_docs for line in doc.text.split("\n"))
         return train_bbpe(lines, tok.vocab_size, tok.min_frequency)
+    if tok.kind == "pretrained":
+        return load_pretrained_tokenizer(tok)
     files = {Path(e.path).name: resolver.resolve(e) for e in read_manifest(config_file(tok.manifest))}
     return load_bpe_files(files["vocab.json"], files["merges.txt"])
 

@@ -37,7 +37,8 @@ def run_lm_eval(model_dir: str | Path, include_path: Path, tasks: list[str], bat
     model = (HFLM if verbose else QuietHFLM)(pretrained=str(model_dir), backend="causal", batch_size=batch_size,
                                              device=device, dtype=dtype, prefix_token_id=eos)
     results = lm_eval.simple_evaluate(
-        model=model, tasks=tasks, task_manager=TaskManager(include_path=str(include_path)),
+        model=model, tasks=tasks,  # only the package's tasks: indexing lm-eval's own thousands takes ~15 s
+        task_manager=TaskManager(include_path=str(include_path), include_defaults=False),
         limit=limit, log_samples=False, bootstrap_iters=0,
     )
     return json.loads(json.dumps(results, default=handle_non_serializable))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
@@ -17,11 +18,9 @@ def write_rublimp_tasks(csv_files: dict[str, Path], out_dir: Path) -> Path:
     ``csv_files`` maps a phenomenon name to its resolved CSV. Returns the folder to pass to
     ``TaskManager(include_path=...)`` (or ``lm_eval --include_path``).
     """
-    template = (TASKS_DIR / "rublimp" / "_template_yaml").read_text(encoding="utf-8")
     with atomic_dir(out_dir) as tmp:
         folder = tmp / "rublimp"
-        folder.mkdir()
-        (folder / "_template_yaml").write_text(template, encoding="utf-8")
+        shutil.copytree(TASKS_DIR / "rublimp", folder, ignore=shutil.ignore_patterns("__pycache__"))
         names = sorted(csv_files)
         for name in names:
             task = {

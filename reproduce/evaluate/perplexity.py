@@ -42,7 +42,8 @@ def _summary(nll_sum: float, targets: np.ndarray, byte_lengths: np.ndarray) -> d
 @torch.no_grad()
 def model_perplexity(model: PreTrainedModel, blocks: np.ndarray, context: int, byte_lengths: np.ndarray,
                      batch_size: int, autocast_dtype: torch.dtype | None) -> dict[str, float]:
-    """Sum of next-token NLL over every block, each cut into windows of ``context + 1`` tokens."""
+    """Next-token NLL over every block, each cut into windows of ``context + 1`` tokens: in total, and its mean
+    at each position of a window (position ``p`` is predicted from ``p + 1`` tokens) and over each half."""
     width = blocks.shape[1] - 1
     if width % context:
         raise ValueError(f"block of {width} tokens is not a multiple of context {context}")
@@ -51,13 +52,19 @@ def model_perplexity(model: PreTrainedModel, blocks: np.ndarray, context: int, b
     windows = torch.from_numpy(windows.reshape(-1, context + 1))
     device = next(model.parameters()).device
     model.eval()
-    nll = 0.0
+    by_position = torch.zeros(context, dtype=torch.float64)  # NLL summed over windows, at each position
     for batch in windows.split(batch_size):
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             logits = model(input_ids=batch[:, :-1]).logits
-        nll += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum").item()
-    return {"context": context, **_summary(nll, blocks[:, 1:], byte_lengths)}
+        nll = F.cross_entropy(logits.float().transpose(1, 2), batch[:, 1:], reduction="none")
+        by_position += nll.sum(0).double().cpu()
+    mean_by_position = (by_position / len(windows)).tolist()
+    half = context // 2
+    return {"context": context, **_summary(float(by_position.sum()), blocks[:, 1:], byte_lengths),
+            "nll_positions_first_half": sum(mean_by_position[:half]) / half,
+            "nll_positions_second_half": sum(mean_by_position[half:]) / (context - half),
+            "nll_by_position": mean_by_position}
 
 
 def unigram_perplexity(train_tokens: np.ndarray, blocks: np.ndarray, vocab_size: int,

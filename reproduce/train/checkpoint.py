@@ -3,8 +3,8 @@
 A checkpoint is Lightning's (model, optimizer, scheduler, loops, callbacks' state), plus the RNG states taken at
 that step boundary. The data cursor needs no field of its own: a stage's samples come in a fixed (seed, epoch)
 order, and after ``global_step`` optimizer steps exactly ``global_step * batch_size`` of them are consumed.
-SIGTERM and SIGUSR1 (SLURM's preemption and requeue signals) make the stage save one at the next step boundary
-and stop.
+SIGTERM, SIGUSR1 and SIGUSR2 (the preemption and requeue signals of SLURM and submitit) make the stage save one at
+the next step boundary and stop.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from reproduce.errors import UserError
+from reproduce.errors import STOP_SIGNALS, UserError
 from reproduce.io import atomic_path
 
 _NAME = re.compile(r"step-(\d{9})\.ckpt")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -72,7 +71,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 class StageCheckpoints(pl.Callback):
     """Saves every ``every_steps`` optimizer steps and at the stage's end, keeps the last ``keep``, and stops at the
-    next step boundary after SIGTERM or SIGUSR1 (with a checkpoint). At a step that validates (every
+    next step boundary after a stop signal (with a checkpoint). At a step that validates (every
     ``validate_every``), the checkpoint waits for the validation, so a resumed run neither repeats nor loses it."""
 
     def __init__(self, folder: Path, every_steps: int | None, keep: int, validate_every: int):
@@ -85,7 +84,7 @@ class StageCheckpoints(pl.Callback):
 
     # -- signals: flag now, act at the next step boundary
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Replace Lightning's SIGTERM handler (it would stop mid-accumulation) and take SIGUSR1."""
+        """Replace Lightning's SIGTERM handler (it would stop mid-accumulation) and take SIGUSR1 and SIGUSR2."""
         self._last_step = trainer.global_step
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)

@@ -15,15 +15,17 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.strategies import FSDPStrategy
 from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
+from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
 from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
 from reproduce.data.prepare import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
-from reproduce.model import CausalLM, NonFiniteLoss, gpt2_config, parameter_count
+from reproduce.model import CausalLM, NonFiniteLoss, copy_learned_positions, gpt2_config, parameter_count
 from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoint_step, checkpoints
 from reproduce.train.progress import ProgressAndCurves
 
@@ -80,19 +82,37 @@ def warn_if_bf16_is_emulated(trainer: TrainerConfig) -> None:
                     "trainer.precision=32-true runs at full speed, with other digits than a bf16 run")
 
 
+def build_strategy(trainer: TrainerConfig) -> str | FSDPStrategy:
+    """Lightning's strategy by name; for fsdp, one FSDP unit (and optional activation checkpoint) per GPT2Block and
+    full-state checkpoints, so that checkpoints and exports look the same as under any other strategy."""
+    if trainer.strategy != "fsdp":
+        return trainer.strategy
+    f = trainer.fsdp
+    return FSDPStrategy(auto_wrap_policy={GPT2Block}, sharding_strategy=f.sharding_strategy, state_dict_type="full",
+                        activation_checkpointing_policy={GPT2Block} if f.activation_checkpointing else None,
+                        cpu_offload=f.cpu_offload)
+
+
 def _evenly_spaced(n: int, k: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, num=min(n, k)).astype(int).tolist()))
 
 
-def _build_model(cfg: RecipeConfig, data: PreparedData, init_dir: Path | None) -> GPT2LMHeadModel:
+def _build_model(name: str, cfg: RecipeConfig, data: PreparedData, init_from: Path | str | None) -> GPT2LMHeadModel:
+    """A fresh model, an earlier stage's export, or a released checkpoint (with the config's dropout and kernel)."""
     tokenizer = data.tokenizer
     if len(tokenizer) > cfg.model.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size}: the prepared tokenizer has {len(tokenizer)} ids; "
                         "raise it")
-    if init_dir is None:
+    if init_from is None:
         return GPT2LMHeadModel(gpt2_config(cfg.model, tokenizer.bos_token_id, tokenizer.eos_token_id))
-    return GPT2LMHeadModel.from_pretrained(  # from_pretrained returns eval mode
-        init_dir, attn_implementation=cfg.model.attn_implementation).train()
+    m = cfg.model
+    try:
+        model = GPT2LMHeadModel.from_pretrained(
+            init_from, attn_implementation=m.attn_implementation, resid_pdrop=m.resid_pdrop,
+            embd_pdrop=m.embd_pdrop, attn_pdrop=m.attn_pdrop)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"stages.{name}.init_from={str(init_from)!r}: cannot load its model ({exc})") from None
+    return model.train()  # from_pretrained returns eval mode
 
 
 # Lightning cannot know that the stage's sampler starts at the data cursor (StageData), and says so on resume.
@@ -100,11 +120,13 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 
 
 def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
-              init_dir: Path | None = None) -> StageResult:
+              init_from: Path | str | None = None) -> StageResult:
     """Train one stage (continuing from its last checkpoint if there is one) and export it (safetensors +
-    tokenizer) to ``runs/<run>/models/<name>``."""
+    tokenizer) to ``runs/<run>/models/<name>``. ``init_from``: a model directory or hub id to start from."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = _build_model(cfg, data, init_dir)
+    model = _build_model(name, cfg, data, init_from)
+    if stage.new_positions == "copy":
+        copy_learned_positions(model, cfg.stages[stage.init_from].context, stage.context)
 
     train = PackedSequences(data.shards["train"], stage.context)
     steps = int(stage.epochs * len(train)) // stage.batch_size
@@ -134,7 +156,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     trainer = pl.Trainer(
         logger=csv, log_every_n_steps=stage.record_every_steps, enable_checkpointing=False,
         enable_model_summary=False,
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t),
         precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
         plugins=[AtomicCheckpointIO()],
         max_steps=steps,
@@ -164,9 +186,12 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     seconds = progress.seconds_before + time.perf_counter() - started
 
     export_dir = cfg.work_dir / "models" / name
+    weights = None  # FSDP: the full weights, gathered on every rank; otherwise the model holds them
+    if isinstance(trainer.strategy, FSDPStrategy):
+        weights = {k.removeprefix("model."): v for k, v in trainer.strategy.lightning_module_state_dict().items()}
     if trainer.is_global_zero:
         with atomic_dir(export_dir) as tmp:
-            module.model.save_pretrained(tmp)
+            module.model.save_pretrained(tmp, state_dict=weights)
             data.tokenizer.save_pretrained(tmp)
     trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
     return StageResult(name, export_dir, stage.context, steps, steps * tokens_per_step, seconds,
