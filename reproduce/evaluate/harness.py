@@ -41,7 +41,14 @@ def run_lm_eval(model_dir: str | Path, include_path: Path, tasks: list[str], bat
         task_manager=TaskManager(include_path=str(include_path), include_defaults=False),
         limit=limit, log_samples=False, bootstrap_iters=0,
     )
-    return json.loads(json.dumps(results, default=handle_non_serializable))
+    return json.loads(json.dumps(results, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what lm-eval's results hold besides plain data: a function by its name (its repr has an address)."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    return handle_non_serializable(value)
 
 
 def group_accuracy(results: dict[str, Any], group: str) -> dict[str, Any]:
