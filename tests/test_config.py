@@ -42,7 +42,7 @@ def test_mini_model_takes_the_tokenizers_vocabulary() -> None:
 
 
 @pytest.mark.parametrize("override, message", [
-    ("trainer.devices=2", "stages.stage1.batch_size=16: is not a multiple of micro_batch_size x devices x nodes"),
+    ("trainer.devices=2", "stages.stage1.batch_size=8: is not a multiple of micro_batch_size x devices x nodes"),
     ("trainer.num_nodes=3", "x 1 x 3"),
     ("eval.perplexity.max_tokens=100", "scores fewer tokens than one block of the largest context (256)"),
     ("data.test_fraction=0.995", "leaves nothing to train on"),

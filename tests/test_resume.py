@@ -19,9 +19,10 @@ from reproduce.train.checkpoint import checkpoint_step, checkpoints
 from tests.conftest import micro_overrides
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
-# Checkpoints every 4 steps; stages of 53 and 26 steps.
+# Checkpoints every 4 steps; stages of 106 and 26 steps: every interruption below lands in stage 1 (each run moves
+# at most about 20 steps: to a new checkpoint, then half a second).
 SHORT = ["stages.stage1.checkpoint_every_tokens=2048", "stages.stage2.checkpoint_every_tokens=2048",
-         "stages.stage1.epochs=0.1", "stages.stage2.epochs=0.05"]
+         "stages.stage1.epochs=0.2", "stages.stage2.epochs=0.05"]
 
 
 def _args(tmp: Path, run_name: str) -> list[str]:
@@ -72,7 +73,7 @@ def test_interrupted_stages_resume_to_the_same_bytes(reference: Path) -> None:
     folder = tmp / "runs" / "interrupted" / "checkpoints" / "stage1"
     rng = random.Random(6)
     for signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGUSR1, signal.SIGKILL):
-        out = _interrupt(args, tmp, folder, signum, delay=rng.uniform(0.0, 1.5))
+        out = _interrupt(args, tmp, folder, signum, delay=rng.uniform(0.0, 0.5))
         if signum == signal.SIGKILL:
             assert out.returncode == -signal.SIGKILL
         else:  # a checkpoint at the next step boundary, then a clean stop
@@ -103,9 +104,14 @@ def test_rerun_reuses_prepared_data_and_finished_stages(reference: Path) -> None
     assert _models(reference, "reference") == models
 
 
+def _diverging_args(tmp: Path) -> list[str]:
+    """lr 300 without warmup: nan within a few steps; a checkpoint after every step, so one precedes it."""
+    return [*_args(tmp, "diverged"), "stages.stage1.optim.lr=300", "stages.stage1.optim.min_lr=0",
+            "stages.stage1.optim.warmup_fraction=0", "stages.stage1.checkpoint_every_tokens=512"]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(reference: Path) -> None:
-    args = [*_args(reference, "diverged"), "stages.stage1.optim.lr=300", "stages.stage1.optim.min_lr=0",
-            "stages.stage1.optim.warmup_fraction=0"]
+    args = _diverging_args(reference)
     _reproduce("prepare", *args, cwd=reference)
     out = _reproduce("train", *args, cwd=reference, code=2)
     folder = reference / "runs" / "diverged" / "checkpoints" / "stage1"
@@ -119,8 +125,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(reference: Pat
 
 
 def test_truncated_checkpoint_is_one_clear_line(reference: Path) -> None:
-    args = [*_args(reference, "diverged"), "stages.stage1.optim.lr=300", "stages.stage1.optim.min_lr=0",
-            "stages.stage1.optim.warmup_fraction=0"]
+    args = _diverging_args(reference)
     newest = checkpoints(reference / "runs" / "diverged" / "checkpoints" / "stage1")[-1]
     newest.write_bytes(newest.read_bytes()[:1000])
     out = _reproduce("train", *args, cwd=reference, code=2)
