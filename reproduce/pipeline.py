@@ -97,8 +97,9 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
     return done
 
 
-def _perplexity(cfg: RecipeConfig, data: PreparedData) -> dict[str, Any]:
-    """Each stage's exported model at every eval context, and the unigram baseline, on the same targets."""
+def _perplexity(cfg: RecipeConfig, data: PreparedData) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each stage's exported model at every eval context, and the unigram baseline, on the same targets; and each
+    model's mean loss at every position, by stage and context."""
     contexts = sorted(set(cfg.eval.perplexity.contexts))
     blocks = eval_blocks(data.shards["test"], max(contexts), cfg.eval.perplexity.max_tokens)
     byte_lengths = token_byte_lengths(data.tokenizer)
@@ -117,7 +118,7 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData) -> dict[str, Any]:
                      f"{row['nll_positions_first_half']:.3f}, {context // 2}-{context - 1} "
                      f"{row['nll_positions_second_half']:.3f}")
             rows.append(row)
-    return {"perplexity": rows, "unigram": unigram, "by_position": by_position}
+    return {"perplexity": rows, "unigram": unigram}, by_position
 
 
 def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
@@ -135,11 +136,11 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
         write_json(cfg.results_dir / "summary.json", summary)
 
     started = time.perf_counter()
-    perplexity = _perplexity(cfg, data)
+    perplexity, by_position = _perplexity(cfg, data)
     windows = {str(c): perplexity["unigram"]["tokens"] // c for c in sorted(set(cfg.eval.perplexity.contexts))}
     write_json(cfg.results_dir / "loss_by_position.json",
                {"meta": summary["meta"], "unit": "mean test NLL (nats) at each position of a window",
-                "windows": windows, "stages": perplexity.pop("by_position")})
+                "windows": windows, "stages": by_position})
     summary.update(perplexity)
     save("perplexity", started)
 
