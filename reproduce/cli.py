@@ -43,6 +43,8 @@ COMMANDS = {
                      ("model", "stage", "trainer", "experiment")),
     "eval": Command("eval", "score the run's exported models: perplexity and RuBLiMP (lm-eval); summary.json",
                     ("eval", "experiment")),
+    "plan": Command("plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
+                    "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment")),
     "paper": Command("paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
                      ("paper",)),
 }
@@ -82,7 +84,14 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
 
 
 def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
-    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps."""
+    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps. A plan
+    only prints and writes results/plan/: no run log, record or temporaries."""
+    if name == "plan":
+        from reproduce.plan import plan
+
+        setup_logging(None, cfg.verbose)
+        plan(cfg)
+        return
     if not cfg.verbose:
         silence_progress_bars()
     from reproduce import pipeline  # the libraries, once their progress bars are off

@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from reproduce.errors import UserError
+from reproduce.perf import PEAKS
 
 # ------------------------------------------------------------------------------------------------ schemas
 
@@ -106,6 +107,11 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     enable_progress_bar: bool = False
+    # the fast step (conf/trainer/gpu.yaml says what each choice gave on a GPU)
+    compile: bool = False  # torch.compile the loss: the model and the cross-entropy in one graph
+    fused_optimizer: bool = False  # AdamW's fused kernel: one launch for all parameters
+    loss: str = "plain"  # plain: the logits, then cross-entropy | chunked: LM head + cross-entropy a chunk at a time
+    loss_chunk_tokens: int = 8192  # chunked: tokens per chunk (a chunk's logits are chunk x vocab)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     args: dict[str, Any] = field(default_factory=dict)  # any other Lightning Trainer argument
 
@@ -145,6 +151,26 @@ class PaperConfig:
 
 
 @dataclass
+class PublishedCompute:
+    """A published training-compute figure, quoted, that `reproduce plan` prints beside its estimate."""
+    gpus: int = MISSING
+    days: float = MISSING
+    device: str = MISSING  # a row of reproduce.perf.PEAKS, e.g. "V100 SXM"
+    stages: list[str] = MISSING  # the stages the figure covers
+    quote: str = MISSING
+    source: str = MISSING
+
+
+@dataclass
+class PlanConfig:
+    """`reproduce plan`: tokens, FLOPs, memory and GPU time of the recipe (reproduce/plan.py)."""
+    mfu: float = 0.45  # assumed model FLOPs utilisation on every device
+    use_measured: bool = True  # a device measured in results/perf/gpu_mfu.json uses its measured MFU instead
+    corpus_tokens: int | None = None  # tokens one epoch covers; null: the train split of results/<run>/data.json
+    published: PublishedCompute | None = None
+
+
+@dataclass
 class PaperCommandConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
@@ -166,6 +192,7 @@ class RecipeConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
     @property
     def results_dir(self) -> Path:
@@ -204,6 +231,7 @@ SHARDING_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD"
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
+LOSSES = ("plain", "chunked")
 EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
 BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
 MAX_SHARD_VOCAB = 65_536  # token shards store uint16 ids
@@ -343,6 +371,8 @@ def _check_trainer(cfg: RecipeConfig) -> None:
     _choice("trainer.strategy", t.strategy, STRATEGIES)
     _choice("trainer.precision", t.precision, PRECISIONS)
     _choice("trainer.fsdp.sharding_strategy", t.fsdp.sharding_strategy, SHARDING_STRATEGIES)
+    _choice("trainer.loss", t.loss, LOSSES)
+    _positive("trainer.loss_chunk_tokens", t.loss_chunk_tokens)
     if t.strategy.startswith("fsdp") and t.accelerator == "cpu":
         raise _fail("trainer.strategy", t.strategy, "Lightning's FSDP runs on GPUs only; use trainer=fsdp (GPUs), or "
                     "strategy=ddp on CPUs")
@@ -375,6 +405,21 @@ def _check_eval(cfg: RecipeConfig) -> None:
     _positive("eval.rublimp.limit", r.limit, allow_none=True)
 
 
+def _check_plan(cfg: RecipeConfig) -> None:
+    p = cfg.plan
+    if not 0 < p.mfu <= 1:
+        raise _fail("plan.mfu", p.mfu, "must lie in (0, 1], e.g. 0.45")
+    _positive("plan.corpus_tokens", p.corpus_tokens, allow_none=True)
+    if p.published is None:
+        return
+    _positive("plan.published.gpus", p.published.gpus)
+    _positive("plan.published.days", p.published.days)
+    _choice("plan.published.device", p.published.device, tuple(peak.name for peak in PEAKS))
+    if not p.published.stages or any(name not in cfg.stages for name in p.published.stages):
+        raise _fail("plan.published.stages", list(p.published.stages),
+                    f"list the stages the published figure covers, of {list(cfg.stages)}")
+
+
 def _check_run_name(name: str) -> None:
     if not name or name in (".", "..", "published") or "/" in name or "\\" in name:
         raise _fail("run_name", name, "give a plain folder name (not 'published', no slashes)")
@@ -390,6 +435,7 @@ def check_config(cfg: RecipeConfig) -> None:
     _check_trainer(cfg)
     _check_stages(cfg)
     _check_eval(cfg)
+    _check_plan(cfg)
     check_paper_runs(cfg.paper.runs)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from reproduce.config import ModelConfig, OptimConfig
+from reproduce.config import ModelConfig, OptimConfig, TrainerConfig
 
 # Keys of the model config passed to GPT2Config as they are.
 ARCH_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "activation_function",
@@ -47,6 +49,54 @@ def causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits.float().flatten(0, 1), windows[:, 1:].flatten())
 
 
+class ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, ``chunk`` rows at a time: a chunk's logits
+    live only while it is processed, and their gradient is taken in the same pass (the fused linear cross-entropy of
+    Liger-Kernel, Hsu et al. 2024, in plain PyTorch), so the (tokens x vocabulary) logits never exist whole, in any
+    dtype. The log-sum-exp runs in float32; under autocast the products run in its dtype."""
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                chunk: int) -> torch.Tensor:
+        n = hidden.shape[0]
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32)
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, n, chunk):
+            h, t = hidden[start : start + chunk], targets[start : start + chunk]
+            logits = h @ weight.T
+            log_probs = logits.float().log_softmax(-1)
+            total = total - log_probs.gather(1, t[:, None]).sum()
+            grad_logits = log_probs.exp_().scatter_add_(1, t[:, None], log_probs.new_full((len(t), 1), -1.0))
+            grad_logits = grad_logits.div_(n).to(logits.dtype)  # d(mean loss)/d(logits) = (softmax - one-hot) / n
+            grad_hidden[start : start + chunk] = grad_logits @ weight
+            grad_weight += (grad_logits.T @ h).float()
+        ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
+        return total / n
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad_output, grad_weight * grad_output, None, None
+
+
+def chunked_causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``causal_lm_loss`` through ``ChunkedLinearCrossEntropy`` (GPT-2's LM head is a matrix without bias)."""
+    hidden = model.transformer(input_ids=windows[:, :-1]).last_hidden_state.flatten(0, 1)
+    targets = windows[:, 1:].flatten()
+    if not torch.is_grad_enabled():  # evaluation: no gradient to take along
+        return torch.cat([F.cross_entropy((h @ model.lm_head.weight.T).float(), t, reduction="none")
+                          for h, t in zip(hidden.split(chunk), targets.split(chunk), strict=True)]).mean()
+    return ChunkedLinearCrossEntropy.apply(hidden, model.lm_head.weight, targets, chunk)
+
+
+def loss_function(kind: str, chunk: int, compile: bool) -> Callable[[GPT2LMHeadModel, torch.Tensor], torch.Tensor]:
+    """The training and validation loss of ``trainer.loss`` (plain | chunked), compiled with torch.compile if asked
+    (the model and the loss in one graph; the model itself stays unwrapped, so its weights keep their names)."""
+    fn = causal_lm_loss if kind == "plain" else functools.partial(chunked_causal_lm_loss, chunk=chunk)
+    return torch.compile(fn) if compile else fn
+
+
 def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
     """LR multiplier: linear warmup to 1, then cosine decay to ``min_ratio`` at ``total``."""
     if step < warmup:
@@ -64,25 +114,48 @@ class NonFiniteLoss(Exception):
 
 
 class CausalLM(pl.LightningModule):
-    """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``."""
+    """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``, the
+    loss and its speed-ups (compile, chunked loss, fused AdamW) from ``trainer``.
 
-    def __init__(self, model: GPT2LMHeadModel, optim: OptimConfig, total_steps: int):
+    The training loss is not read on the host after each micro-step (a read waits for the device to finish):
+    losses stay on the device until ``read_losses`` (every ``record_every_steps``, and before a checkpoint)
+    takes them all at once, averaged over ranks, and stops on a non-finite one before any checkpoint holds it.
+    """
+
+    def __init__(self, model: GPT2LMHeadModel, optim: OptimConfig, total_steps: int, trainer: TrainerConfig):
         super().__init__()
         self.model, self.optim, self.total_steps = model, optim, total_steps
-        self.loss_window: list[float] = []  # train losses since the last curve point
+        self.fused_optimizer = trainer.fused_optimizer
+        self.loss = loss_function(trainer.loss, trainer.loss_chunk_tokens, trainer.compile)
+        self.loss_window: list[float] = []  # train losses since the last curve point, read
+        self._unread: list[tuple[int, torch.Tensor]] = []  # (step, loss) not read yet
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        loss = causal_lm_loss(self.model, batch)
-        # the mean over ranks: every rank records the whole batch's curve, and all stop together on nan or inf
-        value = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean").item()
-        if not math.isfinite(value):
-            raise NonFiniteLoss(value, self.global_step)
-        self.loss_window.append(value)
-        self.log("train_loss", value, on_step=True, on_epoch=False, batch_size=batch.shape[0])
+        loss = self.loss(self.model, batch)
+        self._unread.append((self.global_step, loss.detach()))
         return loss
 
+    def read_losses(self) -> list[float]:
+        """The train losses since the last curve point (each the mean over ranks), after reading the unread ones
+        in one transfer; raises ``NonFiniteLoss`` at the first nan or inf. Every rank must call it at the same step.
+        """
+        if self._unread:
+            steps = [step for step, _ in self._unread]
+            values = self.trainer.strategy.reduce(torch.stack([v for _, v in self._unread]), reduce_op="mean")
+            self._unread.clear()
+            for step, value in zip(steps, values.tolist(), strict=True):
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(value, step)
+                self.loss_window.append(value)
+        return self.loss_window
+
+    def peek_losses(self) -> list[float]:
+        """This rank's losses since the last curve point, read without a collective (for progress lines)."""
+        unread = torch.stack([v for _, v in self._unread]).tolist() if self._unread else []
+        return self.loss_window + unread
+
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self.log("val_loss", causal_lm_loss(self.model, batch), batch_size=batch.shape[0], sync_dist=True)
+        self.log("val_loss", self.loss(self.model, batch), batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with weight decay on matrices only (not biases, LayerNorms), as Megatron-style recipes do."""
@@ -91,7 +164,7 @@ class CausalLM(pl.LightningModule):
         o = self.optim
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+            lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=self.fused_optimizer or None,
         )
         warmup = max(1, round(o.warmup_fraction * self.total_steps))
         min_ratio = o.min_lr / o.lr

@@ -29,10 +29,11 @@ from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.errors import UserError
 from reproduce.paper.tables import PUBLISHED_FILES, RUN_FILES
 from reproduce.paths import CONF_DIR, config_file
+from reproduce.plan import check_plan
 from reproduce.pretrained import check_init_checkpoint, load_pretrained_tokenizer
 from reproduce.results import check_record, require_step
 
-# The steps each run command performs; `paper` is a command of its own.
+# The steps each run command performs; `plan` and `paper` are commands of their own.
 COMMAND_STEPS = {"run": STEPS, "prepare": ("prepare",), "train": ("train",), "eval": ("eval",)}
 _OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
 
@@ -71,7 +72,11 @@ def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:
 
 
 def check_recipe(cfg: RecipeConfig, command: str) -> None:
-    """Every check of a run command, in order of cost; reads files, writes nothing."""
+    """Every check of a run command, in order of cost; reads files, writes nothing. A plan reads the config alone:
+    it skips the machine's checks (a plan for 128 GPUs runs on a laptop)."""
+    if command == "plan":
+        check_plan(cfg)
+        return
     steps = COMMAND_STEPS[command]
     check_config(cfg)
     if "prepare" not in steps or len(steps) > 1:

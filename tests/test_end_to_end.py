@@ -62,6 +62,18 @@ def test_results_record_metrics_and_provenance(run_dir: Path) -> None:
     assert read_json(run_dir / "results" / "architectures.json")["models"]["rugpt3_large"]["parameters"] == 760_300_032
 
 
+def test_training_records_throughput_and_mfu_where_the_peak_is_known(run_dir: Path) -> None:
+    """tokens/s in train.json and in each stage's metrics.csv; on a CPU (no peak in the table) no MFU at all."""
+    train = read_json(run_dir / "results" / "micro" / "train.json")["stages"]
+    for name, record in train.items():
+        assert record["device"] == "cpu" and record["peak_flops"] is None and record["mfu"] is None
+        assert record["median_window_tokens_per_second"] > 0 and record["median_window_mfu"] is None
+        assert record["flops_per_token"] == 6 * record["parameters"] + 12 * 2 * record["context"] * 64  # micro model
+        (csv,) = (run_dir / "runs" / "micro" / "logs" / name).glob("*/metrics.csv")
+        header = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
+        assert {"train_loss", "tokens_per_second", "val_loss"} <= set(header) and "mfu" not in header
+
+
 def test_split_keeps_test_works_out_of_training_and_records_the_cp1251_work(run_dir: Path) -> None:
     data = read_json(run_dir / "results" / "micro" / "data.json")
     test, train = set(data["split"]["test"]["works"]), set(data["split"]["train"]["works"])

@@ -103,10 +103,11 @@ class StageCheckpoints(pl.Callback):
         if step == self._last_step:  # still accumulating gradients
             return
         self._last_step = step
-        # one rank's signal stops every rank at the same boundary (SLURM and torchrun signal them all, a user may not)
-        flag = torch.tensor(self.stopped_by or 0, device=pl_module.device)  # NCCL reduces only GPU tensors
-        signum = int(trainer.strategy.reduce(flag, reduce_op="max"))
-        self.stopped_by = signum or None
+        # one rank's signal stops every rank at the same boundary (SLURM and torchrun signal them all, a user may not);
+        # one process needs no collective, nor the host-device round trip it costs on a GPU
+        if trainer.world_size > 1:
+            flag = torch.tensor(self.stopped_by or 0, device=pl_module.device)  # NCCL reduces only GPU tensors
+            self.stopped_by = int(trainer.strategy.reduce(flag, reduce_op="max")) or None
         due = self.stopped_by is not None or bool(self.every_steps and step % self.every_steps == 0)
         if due and step % self.validate_every == 0:
             self._pending = True

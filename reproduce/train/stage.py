@@ -26,6 +26,7 @@ from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
 from reproduce.model import CausalLM, NonFiniteLoss, copy_learned_positions, gpt2_config, parameter_count
+from reproduce.perf import flops_per_token, mfu, stage_steps
 from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoint_step, checkpoints
 from reproduce.train.progress import ProgressAndCurves
 
@@ -41,13 +42,17 @@ class StageResult:
     tokens: int
     seconds: float
     parameters: int
+    speed: dict[str, Any]  # ProgressAndCurves.speed: device, peak, FLOPs per token, median window tokens/s and MFU
     train_curve: list[dict[str, Any]] = field(default_factory=list)
     validation_curve: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
         """The stage's facts for results/<run>/train.json."""
+        rate = self.tokens / self.seconds
         return {"context": self.context, "steps": self.steps, "tokens": self.tokens, "seconds": self.seconds,
-                "tokens_per_second": self.tokens / self.seconds, "parameters": self.parameters}
+                "tokens_per_second": rate, "parameters": self.parameters,
+                "mfu": mfu(rate, self.speed["flops_per_token"], self.speed["peak_flops"], self.speed["devices"]),
+                **self.speed}
 
 
 class StageData(pl.LightningDataModule):
@@ -60,14 +65,18 @@ class StageData(pl.LightningDataModule):
         self.train, self.validation = train, validation
         self.total, self.seed, self.micro_batch, self.batch = total, seed, micro_batch, batch
 
+    def _pin(self) -> bool:
+        """Page-locked batches on GPUs: the copy to the device runs asynchronously."""
+        return self.trainer.strategy.root_device.type == "cuda"
+
     def train_dataloader(self) -> DataLoader:
         order = StageOrder(len(self.train), self.total, self.seed, self.micro_batch,
                            rank=self.trainer.global_rank, world=self.trainer.world_size,
                            start=self.trainer.global_step * self.batch)
-        return DataLoader(self.train, batch_size=self.micro_batch, sampler=order)
+        return DataLoader(self.train, batch_size=self.micro_batch, sampler=order, pin_memory=self._pin())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.validation, batch_size=self.micro_batch)
+        return DataLoader(self.validation, batch_size=self.micro_batch, pin_memory=self._pin())
 
 
 def warn_if_bf16_is_emulated(trainer: TrainerConfig) -> None:
@@ -119,6 +128,29 @@ def _build_model(name: str, cfg: RecipeConfig, data: PreparedData, init_from: Pa
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
+def stage_trainer(stage: StageConfig, t: TrainerConfig, steps: int, validate_every: int, callbacks: list[pl.Callback],
+                  logger: CSVLogger | None) -> pl.Trainer:
+    """The stage's Lightning Trainer: accumulation, clipping and validation cadence from the stage, the engine from
+    ``trainer`` (also built by bench/gpu_mfu.py, so that the benchmark times this very Trainer)."""
+    accumulate = stage.batch_size // (stage.micro_batch_size * t.devices * t.num_nodes)
+    return pl.Trainer(
+        logger=logger if logger is not None else False, log_every_n_steps=stage.record_every_steps,
+        enable_checkpointing=False, enable_model_summary=False,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t),
+        precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
+        plugins=[AtomicCheckpointIO()],
+        max_steps=steps,
+        max_epochs=1,
+        accumulate_grad_batches=accumulate,
+        gradient_clip_val=stage.optim.grad_clip,
+        use_distributed_sampler=False,
+        callbacks=callbacks,
+        val_check_interval=validate_every * accumulate,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+    )
+
+
 def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
               init_from: Path | str | None = None) -> StageResult:
     """Train one stage (continuing from its last checkpoint if there is one) and export it (safetensors +
@@ -129,7 +161,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         copy_learned_positions(model, cfg.stages[stage.init_from].context, stage.context)
 
     train = PackedSequences(data.shards["train"], stage.context)
-    steps = int(stage.epochs * len(train)) // stage.batch_size
+    steps = stage_steps(len(train), stage.epochs, stage.batch_size)
     if steps < 1:
         raise UserError(f"stages.{name}.epochs={stage.epochs} gives no optimizer step "
                         f"({len(train)} windows, batch {stage.batch_size}); raise epochs or lower batch_size")
@@ -139,9 +171,10 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     datamodule = StageData(train, validation, steps * stage.batch_size, seed, stage.micro_batch_size,
                            stage.batch_size)
 
-    accumulate = stage.batch_size // (stage.micro_batch_size * cfg.world_size)
     tokens_per_step = stage.batch_size * stage.context
-    progress = ProgressAndCurves(name, tokens_per_step, steps, stage.record_every_steps, stage.print_every_s)
+    parameters = parameter_count(model.config)
+    progress = ProgressAndCurves(name, tokens_per_step, steps, stage.record_every_steps, stage.print_every_s,
+                                 flops_per_token(parameters, model.config.n_layer, model.config.n_embd, stage.context))
     every = None if stage.checkpoint_every_tokens is None else max(1, stage.checkpoint_every_tokens // tokens_per_step)
     folder = cfg.work_dir / "checkpoints" / name
     validate_every = min(stage.validate_every_steps, steps)
@@ -149,27 +182,12 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     found = checkpoints(folder)  # resume=never removed them before the command started (results.start_steps)
     resume_from = found[-1] if found and cfg.resume == "auto" else None
     first_step = 0 if resume_from is None else checkpoint_step(resume_from)
-    # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s
+    # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s, MFU
     csv = CSVLogger(cfg.work_dir / "logs", name=name, version=f"from-step-{first_step:09d}",
                     flush_logs_every_n_steps=stage.record_every_steps)
-    t = cfg.trainer
-    trainer = pl.Trainer(
-        logger=csv, log_every_n_steps=stage.record_every_steps, enable_checkpointing=False,
-        enable_model_summary=False,
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t),
-        precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
-        plugins=[AtomicCheckpointIO()],
-        max_steps=steps,
-        max_epochs=1,
-        accumulate_grad_batches=accumulate,
-        gradient_clip_val=stage.optim.grad_clip,
-        use_distributed_sampler=False,
-        callbacks=[progress, saver, LearningRateMonitor(logging_interval="step")],
-        val_check_interval=validate_every * accumulate,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-    )
-    module = CausalLM(model, stage.optim, steps)
+    trainer = stage_trainer(stage, cfg.trainer, steps, validate_every,
+                            [progress, saver, LearningRateMonitor(logging_interval="step")], csv)
+    module = CausalLM(model, stage.optim, steps, cfg.trainer)
     started = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -194,5 +212,5 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
             module.model.save_pretrained(tmp, state_dict=weights)
             data.tokenizer.save_pretrained(tmp)
     trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
-    return StageResult(name, export_dir, stage.context, steps, steps * tokens_per_step, seconds,
-                       parameter_count(module.model.config), progress.train, progress.validation)
+    return StageResult(name, export_dir, stage.context, steps, steps * tokens_per_step, seconds, parameters,
+                       progress.speed(), progress.train, progress.validation)
