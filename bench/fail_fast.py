@@ -36,10 +36,10 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def seconds_to_fail(args: list[str], cwd: Path) -> tuple[float, int]:
+def seconds_to_fail(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
     started = time.perf_counter()
     out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})  # the hub case reads the local cache only
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", **env})  # the hub case reads the local cache only
     return time.perf_counter() - started, out.returncode
 
 
@@ -68,7 +68,7 @@ def main() -> int:
         cases = [*SETTINGS, *file_settings(cwd / "inputs")]
         rows = []
         for case in cases:
-            seconds, code = seconds_to_fail(case.args, cwd)
+            seconds, code = seconds_to_fail(case.args, cwd, dict(case.env))
             rows.append({"setting": case.name, "seconds": round(seconds, 3), "exit_code": code})
             print(f"{seconds:6.2f} s  exit {code}  {case.name}")
         first_step = seconds_to_first_step(cwd)

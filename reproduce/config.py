@@ -468,6 +468,16 @@ def check_accelerator(trainer: TrainerConfig) -> None:
         raise _fail("trainer.accelerator", "tpu", "TPUs are not supported by this package; use gpu or cpu")
 
 
+def check_compiler(trainer: TrainerConfig) -> None:
+    """torch.compile on CPUs builds C++ with the compiler Inductor looks for ($CXX, else g++); GPUs use Triton."""
+    import shutil
+
+    compiler = os.environ.get("CXX", "g++")
+    if trainer.compile and trainer.accelerator == "cpu" and shutil.which(compiler) is None:
+        raise _fail("trainer.compile", trainer.compile, f"torch.compile on CPUs needs a C++ compiler and {compiler!r} "
+                    "(from $CXX, else g++) is not found; install one, point CXX at it, or set trainer.compile=false")
+
+
 def check_writable(key: str, path: Path) -> None:
     """``path`` exists as a writable folder or can be created; probes with a temporary file, creates nothing."""
     existing = path.absolute()

@@ -21,6 +21,7 @@ from reproduce.config import (
     RecipeConfig,
     TokenizerConfig,
     check_accelerator,
+    check_compiler,
     check_config,
     check_paper_runs,
     check_writable,
@@ -81,6 +82,7 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     check_config(cfg)
     if "prepare" not in steps or len(steps) > 1:
         check_accelerator(cfg.trainer)
+        check_compiler(cfg.trainer)
     check_writable("paths.results", cfg.results_dir)
     check_writable("paths.runs", cfg.work_dir)
     if command == "run" and cfg.run_name in cfg.paper.runs:

@@ -19,6 +19,7 @@ class Case:
     args: list[str]  # command-line arguments after `reproduce`
     message: str  # must appear in the error line
     needs_no_gpu: bool = False  # the setting is only wrong on a machine without a CUDA GPU
+    env: tuple[tuple[str, str], ...] = ()  # environment variables the command runs with
 
 
 SETTINGS = [
@@ -66,6 +67,13 @@ SETTINGS = [
     Case("no devices", ["trainer.devices=0"], "trainer.devices=0: must be a positive"),
     Case("derived Trainer argument", ["+trainer.args.max_steps=5"], "trainer.args.max_steps=5: is set by each stage"),
     Case("unknown Trainer argument", ["+trainer.args.max_stepz=5"], "trainer.args.max_stepz=5: not an argument"),
+    Case("unknown loss", ["trainer.loss=fused"], "trainer.loss='fused': choose one of plain, chunked"),
+    Case("loss chunks of 0 tokens", ["trainer.loss_chunk_tokens=0"], "trainer.loss_chunk_tokens=0: must be a positive"),
+    Case("compile not a boolean", ["trainer.compile=maybe"], "trainer.compile"),
+    Case("compile without a C++ compiler", ["trainer.compile=true"], "trainer.compile=True: torch.compile on CPUs",
+         env=(("CXX", "/nonexistent/c++"),)),
+    Case("plan MFU above 1", ["plan", "experiment=rugpt3_large_paper", "plan.mfu=1.5"], "plan.mfu=1.5: must lie in"),
+    Case("plan of a corpus of unknown size", ["plan"], "plan.corpus_tokens is not set and results/mini/data.json"),
     Case("GPU recipe without a GPU", ["experiment=rugpt3_small_paper"], "trainer.accelerator='gpu': no CUDA GPU",
          needs_no_gpu=True),
     Case("validation fraction 0", ["data.validation_fraction=0"], "data.validation_fraction=0.0: must lie in (0, 1)"),

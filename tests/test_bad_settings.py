@@ -35,7 +35,7 @@ def _fails_cleanly(case: Case, cwd: Path) -> None:
         pytest.skip("a CUDA GPU is present: the setting is valid here")
     before = _files(cwd)
     out = subprocess.run([REPRODUCE, *case.args], cwd=cwd, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "REPRODUCE_CACHE": str(cwd / "cache")})
+                         env={**os.environ, "REPRODUCE_CACHE": str(cwd / "cache"), **dict(case.env)})
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
