@@ -24,7 +24,7 @@ from reproduce.logs import setup_logging, silence_progress_bars  # noqa: E402
 silence_progress_bars()  # before the libraries are imported
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.data.prepare import load_prepared  # noqa: E402
+from reproduce.data.prepared import run_prepared  # noqa: E402
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths  # noqa: E402
 from reproduce.preflight import compose_config  # noqa: E402
 from reproduce.results import run_metadata  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging(None, verbose=False)
     base = compose_config("reproduce", [f"run_name={args.run}", *args.overrides])
-    data = load_prepared(base.work_dir)
+    data = run_prepared(base)
     init_from = base.work_dir / "models" / "stage1"
     context = base.stages["stage2"].context
     blocks = eval_blocks(data.shards["test"], context, base.eval.perplexity.max_tokens)

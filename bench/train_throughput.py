@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.data.prepare import PreparedData  # noqa: E402
+from reproduce.data.prepared import PreparedData  # noqa: E402
 from reproduce.data.tokenizer import train_bbpe  # noqa: E402
 from reproduce.model import causal_lm_loss, gpt2_config, warmup_cosine  # noqa: E402
 from reproduce.preflight import compose_config  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> int:
     mini = compose_config("reproduce", [])
     context, batch = mini.stages["stage1"].context, mini.stages["stage1"].batch_size
     tokens = rng.integers(0, 4096, size=(args.steps * batch + 8) * context + 1).astype(np.uint16)
-    data = PreparedData(tokenizer, {"train": tokens, "validation": tokens[: 64 * context + 1]})
+    data = PreparedData(Path("."), tokenizer, {"train": tokens, "validation": tokens[: 64 * context + 1]}, {})
     windows = (len(tokens) - 1) // context
     rows, default_precision = [], mini.trainer.precision
     with tempfile.TemporaryDirectory() as tmp:

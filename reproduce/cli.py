@@ -37,8 +37,11 @@ class Command:
 COMMANDS = {
     "run": Command("reproduce", "the whole recipe: prepare, train, eval, then paper/ (the default command)",
                    ("data", "tokenizer", "model", "stage", "trainer", "eval", "paper", "experiment")),
-    "prepare": Command("prepare", "corpus -> split by works -> tokenizer -> token shards; results/<run>/data.json",
+    "prepare": Command("prepare", "sources -> split by whole documents -> tokenizer -> token shards in "
+                       "prepared/<hash>/ (reused when the same); results/<run>/data.json",
                        ("data", "tokenizer", "experiment")),
+    "contamination": Command("contamination", "n-gram overlap of the evaluation sets and test works with the train "
+                             "shards; results/<run>/contamination.json", ("data", "tokenizer", "experiment")),
     "train": Command("train", "train every stage on the prepared data; export the models; train.json, curves.json",
                      ("model", "stage", "trainer", "experiment")),
     "eval": Command("eval", "score the run's exported models: perplexity and RuBLiMP (lm-eval); summary.json",
@@ -108,7 +111,8 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         remove_stale_temporaries(cfg.results_dir, cfg.work_dir)
         start_steps(cfg, steps)
     step: Callable[[RecipeConfig], object] = {"run": pipeline.run, "prepare": pipeline.prepare,
-                                              "train": pipeline.train, "eval": pipeline.evaluate}[name]
+                                              "contamination": pipeline.contamination, "train": pipeline.train,
+                                              "eval": pipeline.evaluate}[name]
     step(cfg)
 
 

@@ -26,14 +26,49 @@ from reproduce.perf import PEAKS
 
 
 @dataclass
+class SourceConfig:
+    """One source of documents (reproduce/data/sources.py); every document gets a stable id "<source>:<where>"."""
+    kind: str = MISSING  # manifest | text | jsonl | parquet | hf
+    manifest: str | None = None  # manifest: TSV of (path, sha256, url); relative: working directory, then conf/
+    paths: list[str] = field(default_factory=list)  # text, jsonl, parquet: files or globs (relative: working dir)
+    text_field: str = "text"  # jsonl, parquet, hf: the field holding a document's text
+    id_field: str | None = None  # jsonl, parquet, hf: a field with a stable id; null: the file and line (or row)
+    dataset: str | None = None  # hf: hub id, or a local folder (a save_to_disk dataset or data files)
+    config_name: str | None = None  # hf: the dataset's configuration
+    split: str = "train"  # hf: the dataset split to read
+    revision: str | None = None  # hf: the hub commit; pin it, or the prepared set may change under the same name
+    clean: str = "plain"  # ruslit: strip RusLit's per-file header, join hard-wrapped prose | plain: whitespace only
+    weight: float = 1.0  # times each train document of this source is used (fraction: a seeded subset)
+
+
+@dataclass
 class DataConfig:
-    manifest: str = MISSING  # TSV of (path, sha256, url); relative: working directory, then conf/
-    mirror: str | None = None  # local copy laid out like the manifest's paths; null: ../shared/data if present
+    # name -> SourceConfig; kept untyped for Hydra, so that a source can be added from the command line
+    # (+data.sources.extra={kind: jsonl, paths: [...]}), and typed in __post_init__
+    sources: dict[str, Any] = field(default_factory=dict)
+    mirror: str | None = None  # local copy laid out like the manifests' paths; null: ../shared/data if present
     cache_dir: str = "~/.cache/rugpt3-reproduce"
     allow_download: bool = True
     split_seed: int = 1234
     validation_fraction: float = MISSING
     test_fraction: float = MISSING
+    max_line_chars: int = 1_000_000  # a document with a longer line is skipped (recorded): BPE on it is quadratic
+    shard_tokens: int = 1 << 28  # tokens per shard file (the last shard of a split holds the rest)
+    workers: int | None = None  # tokenizing processes; null: every core of this machine
+    print_every_s: float = 20.0  # seconds between progress lines
+
+    def __post_init__(self) -> None:
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        typed = {}
+        for name, source in self.sources.items():
+            try:
+                typed[name] = source if isinstance(source, SourceConfig) else OmegaConf.to_object(
+                    OmegaConf.merge(OmegaConf.structured(SourceConfig), source))
+            except OmegaConfBaseException as exc:
+                raise UserError(f"data.sources.{name}: {str(exc).splitlines()[0]}") from None
+        self.sources = typed
 
 
 @dataclass
@@ -44,6 +79,8 @@ class TokenizerConfig:
     min_frequency: int = 2  # bbpe: a merge must occur at least this often
     manifest: str | None = None  # released: vocab.json and merges.txt
     name_or_path: str | None = None  # pretrained: the directory or hub id
+    sample_characters: int | None = None  # bbpe: characters of train documents to train on (a seeded subset of
+    # documents); null: all of them
 
 
 @dataclass
@@ -139,10 +176,31 @@ class EvalConfig:
 
 
 @dataclass
+class EvalTextsConfig:
+    """Where an evaluation set's item texts are, for the contamination report (reproduce/data/contamination.py)."""
+    manifest: str = MISSING  # TSV of (path, sha256, url) of the set's files
+    format: str = MISSING  # csv | tsv | jsonl
+    fields: list[str] = MISSING  # the text fields of an item (tsv without a header: 0-based column numbers)
+    files: list[str] = field(default_factory=lambda: ["*"])  # which of the manifest's files (globs on the file name)
+    header: bool = True  # csv, tsv: the first row names the columns
+    where: dict[str, str] = field(default_factory=dict)  # keep only rows whose field has this value
+
+
+@dataclass
+class ContaminationConfig:
+    n: int = 13  # an item is contaminated when one of its n-token sequences occurs in the training shards
+    min_tokens: int = 8  # items shorter than n tokens are matched whole; shorter than this, not checked
+    drop: bool = False  # prepare drops training documents that share such a sequence with any set (or the test works)
+    test_works: bool = True  # also report the corpus's test split (per work) against the train split
+    sets: dict[str, EvalTextsConfig] = field(default_factory=dict)
+
+
+@dataclass
 class PathsConfig:
     results: str = "results"  # results/<run_name>/ (committed); results/published/, results/architectures.json
     runs: str = "runs"  # runs/<run_name>/: tokenizer, shards, models, log (not committed)
     paper: str = "paper"  # tables and figures
+    prepared: str = "prepared"  # prepared/<hash>/: token shards, index, tokenizer; reused by every run of the same data
 
 
 @dataclass
@@ -193,6 +251,7 @@ class RecipeConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
+    contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
 
     @property
     def results_dir(self) -> Path:
@@ -211,10 +270,30 @@ ConfigStore.instance().store(name="recipe_schema", node=RecipeConfig)
 ConfigStore.instance().store(name="paper_schema", node=PaperCommandConfig)
 
 # Which keys each step reads; a step's results are valid only for the values it read (results/<run>/config.yaml).
-STEP_KEYS = {"prepare": ("data", "tokenizer"), "train": ("seed", "model", "stages", "trainer"), "eval": ("eval",)}
+STEP_KEYS = {"prepare": ("data", "tokenizer"), "train": ("seed", "model", "stages", "trainer"), "eval": ("eval",),
+             "contamination": ("contamination",)}
 STEPS = tuple(STEP_KEYS)
+# The steps whose outputs each step reads, directly or not: a changed step makes every step downstream of it stale.
+STEP_NEEDS = {"prepare": (), "train": ("prepare",), "eval": ("prepare", "train"), "contamination": ("prepare",)}
+
+
+def step_keys(cfg: RecipeConfig, step: str) -> tuple[str, ...]:
+    """The config keys a step reads; prepare reads the contamination settings too when it drops documents by them."""
+    if step == "prepare" and cfg.contamination.drop:
+        return (*STEP_KEYS[step], "contamination")
+    return STEP_KEYS[step]
+
+
+def downstream(steps: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``steps`` and every step that reads their outputs, in STEPS order."""
+    found = set(steps)
+    for step in STEPS:  # STEPS lists every step after the steps it needs
+        if any(need in found for need in STEP_NEEDS[step]):
+            found.add(step)
+    return tuple(step for step in STEPS if step in found)
 # Keys that change where inputs come from or what is printed, never a result.
-NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "trainer.enable_progress_bar",
+NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "data.workers", "data.print_every_s",
+                   "data.shard_tokens", "trainer.enable_progress_bar",
                    "stages.*.print_every_s", "stages.*.checkpoint_every_tokens", "stages.*.keep_checkpoints")
 RESUME = ("auto", "never")
 
@@ -231,6 +310,9 @@ SHARDING_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD"
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
+SOURCE_KINDS = ("manifest", "text", "jsonl", "parquet", "hf")  # reproduce/data/sources.py
+CLEANERS = ("ruslit", "plain")  # reproduce/data/corpus.py
+EVAL_TEXT_FORMATS = ("csv", "tsv", "jsonl")  # reproduce/data/contamination.py
 LOSSES = ("plain", "chunked")
 EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
 BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
@@ -274,8 +356,28 @@ def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
         raise _fail(key, value, f"choose one of {', '.join(map(str, allowed))}")
 
 
+def _check_sources(cfg: RecipeConfig) -> None:
+    if not cfg.data.sources:
+        raise _fail("data.sources", {}, "list at least one source (e.g. data=ruslit)")
+    for name, source in cfg.data.sources.items():
+        key = f"data.sources.{name}"
+        _choice(f"{key}.kind", source.kind, SOURCE_KINDS)
+        _choice(f"{key}.clean", source.clean, CLEANERS)
+        _positive(f"{key}.weight", source.weight)
+        needs = {"manifest": "manifest", "text": "paths", "jsonl": "paths", "parquet": "paths", "hf": "dataset"}
+        if not getattr(source, needs[source.kind]):
+            raise _fail(f"{key}.{needs[source.kind]}", getattr(source, needs[source.kind]),
+                        f"a {source.kind} source needs it")
+        if source.kind in ("jsonl", "parquet", "hf") and not source.text_field:
+            raise _fail(f"{key}.text_field", source.text_field, "name the field that holds the text")
+
+
 def _check_data(cfg: RecipeConfig) -> None:
     d = cfg.data
+    _check_sources(cfg)
+    for key in ("max_line_chars", "shard_tokens", "print_every_s"):
+        _positive(f"data.{key}", getattr(d, key))
+    _positive("data.workers", d.workers, allow_none=True)
     _within("data.validation_fraction", d.validation_fraction, 0, 1)
     _within("data.test_fraction", d.test_fraction, 0, 1)
     if d.validation_fraction + d.test_fraction >= 1:
@@ -292,6 +394,7 @@ def _check_tokenizer(cfg: RecipeConfig) -> None:
                     f"{MAX_SHARD_VOCAB:,} (uint16 token shards)")
     if t.kind == "bbpe":
         _positive("tokenizer.min_frequency", t.min_frequency)
+        _positive("tokenizer.sample_characters", t.sample_characters, allow_none=True)
     elif t.kind == "released" and not t.manifest:
         raise _fail("tokenizer.manifest", t.manifest, "a released tokenizer needs a manifest of vocab.json and "
                     "merges.txt (e.g. tokenizer=rugpt3)")
@@ -420,6 +523,19 @@ def _check_plan(cfg: RecipeConfig) -> None:
                     f"list the stages the published figure covers, of {list(cfg.stages)}")
 
 
+def _check_contamination(cfg: RecipeConfig) -> None:
+    c = cfg.contamination
+    _positive("contamination.n", c.n)
+    if not 1 <= c.min_tokens <= c.n:
+        raise _fail("contamination.min_tokens", c.min_tokens, f"must lie in [1, contamination.n={c.n}]")
+    for name, texts in c.sets.items():
+        _choice(f"contamination.sets.{name}.format", texts.format, EVAL_TEXT_FORMATS)
+        if not texts.fields:
+            raise _fail(f"contamination.sets.{name}.fields", list(texts.fields), "name at least one text field")
+    if c.drop and not c.sets:
+        raise _fail("contamination.drop", c.drop, "drops documents by contamination.sets, and it is empty")
+
+
 def _check_run_name(name: str) -> None:
     if not name or name in (".", "..", "published") or "/" in name or "\\" in name:
         raise _fail("run_name", name, "give a plain folder name (not 'published', no slashes)")
@@ -436,6 +552,7 @@ def check_config(cfg: RecipeConfig) -> None:
     _check_stages(cfg)
     _check_eval(cfg)
     _check_plan(cfg)
+    _check_contamination(cfg)
     check_paper_runs(cfg.paper.runs)
 
 

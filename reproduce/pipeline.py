@@ -15,8 +15,18 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from reproduce.config import PathsConfig, RecipeConfig
+from reproduce.data.contamination import contamination_report
 from reproduce.data.manifest import make_resolver, read_manifest
-from reproduce.data.prepare import PreparedData, load_prepared, prepare_data
+from reproduce.data.prepare import prepare_set, report
+from reproduce.data.prepared import (
+    MANIFEST,
+    POINTER,
+    PreparedData,
+    load_prepared,
+    prepared_folder,
+    prepared_inputs,
+    run_prepared,
+)
 from reproduce.evaluate.harness import group_accuracy, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_rublimp_tasks
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths, unigram_perplexity
@@ -33,16 +43,45 @@ _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def prepare(cfg: RecipeConfig) -> PreparedData:
-    """Corpus -> split -> tokenizer -> shards in runs/<run>/; the report in results/<run>/data.json.
+    """The run's prepared set (<paths.prepared>/<hash>/: made, finished, or reused when another run made it), named in
+    runs/<run>/prepared.json; the report in results/<run>/data.json.
 
-    With ``resume=auto``, data prepared before for this config (results/<run>/config.yaml vouches) is reused.
+    With ``resume=auto``, data prepared before for this config (results/<run>/config.yaml vouches) is loaded at once.
     """
+    pointer = cfg.work_dir / POINTER
     if cfg.resume == "auto" and missing_output(cfg, "prepare") is None:
-        log.info(f"[data] prepared before for this config: {cfg.work_dir / 'shards'} (resume=never prepares again)")
-        return load_prepared(cfg.work_dir)
-    data, report = prepare_data(cfg.data, cfg.tokenizer, cfg.work_dir)
-    write_json(cfg.results_dir / "data.json", {"meta": run_metadata(cfg), **report})
+        data = run_prepared(cfg)
+        log.info(f"[data] prepared before for this config: {data.folder} (resume=never prepares again)")
+        return data
+    inputs = prepared_inputs(cfg)
+    folder = prepared_folder(cfg, inputs)
+    reused = cfg.resume == "auto" and (folder / MANIFEST).is_file()
+    if reused:
+        log.info(f"[data] reusing {folder}: prepared before with the same data and tokenizer settings")
+    timings = prepare_set(cfg, inputs, folder, fresh=cfg.resume == "never")
+    data = load_prepared(folder)
+    write_json(pointer, {"folder": folder.as_posix(), "hash": data.manifest["hash"]})
+    write_json(cfg.results_dir / "data.json", {"meta": run_metadata(cfg), **report(data, timings, reused)})
+    log.info(f"[data] tokenizer of {len(data.tokenizer)} ids; tokens: "
+             + ", ".join(f"{k} {len(v) / 1e6:.2f}M" for k, v in data.shards.items()))
     return data
+
+
+def contamination(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
+    """n-gram overlap of every evaluation set (and the test works) with the train shards: contamination.json."""
+    data = data or run_prepared(cfg)
+    backend = data.tokenizer.backend_tokenizer
+    result = contamination_report(
+        cfg.contamination, make_resolver(cfg.data),
+        lambda batch: [e.ids for e in backend.encode_batch(batch, add_special_tokens=False)],
+        data.shards["train"].chunks(1 << 24), data.documents("test") if cfg.contamination.test_works else None)
+    write_json(cfg.results_dir / "contamination.json",
+               {"meta": run_metadata(cfg), "prepared": data.manifest["hash"], **result})
+    for name, row in result["sets"].items():
+        share = "n/a" if row["share"] is None else f"{100 * row['share']:.2f}%"
+        log.info(f"[contamination] {name}: {row['contaminated']} of {row['checked']} checked items ({share}) share a "
+                 f"{cfg.contamination.n}-token sequence with the train split")
+    return result
 
 
 def wait_for_prepared_data(cfg: RecipeConfig, poll_s: float = 2.0) -> None:
@@ -54,7 +93,7 @@ def wait_for_prepared_data(cfg: RecipeConfig, poll_s: float = 2.0) -> None:
     waited = 0.0
     while missing_output(cfg, "prepare") is not None:
         if waited % 60 < poll_s:
-            log.warning(f"[data] waiting for rank zero to prepare {cfg.work_dir / 'shards'}")
+            log.warning(f"[data] waiting for rank zero to prepare the data ({cfg.work_dir / POINTER})")
         time.sleep(poll_s)
         waited += poll_s
 
@@ -76,7 +115,7 @@ def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
 
 def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict[str, Any]]:
     """Every stage in order, skipping those finished before; train.json and curves.json after each one."""
-    data = data or load_prepared(cfg.work_dir)
+    data = data or run_prepared(cfg)
     warn_if_bf16_is_emulated(cfg.trainer)
     rank_zero = is_rank_zero(cfg.trainer.devices)
     done = _finished_stages(cfg)
@@ -103,7 +142,7 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData) -> tuple[dict[str, Any], 
     contexts = sorted(set(cfg.eval.perplexity.contexts))
     blocks = eval_blocks(data.shards["test"], max(contexts), cfg.eval.perplexity.max_tokens)
     byte_lengths = token_byte_lengths(data.tokenizer)
-    unigram = unigram_perplexity(data.shards["train"], blocks, len(data.tokenizer), byte_lengths)
+    unigram = unigram_perplexity(data.shards["train"].bincount(len(data.tokenizer)), blocks, byte_lengths)
     autocast = _AUTOCAST.get(cfg.trainer.precision)
     rows, by_position = [], {}
     for name in cfg.stages:
@@ -123,7 +162,7 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData) -> tuple[dict[str, Any], 
 
 def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
     """Perplexity, then RuBLiMP for each configured stage; summary.json is rewritten after each."""
-    data = data or load_prepared(cfg.work_dir)
+    data = data or run_prepared(cfg)
     stages = read_json(cfg.results_dir / "train.json")["stages"]
     timings = {"prepare": sum(read_json(cfg.results_dir / "data.json")["timings_s"].values()),
                **{name: stage["seconds"] for name, stage in stages.items()}}
@@ -178,6 +217,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
         train(cfg)
         return {}
     data = prepare(cfg)
+    contamination(cfg, data)
     train(cfg, data)
     summary = evaluate(cfg, data)
     if cfg.run_name in cfg.paper.runs:

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from reproduce.config import (
+    STEP_NEEDS,
     STEPS,
     PaperCommandConfig,
     PathsConfig,
@@ -27,6 +28,7 @@ from reproduce.config import (
     check_writable,
 )
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
+from reproduce.data.sources import check_source
 from reproduce.errors import UserError
 from reproduce.paper.tables import PUBLISHED_FILES, RUN_FILES
 from reproduce.paths import CONF_DIR, config_file
@@ -35,7 +37,8 @@ from reproduce.pretrained import check_init_checkpoint, load_pretrained_tokenize
 from reproduce.results import check_record, require_step
 
 # The steps each run command performs; `plan` and `paper` are commands of their own.
-COMMAND_STEPS = {"run": STEPS, "prepare": ("prepare",), "train": ("train",), "eval": ("eval",)}
+COMMAND_STEPS = {"run": STEPS, "prepare": ("prepare",), "train": ("train",), "eval": ("eval",),
+                 "contamination": ("contamination",)}
 _OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
 
 
@@ -63,10 +66,10 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
 
 def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:
     needed = []
-    if "prepare" in steps:
-        needed.append(cfg.data.manifest)
-        if cfg.tokenizer.kind == "released":
-            needed.append(cfg.tokenizer.manifest)
+    if "prepare" in steps and cfg.tokenizer.kind == "released":
+        needed.append(cfg.tokenizer.manifest)
+    if "contamination" in steps or "prepare" in steps and cfg.contamination.drop:
+        needed += [texts.manifest for texts in cfg.contamination.sets.values()]
     if "eval" in steps:
         needed.append(cfg.eval.rublimp.manifest)
     return needed
@@ -80,18 +83,23 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
         return
     steps = COMMAND_STEPS[command]
     check_config(cfg)
-    if "prepare" not in steps or len(steps) > 1:
+    if {"train", "eval"} & set(steps):
         check_accelerator(cfg.trainer)
         check_compiler(cfg.trainer)
     check_writable("paths.results", cfg.results_dir)
     check_writable("paths.runs", cfg.work_dir)
+    if "prepare" in steps:
+        check_writable("paths.prepared", Path(cfg.paths.prepared))
     if command == "run" and cfg.run_name in cfg.paper.runs:
         check_paper_inputs(cfg.paths, [run for run in cfg.paper.runs if run != cfg.run_name])
-    earlier = STEPS[: STEPS.index(steps[0])]
+    earlier = tuple(step for step in STEPS if step not in steps and any(step in STEP_NEEDS[s] for s in steps))
     check_record(cfg, earlier + steps)
     for step in earlier:
         require_step(cfg, step, command)
     resolver = make_resolver(cfg.data)
+    if "prepare" in steps:
+        for name, source in cfg.data.sources.items():
+            check_source(name, source, resolver)
     for manifest in manifests_needed(cfg, steps):
         for entry in read_manifest(config_file(manifest)):
             resolver.resolve(entry)

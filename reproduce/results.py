@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from reproduce import __version__
-from reproduce.config import NOT_RESULT_KEYS, STEP_KEYS, STEPS, RecipeConfig
+from reproduce.config import NOT_RESULT_KEYS, STEPS, RecipeConfig, downstream, step_keys
 from reproduce.errors import UserError
 from reproduce.io import write_text
 from reproduce.paths import SOURCE_ROOT
@@ -30,8 +30,11 @@ from reproduce.paths import SOURCE_ROOT
 CONFIG_FILE = "config.yaml"
 # What each step writes under results/<run>/ and runs/<run>/ (globs).
 STEP_RESULTS = {"prepare": ("data.json",), "train": ("train.json", "curves.json"),
-                "eval": ("summary.json", "loss_by_position.json", "lm_eval_*.json")}
-STEP_ARTIFACTS = {"prepare": ("tokenizer", "shards"), "train": ("models", "checkpoints"), "eval": ("lm_eval_tasks",)}
+                "eval": ("summary.json", "loss_by_position.json", "lm_eval_*.json"),
+                "contamination": ("contamination.json",)}
+# The prepared set itself lives in <paths.prepared>/<hash>/, shared by runs; runs/<run>/prepared.json names it.
+STEP_ARTIFACTS = {"prepare": ("prepared.json",), "train": ("models", "checkpoints"), "eval": ("lm_eval_tasks",),
+                  "contamination": ()}
 
 # ------------------------------------------------------------------------------------------ run metadata
 
@@ -109,7 +112,7 @@ def _counts(key: str) -> bool:
 def step_values(cfg: RecipeConfig, steps: tuple[str, ...]) -> dict[str, Any]:
     """The config values the given steps read, as plain data."""
     plain = dataclasses.asdict(cfg)
-    return {key: plain[key] for step in steps for key in STEP_KEYS[step]}
+    return {key: plain[key] for step in steps for key in step_keys(cfg, step)}
 
 
 def read_record(folder: Path) -> dict[str, Any]:
@@ -127,9 +130,9 @@ def changed_steps(record: dict[str, Any], cfg: RecipeConfig, steps: tuple[str, .
     """For each step whose recorded values differ from ``cfg``'s: the differing keys as 'key: old -> new'."""
     changed = {}
     for step in steps:
-        if not all(key in record for key in STEP_KEYS[step]):
+        if not all(key in record for key in step_keys(cfg, step)):
             continue
-        old = _flatten({key: record[key] for key in STEP_KEYS[step]})
+        old = _flatten({key: record[key] for key in step_keys(cfg, step)})
         new = _flatten(step_values(cfg, (step,)))
         diffs = [f"{key}: {old.get(key, '(absent)')} -> {new.get(key, '(absent)')}"
                  for key in sorted(set(old) | set(new)) if _counts(key) and old.get(key) != new.get(key)]
@@ -164,7 +167,7 @@ def require_step(cfg: RecipeConfig, step: str, command: str) -> None:
     """What an earlier ``step`` wrote exists for this config (checked when a later command runs on its own)."""
     record = read_record(cfg.work_dir)
     missing = missing_output(cfg, step)
-    if missing or not all(key in record for key in STEP_KEYS[step]) or changed_steps(record, cfg, (step,)):
+    if missing or not all(key in record for key in step_keys(cfg, step)) or changed_steps(record, cfg, (step,)):
         found = f" ({missing} is missing)" if missing else ""
         raise UserError(f"{cfg.work_dir}: no {step} output for this config{found}; run `reproduce {step}` with the "
                         f"same overrides before `reproduce {command}`")
@@ -175,17 +178,17 @@ def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
     ``resume=never``) makes stale, from the first such step on; then record the config. What is left is reusable."""
     for folder, outputs in ((cfg.results_dir, STEP_RESULTS), (cfg.work_dir, STEP_ARTIFACTS)):
         record = read_record(folder)
-        unvouched = [step for step in STEPS if not all(key in record for key in STEP_KEYS[step])]
+        unvouched = [step for step in STEPS if not all(key in record for key in step_keys(cfg, step))]
         redo = [*changed_steps(record, cfg, steps), *unvouched, *(steps if cfg.resume == "never" else ())]
-        stale = STEPS[min(STEPS.index(step) for step in redo):] if redo else ()
+        stale = downstream(redo)
         for step in stale:
             for pattern in outputs[step]:
                 for path in folder.glob(pattern):
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
-            for key in STEP_KEYS[step]:
+            for key in step_keys(cfg, step):
                 record.pop(key, None)
         record.update(step_values(cfg, steps))
-        record = {"run_name": cfg.run_name, **{k: record[k] for s in STEPS for k in STEP_KEYS[s] if k in record}}
+        record = {"run_name": cfg.run_name, **{k: record[k] for s in STEPS for k in step_keys(cfg, s) if k in record}}
         write_text(folder / CONFIG_FILE, yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
 
 

@@ -23,6 +23,17 @@ class Case:
 
 
 SETTINGS = [
+    Case("unknown source kind", ["data.sources.ruslit.kind=csv"],
+         "data.sources.ruslit.kind='csv': choose one of manifest, text, jsonl, parquet, hf"),
+    Case("misspelt source key", ["+data.sources.extra={kind: jsonl, path: [a.jsonl]}"],
+         "data.sources.extra: Key 'path' not in 'SourceConfig'"),
+    Case("JSONL source without paths", ["data=jsonl"], "data.sources.jsonl.paths=[]: a jsonl source needs it"),
+    Case("glob that matches nothing", ["data=text", "data.sources.text.paths=[nowhere/*.txt]"],
+         "matches no file"),
+    Case("shards of 0 tokens", ["data.shard_tokens=0"], "data.shard_tokens=0: must be a positive"),
+    Case("0 workers", ["data.workers=0"], "data.workers=0: must be a positive"),
+    Case("contamination min_tokens above n", ["contamination.min_tokens=20"],
+         "contamination.min_tokens=20: must lie in [1, contamination.n=13]"),
     Case("epochs not a number", ["stages.stage1.epochs=abc"], "stages.stage1.epochs=abc"),
     Case("micro-batch 0", ["stages.stage1.micro_batch_size=0"], "stages.stage1.micro_batch_size=0: must be a positive"),
     Case("context 0", ["stages.stage1.context=0"], "stages.stage1.context=0: must be a positive"),
@@ -124,10 +135,11 @@ def file_settings(tmp: Path) -> list[Case]:
     for name in ("summary.json", "curves.json"):
         (results / "r" / name).write_text("{}\n", encoding="utf-8")
     return [
-        Case("missing manifest", [f"data.manifest={tmp / 'absent.tsv'}"], "absent.tsv not found"),
-        Case("manifest row missing a column", [f"data.manifest={tmp / 'missing_column.tsv'}"],
+        Case("missing manifest", [f"data.sources.ruslit.manifest={tmp / 'absent.tsv'}"],
+             "absent.tsv': not found in the working directory or conf/"),
+        Case("manifest row missing a column", [f"data.sources.ruslit.manifest={tmp / 'missing_column.tsv'}"],
              "missing_column.tsv line 5: 2 tab-separated columns, expected 3"),
-        Case("manifest row with an empty sha256", [f"data.manifest={tmp / 'empty_sha256.tsv'}"],
+        Case("manifest row with an empty sha256", [f"data.sources.ruslit.manifest={tmp / 'empty_sha256.tsv'}"],
              "empty_sha256.tsv line 5: sha256 '' is not 64 hex digits"),
         Case("corrupt RuBLiMP file", [f"eval.rublimp.manifest={tmp / 'corrupt_rublimp.tsv'}"],
              "add_new_suffix.csv: sha256 8103d5659c73… does not match the manifest's 000000000000…"),

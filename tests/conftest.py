@@ -37,7 +37,8 @@ def micro_manifest(path: Path, n_works: int = 24) -> Path:
 def micro_overrides(tmp: Path, run_name: str = "micro") -> list[str]:
     """A whole recipe in seconds: tiny corpus, vocabulary and model, a few steps per stage; outputs under tmp."""
     return [
-        f"data.manifest={micro_manifest(tmp / 'manifest.tsv')}",
+        f"data.sources.ruslit.manifest={micro_manifest(tmp / 'manifest.tsv')}",
+        "data.shard_tokens=50000", "data.workers=1",
         f"data.cache_dir={tmp / 'cache'}",
         "data.allow_download=false",
         "data.validation_fraction=0.05",
@@ -51,6 +52,7 @@ def micro_overrides(tmp: Path, run_name: str = "micro") -> list[str]:
         "eval.perplexity.max_tokens=4096", "eval.rublimp.limit=4", "eval.rublimp.stages=[stage1,stage2]",
         f"run_name={run_name}", f"paper.runs=[{run_name}]",
         f"paths.results={tmp / 'results'}", f"paths.runs={tmp / 'runs'}", f"paths.paper={tmp / 'paper'}",
+        f"paths.prepared={tmp / 'prepared'}",
     ]
 
 

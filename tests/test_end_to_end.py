@@ -78,7 +78,8 @@ def test_split_keeps_test_works_out_of_training_and_records_the_cp1251_work(run_
     data = read_json(run_dir / "results" / "micro" / "data.json")
     test, train = set(data["split"]["test"]["works"]), set(data["split"]["train"]["works"])
     assert test and not test & train and not set(data["split"]["validation"]["works"]) & train
-    assert {"path": CP1251_WORK, "action": "decoded", "reason": "file is cp1251, not UTF-8"} in data["corpus"]["notes"]
+    assert {"id": f"ruslit:{CP1251_WORK}", "line": None, "action": "decoded",
+            "reason": "file is cp1251, not UTF-8"} in data["corpus"]["notes"]
 
 
 def test_stage2_starts_from_stage1(run_dir: Path) -> None:
@@ -156,3 +157,12 @@ def test_overwrite_replaces_the_changed_step_and_what_follows(steps_dir: Path) -
     assert not list(steps_dir.rglob(".*.tmp"))
     out = reproduce("eval", *args, cwd=steps_dir, code=2)  # the recorded config matches, but nothing is trained
     assert "no train output for this config" in out.stderr
+
+
+def test_contamination_report_covers_every_set_and_reaches_the_paper(run_dir: Path) -> None:
+    report = read_json(run_dir / "results" / "micro" / "contamination.json")
+    assert set(report["sets"]) == {"rublimp", "xwinograd_ru", "parus", "rucola", "test_works"}
+    assert report["n"] == 13 and report["train_tokens"] > 0
+    assert report["sets"]["parus"]["items"] == 500 and report["sets"]["rucola"]["items"] == 983
+    assert all(0 <= row["contaminated"] <= row["checked"] <= row["items"] for row in report["sets"].values())
+    assert "rublimp" in (run_dir / "paper" / "tables" / "contamination.md").read_text(encoding="utf-8")

@@ -68,7 +68,7 @@ def test_unigram_baseline_by_hand() -> None:
     train = np.array([0, 0, 1, 2])  # counts 2,1,1,0 -> add-one: 3,2,2,1 of 8
     blocks = np.array([[9, 0, 3]])  # targets 0 and 3; the first token of a block is context only
     lengths = np.array([1, 1, 1, 2])
-    result = unigram_perplexity(train, blocks, vocab_size=4, byte_lengths=lengths)
+    result = unigram_perplexity(np.bincount(train, minlength=4), blocks, byte_lengths=lengths)
     nll = -(math.log(3 / 8) + math.log(1 / 8))
     assert result["perplexity"] == pytest.approx(math.exp(nll / 2))
     assert result["bits_per_byte"] == pytest.approx(nll / math.log(2) / 3)

@@ -7,9 +7,9 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from reproduce.config import DataConfig
-from reproduce.data.manifest import make_resolver
-from reproduce.data.prepare import build_tokenizer
-from reproduce.data.tokenizer import SPECIAL_TOKENS, train_bbpe
+from reproduce.data.manifest import make_resolver, read_manifest
+from reproduce.data.tokenizer import SPECIAL_TOKENS, load_bpe_files, train_bbpe
+from reproduce.paths import config_file
 from reproduce.preflight import compose_config
 
 SPECIALS = list(SPECIAL_TOKENS.values())  # <pad> <s> </s> <unk> <mask>
@@ -29,7 +29,9 @@ def test_trained_bbpe_has_rugpt3_special_ids_and_round_trips(tmp_path: Path) -> 
 
 def test_released_rugpt3_vocabulary_through_the_manifest(mirror: Path, tmp_path: Path) -> None:
     data = DataConfig(cache_dir=str(tmp_path / "cache"), mirror=str(mirror), allow_download=False)
-    tokenizer = build_tokenizer(compose_config("reproduce", ["tokenizer=rugpt3"]).tokenizer, [], make_resolver(data))
+    tok = compose_config("reproduce", ["tokenizer=rugpt3"]).tokenizer
+    files = {Path(e.path).name: make_resolver(data).resolve(e) for e in read_manifest(config_file(tok.manifest))}
+    tokenizer = load_bpe_files(files["vocab.json"], files["merges.txt"])
     assert len(tokenizer) == 50257
     assert tokenizer.convert_ids_to_tokens(list(range(5))) == SPECIALS
     assert tokenizer.eos_token == "</s>" and tokenizer.eos_token_id == 2

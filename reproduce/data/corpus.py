@@ -1,10 +1,16 @@
-"""Decoded RusLit works: one document per file, headers stripped, paragraphs kept one per line."""
+"""Decoded documents: RusLit works (one document per file, headers stripped, paragraphs kept one per line), and
+``to_text``, which turns any source's raw record (reproduce/data/sources.py) into cleaned text or a reason to skip it.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reproduce.data.sources import Record
 
 _FOOTNOTE = re.compile(r"\[\d{1,3}\]|\{\d{1,3}\}")
 _SPACES = re.compile(r"[ \t\u00a0]+")
@@ -96,3 +102,102 @@ def load_document(path: str, file: Path) -> Document | None:
     parts = Path(path).parts  # ruslit/<genre>/<author>/<title>.txt
     genre, author, title = parts[-3], parts[-2], Path(path).stem
     return Document(path, genre, author, title, clean(text, title, genre), encoding)
+
+
+# ------------------------------------------------------------------------------------ streaming text conversion
+
+CLEANING_VERSION = 1  # bump whenever to_text's output changes (it is part of the prepared set's hash)
+CLEANERS = ("ruslit", "plain")
+_BINARY_PROBE = 1 << 16  # a NUL byte in the first 64 KiB marks a binary file
+# decode()'s cp1251 test on bytes: cp1251 is one byte per character, so counting the bytes whose character is
+# undefined, a letter, or Cyrillic gives decode()'s counts without building the text (fast on huge documents).
+_CP1251 = bytes(range(256)).decode("cp1251", errors="replace")
+_CP1251_UNDEFINED = bytes(b for b, c in enumerate(_CP1251) if c == "\ufffd")
+# each byte to 0 (not a letter), 1 (a letter, not Cyrillic) or 2 (a Cyrillic letter)
+_CP1251_CLASS = bytes(2 if _CYRILLIC.match(c) else 1 if _LETTER.match(c) else 0 for c in _CP1251)
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str | None  # the cleaned document, or None when skipped
+    encoding: str | None  # "utf-8" | "cp1251" (bytes decoded) | None (raw was already str)
+    skipped: str | None  # why it was skipped ("empty", "binary (NUL bytes)", ...); None when kept
+
+
+def _long_line(text: str | bytes, limit: int) -> tuple[int, int] | None:
+    """(1-based number, length) of the first line longer than ``limit``, or None. Lines end at \\n, \\r\\n or \\r.
+    Linear: each step looks back from ``limit`` characters ahead for the last line break, so a document is scanned
+    about once however long its lines are."""
+    if len(text) <= limit:
+        return None
+    nl = "\n" if isinstance(text, str) else b"\n"
+    cr = "\r" if isinstance(text, str) else b"\r"
+    if cr in text:
+        text = text.replace(cr + nl, nl).replace(cr, nl)
+    start, size = 0, len(text)
+    while size - start > limit:
+        brk = text.rfind(nl, start, start + limit + 1)
+        if brk == -1:  # no break within limit + 1 characters: the line from start is too long
+            end = text.find(nl, start)
+            return text.count(nl, 0, start) + 1, (size if end == -1 else end) - start
+        start = brk + 1
+    return None
+
+
+def _clean_plain(text: str) -> str:
+    """Newlines normalised, runs of spaces, tabs and no-break spaces made one space, lines stripped, empty ones
+    dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ").replace("\u00a0", " ")
+    while "  " in text:  # runs of spaces to one (as _SPACES.sub(" ", ...), in C: each pass halves every run)
+        text = text.replace("  ", " ")
+    return "\n".join(line for line in (raw.strip() for raw in text.split("\n")) if line)
+
+
+def to_text(record: Record, clean_kind: str, max_line_chars: int) -> Text:
+    """One raw record to its cleaned text, or the reason it is skipped. Bytes are checked for NUL bytes (binary),
+    then decoded (UTF-8, else cp1251 Russian); any line longer than ``max_line_chars`` skips the document (checked
+    before cleaning: BPE on one huge line is quadratic). ``ruslit`` gives exactly ``load_document``'s text for a
+    manifest file (genre and title from the record's path); ``plain`` only normalises whitespace."""
+    if clean_kind not in CLEANERS:
+        raise ValueError(f"unknown cleaner {clean_kind!r}; choose one of {', '.join(CLEANERS)}")
+    raw, encoding = record.raw, None
+    if isinstance(raw, bytes):
+        if b"\x00" in raw[:_BINARY_PROBE]:
+            return Text(None, None, "binary (NUL bytes)")
+        try:
+            text, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            if not _cp1251_russian(raw):
+                return Text(None, None, "neither UTF-8 nor cp1251 Russian text")
+            too_long = _long_line(raw, max_line_chars)  # cp1251: a character per byte, checked before decoding
+            if too_long:
+                return Text(None, "cp1251", _too_long(*too_long, max_line_chars))
+            text, encoding = raw.decode("cp1251"), "cp1251"
+    else:
+        text = raw
+    too_long = _long_line(text, max_line_chars)
+    if too_long:
+        return Text(None, encoding, _too_long(*too_long, max_line_chars))
+    if clean_kind == "ruslit":
+        parts = Path(record.path).parts  # ruslit/<genre>/<author>/<title>.txt
+        cleaned = clean(text, Path(record.path).stem, parts[-3] if len(parts) >= 3 else "")
+    else:
+        cleaned = _clean_plain(text)
+    if not cleaned:
+        return Text(None, encoding, "empty")
+    return Text(cleaned, encoding, None)
+
+
+def _cp1251_russian(raw: bytes) -> bool:
+    """decode()'s test for bytes that are not UTF-8, counted on the bytes: no undefined cp1251 byte, and more than
+    half of the letters Cyrillic."""
+    if any(b in raw for b in _CP1251_UNDEFINED):
+        return False
+    classes = raw.translate(_CP1251_CLASS)
+    cyrillic = classes.count(2)
+    letters = cyrillic + classes.count(1)
+    return bool(letters) and cyrillic / letters > 0.5
+
+
+def _too_long(line: int, length: int, limit: int) -> str:
+    return f"line {line} has {length:,} characters, over data.max_line_chars={limit:,}; split it or raise the limit"

@@ -1,34 +1,29 @@
-"""Train/validation/test split by whole works, seeded, so no paragraph of a test work is trained on."""
+"""Train/validation/test split by whole documents (works), seeded, so no paragraph of a test work is trained on."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from reproduce.data.corpus import Document
-
 SPLITS = ("train", "validation", "test")
+TRAIN, VALIDATION, TEST = range(3)
 
 
-def split_documents(
-    docs: list[Document], seed: int, validation_fraction: float, test_fraction: float
-) -> dict[str, list[Document]]:
-    """Assign whole works to splits in a seeded order until each held-out split has its share of characters.
+def assign_splits(characters: np.ndarray, seed: int, validation_fraction: float, test_fraction: float) -> np.ndarray:
+    """The split of each document (its index in ``SPLITS``), given their lengths in stream order.
 
-    A work that would overshoot a held-out split's target by more than half of it goes to train instead,
-    so one long novel cannot swallow the test set.
+    Documents are visited in a seeded order; each held-out split takes documents until it has its share of the
+    characters. A document that would overshoot a held-out split's target by more than half of it goes to train
+    instead, so one long novel cannot swallow the test set. Needs the lengths only, never the texts.
     """
-    ordered = sorted(docs, key=lambda d: d.path)
-    total = sum(len(d.text) for d in ordered)
-    targets = {"test": test_fraction * total, "validation": validation_fraction * total}
-    sizes = dict.fromkeys(targets, 0.0)
-    out: dict[str, list[Document]] = {name: [] for name in SPLITS}
-    for i in np.random.default_rng(seed).permutation(len(ordered)):
-        doc = ordered[int(i)]
-        for name, target in targets.items():
-            if sizes[name] < target and sizes[name] + len(doc.text) <= 1.5 * target:
-                out[name].append(doc)
-                sizes[name] += len(doc.text)
+    total = int(characters.sum())
+    targets = ((TEST, test_fraction * total), (VALIDATION, validation_fraction * total))
+    sizes = {TEST: 0, VALIDATION: 0}
+    split = np.full(len(characters), TRAIN, dtype=np.int8)
+    for i in np.random.default_rng(seed).permutation(len(characters)):
+        size = int(characters[i])
+        for name, target in targets:
+            if sizes[name] < target and sizes[name] + size <= 1.5 * target:
+                split[i] = name
+                sizes[name] += size
                 break
-        else:
-            out["train"].append(doc)
-    return out
+    return split

@@ -67,10 +67,9 @@ def model_perplexity(model: PreTrainedModel, blocks: np.ndarray, context: int, b
             "nll_by_position": mean_by_position}
 
 
-def unigram_perplexity(train_tokens: np.ndarray, blocks: np.ndarray, vocab_size: int,
-                       byte_lengths: np.ndarray) -> dict[str, float]:
-    """A unigram model fitted on the train tokens (add-one smoothing), scored on the same targets."""
-    counts = np.bincount(np.asarray(train_tokens), minlength=vocab_size).astype(np.float64) + 1.0
+def unigram_perplexity(train_counts: np.ndarray, blocks: np.ndarray, byte_lengths: np.ndarray) -> dict[str, float]:
+    """A unigram model fitted on the train split's token counts (add-one smoothing), scored on the same targets."""
+    counts = train_counts.astype(np.float64) + 1.0
     log_prob = np.log(counts / counts.sum())
     targets = blocks[:, 1:]
     return _summary(float(-log_prob[targets].sum()), targets, byte_lengths)

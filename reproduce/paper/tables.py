@@ -258,5 +258,57 @@ def mini_results_table(results_dir: Path, runs: list[str]) -> Table:
     )
 
 
+CONTAMINATION_FILE = "contamination.json"  # results/<run>/, written by `reproduce contamination` (optional)
+
+
+def _contamination_runs(results_dir: Path, runs: list[str]) -> list[Path]:
+    return [d / CONTAMINATION_FILE for d in run_dirs(results_dir, runs) if (d / CONTAMINATION_FILE).is_file()]
+
+
+def contamination_table(results_dir: Path, runs: list[str]) -> Table:
+    """Per evaluation set (and the corpus's test works): how many items share an n-token sequence with the
+    train split, for every listed run that has ``results/<run>/contamination.json``."""
+    paths = _contamination_runs(results_dir, runs)
+    if not paths:
+        raise missing(run_dirs(results_dir, runs)[0] / CONTAMINATION_FILE)
+    reports = [(path.parent.name, load_json(path)) for path in paths]
+    several = len(reports) > 1
+    rows, notes, spans = [], [], []
+    for run, report in reports:
+        sets = report["sets"]
+        for name in sorted(sets, key=lambda s: (s == "test_works", s)):  # the corpus's own test works last
+            r = sets[name]
+            share = DASH if r["share"] is None else f"{100 * r['share']:.2f}"
+            label = f"{run}: {name}" if several else name
+            rows.append([label, _int(r["items"]), _int(r["checked"]), _int(r["contaminated"]), share,
+                         str(report["n"])])
+            if r["examples"]:
+                notes.append(f"{label}: e.g. {', '.join(r['examples'])}.")
+        spans.append(f"{run}: {_int(report['train_tokens'])} train tokens" if several
+                     else f"{_int(report['train_tokens'])} train tokens")
+    ns = sorted({int(report["n"]) for _, report in reports})
+    min_tokens = sorted({int(report.get("min_tokens", 0)) for _, report in reports})
+    notes[:0] = [
+        "An item is contaminated when one of its n-token sequences (token ids of the run's tokenizer) occurs in the "
+        "train split; each text is matched as is and after a leading space. share = contaminated / checked.",
+        f"Items shorter than n tokens are matched whole; items shorter than {'/'.join(map(str, min_tokens))} tokens "
+        "are not checked (items - checked). Items are distinct texts per source file.",
+    ]
+    if any("test_works" in report["sets"] for _, report in reports):
+        notes.insert(2, "test_works: the corpus's test split, one item per work.")
+    n_text = f"{ns[0]}-token" if len(ns) == 1 else "n-token"
+    return Table(
+        name="contamination",
+        caption=f"Evaluation items sharing a {n_text} sequence with the train split ({'; '.join(spans)})",
+        headers=["set", "items", "checked", "contaminated", "share (%)", "n"],
+        rows=rows,
+        notes=notes,
+        sources=[rel(path, results_dir) for path in paths],
+    )
+
+
 def all_tables(results_dir: Path, runs: list[str]) -> list[Table]:
-    return [architecture_table(results_dir), mini_results_table(results_dir, runs)]
+    tables = [architecture_table(results_dir), mini_results_table(results_dir, runs)]
+    if _contamination_runs(results_dir, runs):  # optional: the paper builds without it
+        tables.append(contamination_table(results_dir, runs))
+    return tables

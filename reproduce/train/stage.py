@@ -21,7 +21,7 @@ from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
 from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
-from reproduce.data.prepare import PreparedData
+from reproduce.data.prepared import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir

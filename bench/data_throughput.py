@@ -1,0 +1,125 @@
+"""Data preparation floors, measured side by side in one run on all of RusLit with the released ruGPT-3 tokenizer.
+
+1. Tokenization throughput of `reproduce prepare` (its tokenize pass: documents read, cleaned, tokenized by the worker
+   processes and written to shards) over `tokenizers`' own `encode_batch` on the same cleaned documents with the same
+   number of threads. Floor: 0.8.
+2. Peak resident memory of `prepare` (the process and its workers, summed, sampled every 50 ms) on RusLit and on RusLit
+   four times (four sources over the same manifest). Floors: under 1.5 GB, growth at most 1.2x.
+3. The training loader: packed windows of context + 1 tokens from the prepared shards, in the stage's (seed, epoch)
+   order, through a DataLoader in one process. Floor: 2M tokens/s.
+
+Usage: python bench/data_throughput.py [--out results/perf/data_throughput.json]; ratios are printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import psutil  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from reproduce.data.corpus import to_text  # noqa: E402
+from reproduce.data.manifest import make_resolver  # noqa: E402
+from reproduce.data.parallel import worker_count  # noqa: E402
+from reproduce.data.prepared import load_prepared  # noqa: E402
+from reproduce.data.sequences import PackedSequences, StageOrder  # noqa: E402
+from reproduce.data.sources import Record, iter_records  # noqa: E402
+from reproduce.data.tokenizer import load_bpe_files  # noqa: E402
+from reproduce.io import read_json, write_json  # noqa: E402
+from reproduce.preflight import compose_config  # noqa: E402
+from reproduce.results import package_metadata  # noqa: E402
+
+SHARD_TOKENS = 1 << 22  # several shards per split, so the loader crosses shard boundaries
+
+
+def prepare(tmp: Path, copies: int, workers: int) -> tuple[dict, float]:
+    """`reproduce prepare` in a subprocess on RusLit ``copies`` times; its data.json and peak tree RSS (bytes)."""
+    extra = [f"+data.sources.copy{i}={{kind: manifest, manifest: manifests/ruslit.tsv, clean: ruslit}}"
+             for i in range(2, copies + 1)]
+    command = [sys.executable, "-m", "reproduce.cli", "prepare", "tokenizer=rugpt3", f"data.workers={workers}",
+               f"data.shard_tokens={SHARD_TOKENS}", f"run_name=x{copies}", f"paths.results={tmp / 'results'}",
+               f"paths.runs={tmp / 'runs'}", f"paths.prepared={tmp / 'prepared'}", *extra]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    if process.returncode != 0:
+        raise SystemExit(f"prepare failed: {process.stderr.read()}")
+    return read_json(tmp / "results" / f"x{copies}" / "data.json"), peak
+
+
+def encode_batch_rate(threads: int) -> tuple[float, int]:
+    """tokens/s of encode_batch over the cleaned RusLit documents (the texts are made before the clock starts)."""
+    cfg = compose_config("prepare", ["tokenizer=rugpt3"])
+    resolver = make_resolver(cfg.data)
+    source = cfg.data.sources["ruslit"]
+    texts = [t for r in iter_records("ruslit", source, resolver) if isinstance(r, Record)
+             for t in [to_text(r, source.clean, cfg.data.max_line_chars).text] if t]
+    files = {p.name: p for p in (ROOT.parent / "shared" / "data" / "tokenizers" / "rugpt3").iterdir()}
+    backend = load_bpe_files(files["vocab.json"], files["merges.txt"]).backend_tokenizer
+    started = time.perf_counter()
+    tokens = sum(len(e.ids) + 1 for e in backend.encode_batch(texts, add_special_tokens=False))
+    return tokens / (time.perf_counter() - started), threads
+
+
+def loader_rate(folder: Path, context: int = 2048, batch: int = 8, windows: int = 20_000) -> float:
+    data = load_prepared(folder)
+    train = PackedSequences(data.shards["train"], context)
+    total = windows - windows % batch
+    order = StageOrder(len(train), total, seed=1234, micro_batch=batch)
+    started, seen = time.perf_counter(), 0
+    for x in DataLoader(train, batch_size=batch, sampler=order, num_workers=0):
+        seen += x.numel()
+    return seen / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "perf" / "data_throughput.json")
+    args = parser.parse_args()
+    workers = worker_count(None)
+    os.environ["RAYON_NUM_THREADS"] = str(workers)  # encode_batch with as many threads as prepare has workers
+    with tempfile.TemporaryDirectory() as tmp:
+        one, peak1 = prepare(Path(tmp), 1, workers)
+        four, peak4 = prepare(Path(tmp), 4, workers)
+        reference, threads = encode_batch_rate(workers)
+        loader = loader_rate(Path(one["prepared"]["folder"]))
+    package = one["prepared"]["tokenize_tokens_per_second"]
+    rows = {
+        "tokenize_ratio": package / reference, "prepare_tokens_per_second": package,
+        "encode_batch_tokens_per_second": reference, "threads": threads,
+        "peak_rss_bytes_1x": peak1, "peak_rss_bytes_4x": peak4, "rss_growth_4x": peak4 / peak1,
+        "tokens_1x": sum(s["tokens"] for s in one["split"].values()),
+        "tokens_4x": sum(s["tokens"] for s in four["split"].values()),
+        "prepare_seconds_1x": one["timings_s"], "prepare_seconds_4x": four["timings_s"],
+        "loader_tokens_per_second": loader,
+    }
+    write_json(args.out, {"meta": {**package_metadata(), "cpu": platform.processor() or platform.machine()},
+                          "command": "python bench/data_throughput.py", **rows})
+    print(json.dumps({k: v for k, v in rows.items() if not k.startswith("prepare_seconds")}, indent=1))
+    print(f"tokenize ratio (prepare / encode_batch, {threads} threads): {rows['tokenize_ratio']:.2f} (floor 0.8)")
+    print(f"peak RSS: {peak1 / 2**30:.2f} GiB on RusLit, {peak4 / 2**30:.2f} GiB on RusLit x4 (floor 1.5 GB); "
+          f"growth {rows['rss_growth_4x']:.2f}x (floor 1.2x)")
+    print(f"loader: {loader / 1e6:.1f}M tokens/s (floor 2M)")
+
+
+if __name__ == "__main__":
+    main()

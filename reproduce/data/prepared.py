@@ -1,0 +1,133 @@
+"""A prepared set: token shards per split, their index, the tokenizer and a manifest, in a folder named by a hash of
+everything that determines it, so that any run with the same data and tokenizer settings reuses it.
+
+Layout of ``<paths.prepared>/<hash>/``::
+
+    manifest.json           what made it (the hashed inputs), per split: shards (file, tokens, sha256) and counts;
+                            skipped documents; written last, so its presence means the set is complete
+    documents.tsv           per document: ordinal, id, source, split, characters, tokens, copies, status
+    tokenizer/              the tokenizer every later step loads (Hugging Face files)
+    <split>/shard-00000.bin token shards of exactly ``data.shard_tokens`` tokens (the last one holds the rest)
+    <split>/index.npy       int64 rows (document, shard, offset in shard, length) for every copy of a document
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from reproduce.config import RecipeConfig, TokenizerConfig
+from reproduce.data.corpus import CLEANING_VERSION
+from reproduce.data.manifest import Resolver, make_resolver, read_manifest, sha256_of
+from reproduce.data.shards import ShardedTokens
+from reproduce.data.sources import fingerprint
+from reproduce.data.split import SPLITS
+from reproduce.errors import UserError
+from reproduce.io import read_json
+from reproduce.paths import config_file
+
+FORMAT_VERSION = 1  # bump when the layout or the token stream's construction changes
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.tsv"
+POINTER = "prepared.json"  # runs/<run>/prepared.json: which prepared set the run uses
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+
+
+@dataclass
+class PreparedData:
+    folder: Path
+    tokenizer: PreTrainedTokenizerFast
+    shards: dict[str, ShardedTokens]  # split -> its shards as one token stream
+    manifest: dict[str, Any]
+
+    def documents(self, split: str) -> Iterator[tuple[str, np.ndarray]]:
+        """(id, tokens without the closing </s>) of each document of a split, in shard order (first copies only)."""
+        ids = {int(row["document"]): row["id"] for row in read_documents(self.folder) if row["split"] == split}
+        index = np.load(self.folder / split / "index.npy")
+        seen: set[int] = set()
+        stream = self.shards[split]
+        shard_tokens = self.manifest["inputs"]["shard_tokens"]
+        for doc, shard, offset, length in index:
+            if doc in seen:
+                continue
+            seen.add(int(doc))
+            start = int(shard) * shard_tokens + int(offset)
+            yield ids[int(doc)], stream[start : start + int(length) - 1]
+
+
+def read_documents(folder: Path) -> Iterator[dict[str, str]]:
+    with (folder / DOCUMENTS).open(encoding="utf-8", newline="") as f:
+        yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+
+
+def _manifest_rows(manifest: str) -> list[list[str]]:
+    return [[e.path, e.sha256] for e in read_manifest(config_file(manifest))]
+
+
+def tokenizer_fingerprint(tok: TokenizerConfig) -> dict[str, Any]:
+    """What determines the tokenizer: a trained BBPE's settings, the released files' checksums, or the checkpoint."""
+    if tok.kind == "bbpe":
+        return {"kind": "bbpe", "vocab_size": tok.vocab_size, "min_frequency": tok.min_frequency,
+                "sample_characters": tok.sample_characters}
+    if tok.kind == "released":
+        return {"kind": "released", "vocab_size": tok.vocab_size, "files": _manifest_rows(tok.manifest)}
+    local = Path(tok.name_or_path).expanduser()
+    files = [[name, sha256_of(local / name)] for name in TOKENIZER_FILES if (local / name).is_file()]
+    return {"kind": "pretrained", "name_or_path": tok.name_or_path, "files": files or None}
+
+
+def prepared_inputs(cfg: RecipeConfig, resolver: Resolver | None = None) -> dict[str, Any]:
+    """Everything that determines the prepared set (the hash is taken over it); never where files come from, how many
+    workers run, or anything printed."""
+    resolver = resolver or make_resolver(cfg.data)
+    data = cfg.data
+    sources = {name: {**fingerprint(name, source, resolver), "clean": source.clean, "weight": source.weight}
+               for name, source in data.sources.items()}
+    contamination = cfg.contamination
+    drop = None
+    if contamination.drop:
+        drop = {"n": contamination.n, "min_tokens": contamination.min_tokens,
+                "sets": {name: {**dataclasses.asdict(texts), "manifest": _manifest_rows(texts.manifest)}
+                         for name, texts in sorted(contamination.sets.items())}}
+    return {"format": FORMAT_VERSION, "cleaning": CLEANING_VERSION, "sources": sources,
+            "split": {"seed": data.split_seed, "validation_fraction": data.validation_fraction,
+                      "test_fraction": data.test_fraction},
+            "max_line_chars": data.max_line_chars, "shard_tokens": data.shard_tokens,
+            "tokenizer": tokenizer_fingerprint(cfg.tokenizer), "drop_contaminated": drop}
+
+
+def inputs_hash(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def prepared_folder(cfg: RecipeConfig, inputs: dict[str, Any] | None = None) -> Path:
+    return Path(cfg.paths.prepared) / inputs_hash(inputs or prepared_inputs(cfg))
+
+
+def load_prepared(folder: Path, verify: bool = True) -> PreparedData:
+    """The tokenizer and the checked shards of a complete prepared set."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise UserError(f"{folder}: no complete prepared set ({MANIFEST} missing); run `reproduce prepare`")
+    manifest = read_json(manifest_path)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    shards = {name: ShardedTokens([folder / shard["file"] for shard in manifest["splits"][name]["shards"]],
+                                  len(tokenizer), verify) for name in SPLITS}
+    return PreparedData(folder, tokenizer, shards, manifest)
+
+
+def run_prepared(cfg: RecipeConfig) -> PreparedData:
+    """The prepared set a run's ``prepare`` step chose (runs/<run>/prepared.json)."""
+    pointer = cfg.work_dir / POINTER
+    if not pointer.is_file():
+        raise UserError(f"{pointer} not found: run `reproduce prepare` with the same overrides first")
+    return load_prepared(Path(read_json(pointer)["folder"]))

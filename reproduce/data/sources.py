@@ -1,0 +1,384 @@
+"""Document sources: every raw document of one configured source (data.sources.<name>), streamed in a fixed order.
+
+A source is a manifest of checked files (RusLit), text files, JSON Lines, Parquet, or a Hugging Face dataset (hub
+or local folder). ``iter_records`` yields each document as a picklable ``Record`` (raw bytes or text, with a stable
+id "<source>:<where>") or, for a record that is dirty, a ``Skip`` that preparation records and passes over; memory
+holds one file, one line or one record batch at a time. ``fingerprint`` describes everything that determines the
+records (content checksums included), so the prepared set can be named by its hash; ``check_source`` is the cheap
+pre-flight check. Cleaning (reproduce/data/corpus.py ``to_text``) happens later, in worker processes.
+
+No torch or transformers here; ``datasets`` and ``pyarrow`` are imported only by the kinds that need them.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from reproduce.data.corpus import CLEANERS
+from reproduce.data.manifest import Resolver, read_manifest, sha256_of
+from reproduce.errors import UserError
+from reproduce.paths import config_file
+
+if TYPE_CHECKING:
+    from reproduce.config import SourceConfig
+
+KINDS = ("manifest", "text", "jsonl", "parquet", "hf")
+_BATCH_ROWS = 256  # Parquet and Hugging Face rows read at a time
+_GZIP = (".gz",)  # .jsonl.gz, .json.gz: read through gzip
+_EXAMPLE_SUFFIX = {"text": "txt", "jsonl": "jsonl", "parquet": "parquet"}
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw document, picklable: sent to worker processes."""
+    id: str  # "<source>:<path>" | "<source>:<path>:<line>" (jsonl, 1-based) | "<source>:<path>:<row>" (parquet,
+    # 0-based) | "<source>:<row>" (hf, 0-based); with id_field set: "<source>:<value of id_field>"
+    source: str  # the source's name (key in data.sources)
+    raw: bytes | str  # manifest, text: the file's bytes; jsonl, parquet, hf: the text field's value
+    path: str  # the file (kind=manifest: the manifest path, e.g. "ruslit/prose/Chekhov/Агафья.txt"); hf: dataset
+    line: int | None  # jsonl line (1-based) or parquet/hf row (0-based); None for whole files
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A dirty record: recorded in the prepared set's notes; preparation continues."""
+    id: str
+    source: str
+    path: str
+    line: int | None
+    reason: str  # short, e.g. "line is not JSON (Expecting value)"
+
+
+# ------------------------------------------------------------------------------------------------ public
+
+
+def iter_records(name: str, source: SourceConfig, resolver: Resolver) -> Iterator[Record | Skip]:
+    """Every record of one source in a fixed order (manifest rows in order; each glob's matches sorted, globs in
+    the given order, a file matched twice read once; JSONL lines; Parquet rows; HF rows). Bounded memory: one file
+    (text, manifest) or one line / one record batch at a time. The same inputs give the same records."""
+    kind = _kind(name, source)
+    if kind == "manifest":
+        for entry in read_manifest(_manifest_path(name, source)):
+            raw = resolver.resolve(entry).read_bytes()
+            yield Record(f"{name}:{entry.path}", name, raw, entry.path, None)
+    elif kind == "text":
+        for shown, file in _matched_files(name, source):
+            yield Record(f"{name}:{shown}", name, file.read_bytes(), shown, None)
+    elif kind == "jsonl":
+        for shown, file in _matched_files(name, source):
+            yield from _jsonl_records(name, source, shown, file)
+    elif kind == "parquet":
+        for shown, file in _matched_files(name, source):
+            yield from _parquet_records(name, source, shown, file)
+    else:
+        yield from _hf_records(name, source)
+
+
+def fingerprint(name: str, source: SourceConfig, resolver: Resolver) -> dict[str, Any]:
+    """JSON-serialisable description of everything that determines the source's records and their text: kind,
+    fields, cleaner, and content checksums (manifest: its rows' sha256; text, jsonl, parquet: every matched file's
+    path as matched and sha256; hf hub: dataset, config, split, revision; hf local folder: its files' sha256)."""
+    kind = _kind(name, source)
+    out: dict[str, Any] = {"kind": kind, "clean": source.clean}
+    if kind in ("jsonl", "parquet", "hf"):
+        out.update(text_field=source.text_field, id_field=source.id_field)
+    if kind == "manifest":
+        out["files"] = [[e.path, e.sha256] for e in read_manifest(_manifest_path(name, source))]
+    elif kind in ("text", "jsonl", "parquet"):
+        out["files"] = [[shown, sha256_of(file)] for shown, file in _matched_files(name, source)]
+    else:
+        out.update(dataset=source.dataset, config_name=source.config_name, split=source.split)
+        folder = _hf_folder(name, source)
+        if folder is None:
+            out["revision"] = source.revision
+        else:
+            out["files"] = [[rel, sha256_of(folder / rel)] for rel in _folder_files(folder)]
+    return out
+
+
+def check_source(name: str, source: SourceConfig, resolver: Resolver) -> None:
+    """Cheap pre-flight check before any work; raises one-line UserErrors naming ``data.sources.<name>.<key>``.
+    manifest: reads it and resolves every entry (sha256 checked). text, jsonl, parquet: every path or glob matches
+    a file; jsonl: each file's first record has text_field (and id_field); parquet: they are columns; hf: the local
+    folder exists, or the hub dataset has a pinned revision and can be opened; its first row has the fields."""
+    kind = _kind(name, source)
+    if source.clean not in CLEANERS:
+        raise UserError(f"data.sources.{name}.clean={source.clean!r}: choose one of {', '.join(CLEANERS)}")
+    if kind == "manifest":
+        for entry in read_manifest(_manifest_path(name, source)):
+            resolver.resolve(entry)
+        return
+    if kind == "hf":
+        _check_hf(name, source)
+        return
+    files = _matched_files(name, source)
+    for shown, file in files:
+        if kind == "jsonl":
+            _check_jsonl(name, source, shown, file)
+        elif kind == "parquet":
+            _parquet_file(name, shown, file, _parquet_columns(name, source))
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _kind(name: str, source: SourceConfig) -> str:
+    if source.kind not in KINDS:
+        raise UserError(f"data.sources.{name}.kind={source.kind!r}: choose one of {', '.join(KINDS)}")
+    return source.kind
+
+
+def _manifest_path(name: str, source: SourceConfig) -> Path:
+    if not source.manifest:
+        raise UserError(f"data.sources.{name}.manifest: a manifest source needs a TSV of (path, sha256, url); "
+                        f"set data.sources.{name}.manifest")
+    path = config_file(source.manifest)
+    if not path.is_file():
+        raise UserError(f"data.sources.{name}.manifest={source.manifest!r}: not found in the working directory or "
+                        "conf/; fix the path")
+    return path
+
+
+def _matched_files(name: str, source: SourceConfig) -> list[tuple[str, Path]]:
+    """(path as matched, file) for every path or glob, each glob's matches sorted, a file matched twice kept once."""
+    if not source.paths:
+        raise UserError(f"data.sources.{name}.paths: a {source.kind} source needs files or globs; set "
+                        f"data.sources.{name}.paths=[corpus/*.{_EXAMPLE_SUFFIX.get(source.kind, 'txt')}]")
+    seen: set[Path] = set()
+    files: list[tuple[str, Path]] = []
+    for pattern in source.paths:
+        expanded = os.path.expanduser(str(pattern))
+        matches = sorted(p for p in glob.glob(expanded, recursive=True) if os.path.isfile(p))
+        if not matches and os.path.isfile(expanded):  # a file whose name has glob characters, e.g. "a[1].txt"
+            matches = [expanded]
+        if not matches:
+            hint = ("is a folder; give a glob of its files, e.g. " + repr(os.path.join(str(pattern), "*"))
+                    if os.path.isdir(expanded) else f"matches no file (relative paths: from {os.getcwd()})")
+            raise UserError(f"data.sources.{name}.paths: {str(pattern)!r} {hint}; fix the path or glob")
+        for shown in matches:
+            resolved = Path(shown).resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                files.append((shown, Path(shown)))
+    return files
+
+
+def _open_lines(file: Path) -> IO[bytes]:
+    return gzip.open(file, "rb") if file.name.endswith(_GZIP) else file.open("rb")
+
+
+def _json_lines(name: str, shown: str, file: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(1-based line, parsed value, None) or (line, None, why the line is not JSON); blank lines are passed over."""
+    try:
+        with _open_lines(file) as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line), None
+                except UnicodeDecodeError:
+                    yield number, None, "line is not UTF-8 text"
+                except json.JSONDecodeError as exc:
+                    yield number, None, f"line is not JSON ({exc.msg})"
+                except RecursionError:
+                    yield number, None, "line is not JSON (nested too deeply)"
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise UserError(f"data.sources.{name}.paths: {shown} is not a readable gzip file ({exc}); replace it or "
+                        "remove it from the paths") from None
+
+
+def _missing_field(name: str, key: str, field: str, where: str, present: list[str]) -> UserError:
+    fields = ", ".join(repr(f) for f in present[:20]) + (", ..." if len(present) > 20 else "") or "none"
+    return UserError(f"{where}: no field {field!r} (fields: {fields}); set data.sources.{name}.{key}")
+
+
+def _jsonl_records(name: str, source: SourceConfig, shown: str, file: Path) -> Iterator[Record | Skip]:
+    for number, value, problem in _json_lines(name, shown, file):
+        where_id = f"{name}:{shown}:{number}"
+        if problem is None and not isinstance(value, dict):
+            problem = f"line is {_JSON_TYPES.get(type(value), type(value).__name__)}, not a JSON object"
+        if problem is not None:
+            yield Skip(where_id, name, shown, number, problem)
+            continue
+        yield _field_record(name, source, value, f"{shown} line {number}", where_id, shown, number)
+
+
+def _field_record(name: str, source: SourceConfig, row: dict[str, Any], where: str, default_id: str, path: str,
+                  line: int) -> Record | Skip:
+    """A record (or Skip) from one row of fields: jsonl object, Parquet row, dataset row."""
+    if source.text_field not in row:
+        raise _missing_field(name, "text_field", source.text_field, where, list(row))
+    record_id = default_id
+    if source.id_field is not None:
+        value = row.get(source.id_field)
+        if value is None:
+            if source.id_field not in row:
+                raise _missing_field(name, "id_field", source.id_field, where, list(row))
+            raise UserError(f"{where}: field {source.id_field!r} is null, so the record has no id; fill it or set "
+                            f"data.sources.{name}.id_field=null (ids from file and line)")
+        record_id = f"{name}:{value}"
+    text = row[source.text_field]
+    if not isinstance(text, str):
+        kind = _JSON_TYPES.get(type(text), type(text).__name__)
+        reason = (f"field {source.text_field!r} is null" if text is None
+                  else f"field {source.text_field!r} is {kind}, not a string")
+        return Skip(record_id, name, path, line, reason)
+    return Record(record_id, name, text, path, line)
+
+
+def _check_jsonl(name: str, source: SourceConfig, shown: str, file: Path) -> None:
+    for number, value, problem in _json_lines(name, shown, file):
+        if problem is None and isinstance(value, dict):
+            _field_record(name, source, value, f"{shown} line {number}", "", shown, number)
+            return
+
+
+def _parquet_columns(name: str, source: SourceConfig) -> list[str]:
+    return [source.text_field] + ([source.id_field] if source.id_field not in (None, source.text_field) else [])
+
+
+def _parquet_file(name: str, shown: str, file: Path, columns: list[str]) -> Any:
+    """The open ParquetFile, its columns checked."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(file)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise UserError(f"data.sources.{name}.paths: {shown} is not a readable Parquet file "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); replace it or remove it "
+                        "from the paths") from None
+    present = pf.schema_arrow.names
+    for column, key in zip(columns, ("text_field", "id_field"), strict=False):
+        if column not in present:
+            raise _missing_field(name, key, column, f"{shown} (Parquet columns)", present)
+    return pf
+
+
+def _parquet_records(name: str, source: SourceConfig, shown: str, file: Path) -> Iterator[Record | Skip]:
+    columns = _parquet_columns(name, source)
+    pf = _parquet_file(name, shown, file, columns)
+    row = 0
+    for batch in pf.iter_batches(columns=columns, batch_size=_BATCH_ROWS):
+        values = {c: batch.column(c).to_pylist() for c in columns}
+        for i in range(batch.num_rows):
+            fields = {c: values[c][i] for c in columns}
+            yield _field_record(name, source, fields, f"{shown} row {row}", f"{name}:{shown}:{row}", shown, row)
+            row += 1
+
+
+# -------------------------------------------------------------------------------------------- Hugging Face
+
+_LOCAL_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
+
+
+def _hf_folder(name: str, source: SourceConfig) -> Path | None:
+    """The local folder the dataset names, or None for a hub id. A path that looks local (absolute, ./, ../, ~)
+    or exists is a folder; it must exist."""
+    if not source.dataset:
+        raise UserError(f"data.sources.{name}.dataset: an hf source needs a hub id (e.g. 'org/name') or a local "
+                        f"folder; set data.sources.{name}.dataset")
+    path = Path(source.dataset).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise UserError(f"data.sources.{name}.dataset={source.dataset!r}: is a file, not a folder; give the folder "
+                        "of a save_to_disk dataset or of data files")
+    if str(source.dataset).startswith(_LOCAL_PREFIXES):
+        raise UserError(f"data.sources.{name}.dataset={source.dataset!r}: no such folder (relative paths: from "
+                        f"{os.getcwd()}); fix the path")
+    return None
+
+
+def _folder_files(folder: Path) -> list[str]:
+    """Every file under the folder (relative, sorted), hidden files and folders excluded as ``datasets`` does."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [os.path.relpath(os.path.join(root, n), folder) for n in names if not n.startswith(".")]
+    return sorted(Path(f).as_posix() for f in files)
+
+
+def _open_hf(name: str, source: SourceConfig) -> Any:
+    """A ``datasets.Dataset`` (a save_to_disk folder: memory-mapped) or a streaming ``IterableDataset``."""
+    folder = _hf_folder(name, source)  # settings first: importing datasets takes a second
+    import datasets
+
+    key = f"data.sources.{name}.dataset={source.dataset!r}"
+    if folder is not None and ((folder / "dataset_dict.json").is_file()
+                               or ((folder / "dataset_info.json").is_file() and (folder / "state.json").is_file())):
+        loaded = datasets.load_from_disk(str(folder))
+        if isinstance(loaded, datasets.DatasetDict):
+            if source.split not in loaded:
+                raise UserError(f"data.sources.{name}.split={source.split!r}: {folder} has the splits "
+                                f"{', '.join(loaded)}; choose one")
+            loaded = loaded[source.split]
+        return loaded
+    try:  # datasets >= 4 runs no dataset scripts, so no remote code is ever trusted
+        return datasets.load_dataset(str(folder) if folder is not None else source.dataset, name=source.config_name,
+                                     split=source.split, revision=None if folder is not None else source.revision,
+                                     streaming=True)
+    except Exception as exc:  # any failure to open: a wrong setting, or the network is missing
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        offline = " (offline: HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)" if _offline() else ""
+        raise UserError(f"{key}: cannot be opened{offline}: {type(exc).__name__}: {message[:300]}; check the hub "
+                        "id, config_name, split and revision, go online, or point it at a local folder") from None
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _hf_records(name: str, source: SourceConfig) -> Iterator[Record | Skip]:
+    import datasets
+
+    dataset = _open_hf(name, source)
+    shown = str(source.dataset)
+    columns = _parquet_columns(name, source)
+    if isinstance(dataset, datasets.Dataset):  # memory-mapped Arrow: a batch of rows at a time
+        _check_columns(name, source, dataset.column_names)
+        row = 0
+        for batch in dataset.select_columns(columns).iter(batch_size=_BATCH_ROWS):
+            for i in range(len(batch[columns[0]])):
+                fields = {c: batch[c][i] for c in columns}
+                yield _field_record(name, source, fields, f"{shown} row {row}", f"{name}:{row}", shown, row)
+                row += 1
+        return
+    if dataset.column_names is not None and all(c in dataset.column_names for c in columns):
+        dataset = dataset.select_columns(columns)
+    for row, fields in enumerate(dataset):  # streaming: one row at a time
+        yield _field_record(name, source, fields, f"{shown} row {row}", f"{name}:{row}", shown, row)
+
+
+def _check_columns(name: str, source: SourceConfig, present: list[str]) -> None:
+    for column, key in zip(_parquet_columns(name, source), ("text_field", "id_field"), strict=False):
+        if column not in present:
+            raise _missing_field(name, key, column, f"{source.dataset} (dataset columns)", present)
+
+
+def _check_hf(name: str, source: SourceConfig) -> None:
+    if _hf_folder(name, source) is None and not source.revision:
+        # the prepared set is named by the fingerprint, which names the hub data by its revision alone
+        raise UserError(f"data.sources.{name}.revision: the hub dataset {source.dataset!r} needs a pinned revision, "
+                        "or a later prepare would reuse data prepared from an older version; set "
+                        f"data.sources.{name}.revision=<commit sha> (the dataset page's 'Files and versions')")
+    dataset = _open_hf(name, source)
+    import datasets
+
+    if isinstance(dataset, datasets.Dataset):
+        _check_columns(name, source, dataset.column_names)
+        return
+    for row, fields in enumerate(dataset):  # streaming: the first row, as for jsonl's first record
+        _field_record(name, source, fields, f"{source.dataset} row {row}", "", str(source.dataset), row)
+        return

@@ -1,0 +1,67 @@
+"""What the worker processes of ``prepare`` run: a document's text, and its tokens. Light imports only (no torch).
+
+Each worker holds the pass's settings (cleaning per source, line limit, tokenizer, decontamination n-grams), set once
+by ``init``; a task is a batch of records and comes back as a list in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from reproduce.data.corpus import Text, to_text
+from reproduce.data.sources import Record, Skip
+
+_STATE: dict[str, Any] = {}
+
+
+def init(cleaners: dict[str, str], max_line_chars: int, tokenizer_file: str | None = None, eos: int | None = None,
+         drop: Any = None) -> None:
+    """Settings of a pass; ``drop``: an ``EvalNgrams`` whose matches remove a train document (or None)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker: the workers are the parallelism
+    _STATE.clear()
+    _STATE.update(cleaners=cleaners, max_line_chars=max_line_chars, eos=eos, drop=drop, tokenizer=None)
+    if tokenizer_file is not None:
+        from tokenizers import Tokenizer
+
+        _STATE["tokenizer"] = Tokenizer.from_file(tokenizer_file)
+
+
+def _text(record: Record) -> Text:
+    return to_text(record, _STATE["cleaners"][record.source], _STATE["max_line_chars"])
+
+
+def measure(records: list[Record | Skip]) -> list[tuple[int | None, str | None, str | None]]:
+    """Each record's cleaned length in characters (None if skipped), encoding and reason for a skip."""
+    out: list[tuple[int | None, str | None, str | None]] = []
+    for record in records:
+        if isinstance(record, Skip):
+            out.append((None, None, record.reason))
+            continue
+        text = _text(record)
+        out.append((None if text.text is None else len(text.text), text.encoding, text.skipped))
+    return out
+
+
+def texts(records: list[Record]) -> list[str | None]:
+    """Each record's cleaned text (None if it is skipped)."""
+    return [_text(record).text for record in records]
+
+
+def tokenize(batch: list[tuple[Record, bool]]) -> list[tuple[np.ndarray | None, bool]]:
+    """Each record's ids followed by </s> as uint16 (None if skipped), and whether the drop check removed it
+    (checked only where the flag is true: train documents)."""
+    docs = [_text(record).text for record, _ in batch]
+    present = [text for text in docs if text is not None]
+    encodings = iter(_STATE["tokenizer"].encode_batch(present, add_special_tokens=False))
+    out: list[tuple[np.ndarray | None, bool]] = []
+    for (_, check), text in zip(batch, docs, strict=True):
+        if text is None:
+            out.append((None, False))
+            continue
+        ids = np.asarray(next(encodings).ids, dtype=np.uint16)
+        dropped = bool(check and _STATE["drop"] is not None and _STATE["drop"].contains_any(ids))
+        out.append((np.append(ids, np.uint16(_STATE["eos"])), dropped))
+    return out

@@ -1,0 +1,188 @@
+"""`reproduce prepare`: the token stream, the index, reuse by hash, mixtures, resume after SIGKILL (byte-identical),
+independence from the number of workers, and loud failures on damaged or mismatched shards."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from reproduce.data.corpus import to_text
+from reproduce.data.manifest import make_resolver
+from reproduce.data.prepared import load_prepared, read_documents, run_prepared
+from reproduce.data.sequences import PackedSequences
+from reproduce.data.shards import HEADER_SIZE, ShardedTokens, write_shard
+from reproduce.data.sources import Record, iter_records
+from reproduce.errors import UserError
+from reproduce.io import read_json
+from reproduce.preflight import load
+from tests.conftest import micro_manifest, micro_overrides
+
+DATA_ONLY = ("stages", "eval", "model")
+
+
+def _overrides(tmp: Path, *extra: str, run_name: str = "micro") -> list[str]:
+    return [o for o in micro_overrides(tmp, run_name) if not o.startswith(DATA_ONLY)] + list(extra)
+
+
+def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
+    from reproduce import pipeline
+
+    cfg = load("prepare", "prepare", _overrides(tmp, *extra, run_name=run_name))
+    return cfg, pipeline.prepare(cfg)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Path) -> None:
+    cfg, data = _prepare(tmp_path)
+    assert len(data.shards["train"].shards) > 1  # data.shard_tokens=50000 cuts the micro train split
+    assert all(len(s) == 50000 for s in data.shards["train"].shards[:-1])
+    tokenizer = AutoTokenizer.from_pretrained(data.folder / "tokenizer")
+    rows = list(read_documents(data.folder))
+    records = [r for r in iter_records("ruslit", cfg.data.sources["ruslit"], make_resolver(cfg.data))
+               if isinstance(r, Record)]
+    assert [row["id"] for row in rows] == [r.id for r in records]
+    for split in ("train", "validation", "test"):
+        expected = []
+        for row, record in zip(rows, records, strict=True):
+            if row["split"] == split:
+                text = to_text(record, "ruslit", cfg.data.max_line_chars).text
+                expected += tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+        stream = data.shards[split]
+        assert np.array_equal(stream[0 : len(stream)], np.array(expected, dtype=np.uint16))
+        index = np.load(data.folder / split / "index.npy")
+        assert index[:, 3].sum() == len(stream)
+        starts = index[:, 1] * cfg.data.shard_tokens + index[:, 2]
+        assert np.array_equal(starts[1:], np.cumsum(index[:, 3])[:-1])
+    test_ids = [doc_id for doc_id, _ in data.documents("test")]
+    assert test_ids == [row["id"] for row in rows if row["split"] == "test"]
+    assert all(tokens[-1] != tokenizer.eos_token_id for _, tokens in data.documents("test"))
+
+
+def test_sharded_stream_reads_like_one_array(tmp_path: Path) -> None:
+    tokens = np.random.default_rng(0).integers(0, 500, 1000).astype(np.uint16)
+    paths = []
+    for k, (a, b) in enumerate(((0, 300), (300, 301), (301, 1000))):
+        paths.append(tmp_path / f"shard-{k}.bin")
+        write_shard(paths[-1], tokens[a:b], 500)
+    stream = ShardedTokens(paths, 500)
+    assert len(stream) == 1000
+    for a, b in ((0, 1000), (250, 350), (299, 302), (300, 301), (999, 1000), (500, 400)):
+        assert np.array_equal(stream[a:b], tokens[a:b])
+    assert np.array_equal(np.concatenate(list(stream.chunks(64))), tokens)
+    assert np.array_equal(stream.bincount(500), np.bincount(tokens, minlength=500))
+    packed, reference = PackedSequences(stream, 32), PackedSequences(tokens, 32)
+    assert len(packed) == len(reference)
+    assert all(np.array_equal(packed[i].numpy(), reference[i].numpy()) for i in range(len(packed)))
+
+
+def test_a_second_run_reuses_the_prepared_set_and_a_change_makes_a_new_one(tmp_path: Path) -> None:
+    _, first = _prepare(tmp_path)
+    before = _files(first.folder)
+    cfg, second = _prepare(tmp_path, run_name="other")
+    assert second.folder == first.folder and _files(second.folder) == before
+    report = read_json(cfg.results_dir / "data.json")
+    assert report["prepared"]["reused"] is True and report["prepared"]["tokens_tokenized"] == 0
+    assert run_prepared(cfg).folder == first.folder
+    _, changed = _prepare(tmp_path, "data.split_seed=7", run_name="seed7")
+    assert changed.folder != first.folder
+
+
+def test_mixture_weights_repeat_or_subsample_train_documents(tmp_path: Path) -> None:
+    manifest = micro_manifest(tmp_path / "manifest.tsv")
+    _, data = _prepare(tmp_path, f"+data.sources.again={{kind: manifest, manifest: {manifest}, clean: ruslit, "
+                       "weight: 0.5}", "data.sources.ruslit.weight=2.0")
+    rows = list(read_documents(data.folder))
+    train = [r for r in rows if r["split"] == "train"]
+    assert {r["copies"] for r in train if r["source"] == "ruslit"} == {"2"}
+    halves = [r["copies"] for r in train if r["source"] == "again"]
+    assert set(halves) == {"0", "1"}  # a seeded subset of the second copy of the corpus
+    used = sum(int(r["tokens"]) * int(r["copies"]) for r in train)
+    assert len(data.shards["train"]) == used
+    assert all(r["copies"] == "1" for r in rows if r["split"] != "train")
+
+
+def _prepare_command(tmp: Path, workers: int) -> list[str]:
+    tmp.mkdir(exist_ok=True)
+    overrides = [o for o in _overrides(tmp) if not o.startswith(("data.workers", "data.shard_tokens", "tokenizer.",
+                                                                  "data.sources.ruslit.manifest"))]
+    return [sys.executable, "-m", "reproduce.cli", "prepare", *overrides, f"data.workers={workers}",
+            f"data.sources.ruslit.manifest={micro_manifest(tmp / 'manifest.tsv', n_works=60)}",
+            "data.shard_tokens=20000", "tokenizer=rugpt3"]
+
+
+def _run_until(command: list[str], folder: Path, condition) -> None:
+    """Start ``command``; SIGKILL it (and its workers) once ``condition(folder)`` holds."""
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if condition(folder):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, f"prepare ended before the kill point: {process.stderr.read()!r}"
+
+
+def _only_whole_files(prepared: Path) -> None:
+    """After a kill: no manifest, and every shard under a final name is whole and checked."""
+    for folder in prepared.iterdir():
+        if folder.is_dir():
+            assert not (folder / "manifest.json").exists()
+            for shard in folder.glob("*/shard-*.bin"):
+                ShardedTokens([shard], verify=True)
+
+
+@pytest.mark.parametrize("kill_at", ["scan", "tokenize"])
+def test_prepare_killed_and_run_again_is_byte_identical(tmp_path: Path, kill_at: str) -> None:
+    reference = tmp_path / "reference"
+    done = subprocess.run(_prepare_command(reference, workers=1), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    expected = _files(next((reference / "prepared").glob("[0-9a-f]*")))
+    assert sum(name.startswith("train/shard") for name in expected) > 3
+
+    killed = tmp_path / "killed"
+    if kill_at == "scan":
+        def condition(folder: Path) -> bool:
+            return any(folder.glob("prepared/*/.work"))
+    else:
+        def condition(folder: Path) -> bool:
+            return any(folder.glob("prepared/*/.work/chunk-000003.json"))
+    _run_until(_prepare_command(killed, workers=2), killed, condition)
+    _only_whole_files(killed / "prepared")
+    done = subprocess.run(_prepare_command(killed, workers=2), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    folder = next((killed / "prepared").glob("[0-9a-f]*"))
+    assert _files(folder) == expected  # and the same with 2 workers as with 1
+    assert not (folder / ".work").exists()
+
+
+def test_damaged_shard_and_mismatched_tokenizer_fail_in_one_line(tmp_path: Path) -> None:
+    _, data = _prepare(tmp_path)
+    shard = data.folder / "validation" / "shard-00000.bin"
+    raw = bytearray(shard.read_bytes())
+    raw[HEADER_SIZE + 5] ^= 1
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="checksum mismatch"):
+        load_prepared(data.folder)
+    raw[HEADER_SIZE + 5] ^= 1
+    shard.write_bytes(bytes(raw))
+    other = tmp_path / "other_tokenizer"
+    (tmp_path / "small").mkdir()
+    _, small = _prepare(tmp_path / "small", "tokenizer.vocab_size=300")
+    (data.folder / "tokenizer").rename(other)
+    (small.folder / "tokenizer").rename(data.folder / "tokenizer")
+    with pytest.raises(UserError, match="made with a 384-token vocabulary, the tokenizer has 300"):
+        load_prepared(data.folder)
