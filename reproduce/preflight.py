@@ -61,7 +61,11 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(one_line(exc)) from None
+        line, cause = one_line(exc), exc
+        while cause is not None and not getattr(cause, "full_key", None):
+            cause = cause.__cause__
+        key = getattr(cause, "full_key", None)
+        raise UserError(f"{key}: {line}" if key and key not in line else line) from None
 
 
 def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:

@@ -27,7 +27,7 @@ SETTINGS = [
          "data.sources.ruslit.kind='csv': choose one of manifest, text, jsonl, parquet, hf"),
     Case("misspelt source key", ["+data.sources.extra={kind: jsonl, path: [a.jsonl]}"],
          "data.sources.extra: Key 'path' not in 'SourceConfig'"),
-    Case("JSONL source without paths", ["data=jsonl"], "data.sources.jsonl.paths=[]: a jsonl source needs it"),
+    Case("JSONL source without paths", ["data=jsonl"], "data.sources.jsonl.paths: Missing mandatory value: paths"),
     Case("glob that matches nothing", ["data=text", "data.sources.text.paths=[nowhere/*.txt]"],
          "matches no file"),
     Case("shards of 0 tokens", ["data.shard_tokens=0"], "data.shard_tokens=0: must be a positive"),

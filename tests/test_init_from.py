@@ -50,7 +50,8 @@ def test_stage1_starts_from_a_released_checkpoint_with_its_tokenizer(tmp_path: P
 
     reproduce(*args, "model.n_positions=256", "model.activation_function=gelu_new", cwd=tmp_path)
     work = tmp_path / "runs" / "continued"
-    assert AutoTokenizer.from_pretrained(work / "tokenizer").get_vocab() == \
+    prepared = Path(read_json(tmp_path / "results" / "continued" / "data.json")["prepared"]["folder"])
+    assert AutoTokenizer.from_pretrained(prepared / "tokenizer").get_vocab() == \
         AutoTokenizer.from_pretrained(checkpoint).get_vocab()
     released = GPT2LMHeadModel.from_pretrained(checkpoint).state_dict()
     stage1 = GPT2LMHeadModel.from_pretrained(work / "models" / "stage1").state_dict()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
+from reproduce.data import workers
 from reproduce.data.corpus import to_text
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared import load_prepared, read_documents, run_prepared
@@ -45,7 +46,8 @@ def _files(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Path) -> None:
+def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(workers, "PIECE_CHARACTERS", 500)  # documents tokenized in pieces give the same ids
     cfg, data = _prepare(tmp_path)
     assert len(data.shards["train"].shards) > 1  # data.shard_tokens=50000 cuts the micro train split
     assert all(len(s) == 50000 for s in data.shards["train"].shards[:-1])
@@ -66,6 +68,7 @@ def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Pat
         assert index[:, 3].sum() == len(stream)
         starts = index[:, 1] * cfg.data.shard_tokens + index[:, 2]
         assert np.array_equal(starts[1:], np.cumsum(index[:, 3])[:-1])
+    assert workers.pieces("ab\ncd\nef", 1) == ["ab\n", "cd\n", "ef"] and workers.pieces("abcdef", 2) == ["abcdef"]
     test_ids = [doc_id for doc_id, _ in data.documents("test")]
     assert test_ids == [row["id"] for row in rows if row["split"] == "test"]
     assert all(tokens[-1] != tokenizer.eos_token_id for _, tokens in data.documents("test"))

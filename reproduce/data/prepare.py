@@ -514,6 +514,8 @@ def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: 
         if (folder / MANIFEST).is_file():
             shutil.rmtree(folder / WORK, ignore_errors=True)
             return timings
+        for stale in folder.rglob(".*.tmp"):  # what a killed run was writing; never under a final name
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         work = folder / WORK
         work.mkdir(parents=True, exist_ok=True)
         resolver = make_resolver(cfg.data)
