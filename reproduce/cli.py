@@ -57,7 +57,7 @@ MULTIRUN = ("-m", "--multirun")
 
 def usage() -> str:
     lines = ["usage: reproduce [command] [key=value ...]", "", "commands:"]
-    lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
+    lines += [f"  {name:<13} {command.summary}" for name, command in COMMANDS.items()]
     lines += ["", "Without a command, `reproduce` runs the whole recipe (run). Any value can be overridden as",
               "key=value (e.g. model=rugpt3_small run_name=small); `reproduce <command> --help` lists its config",
               "groups, `reproduce <command> --cfg job` prints its composed config, `-m` sweeps over values."]

@@ -58,17 +58,23 @@ class DataConfig:
     print_every_s: float = 20.0  # seconds between progress lines
 
     def __post_init__(self) -> None:
-        from omegaconf import OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
+        self.sources = typed_entries("data.sources", self.sources, SourceConfig)
 
-        typed = {}
-        for name, source in self.sources.items():
-            try:
-                typed[name] = source if isinstance(source, SourceConfig) else OmegaConf.to_object(
-                    OmegaConf.merge(OmegaConf.structured(SourceConfig), source))
-            except OmegaConfBaseException as exc:
-                raise UserError(f"data.sources.{name}: {str(exc).splitlines()[0]}") from None
-        self.sources = typed
+
+def typed_entries(key: str, entries: dict[str, Any], schema: type) -> dict[str, Any]:
+    """A name -> ``schema`` mapping that Hydra holds untyped (so entries can be added with +key.name={...}), each entry
+    merged onto its schema: a misspelt key or a wrong type is one line naming ``key.name``."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    typed = {}
+    for name, entry in entries.items():
+        try:
+            typed[name] = entry if isinstance(entry, schema) else OmegaConf.to_object(
+                OmegaConf.merge(OmegaConf.structured(schema), entry))
+        except OmegaConfBaseException as exc:
+            raise UserError(f"{key}.{name}: {str(exc).splitlines()[0]}") from None
+    return typed
 
 
 @dataclass
@@ -192,13 +198,16 @@ class ContaminationConfig:
     min_tokens: int = 8  # items shorter than n tokens are matched whole; shorter than this, not checked
     drop: bool = False  # prepare drops training documents that share such a sequence with any set (or the test works)
     test_works: bool = True  # also report the corpus's test split (per work) against the train split
-    sets: dict[str, EvalTextsConfig] = field(default_factory=dict)
+    sets: dict[str, Any] = field(default_factory=dict)  # name -> EvalTextsConfig (typed in __post_init__)
+
+    def __post_init__(self) -> None:
+        self.sets = typed_entries("contamination.sets", self.sets, EvalTextsConfig)
 
 
 @dataclass
 class PathsConfig:
     results: str = "results"  # results/<run_name>/ (committed); results/published/, results/architectures.json
-    runs: str = "runs"  # runs/<run_name>/: tokenizer, shards, models, log (not committed)
+    runs: str = "runs"  # runs/<run_name>/: which prepared set, models, checkpoints, log (not committed)
     paper: str = "paper"  # tables and figures
     prepared: str = "prepared"  # prepared/<hash>/: token shards, index, tokenizer; reused by every run of the same data
 

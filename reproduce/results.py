@@ -1,10 +1,11 @@
 """The results files of a run: their names, run metadata, and the record of which config produced them.
 
-``results/<run>/`` holds what each step wrote as soon as it finished: ``data.json`` (prepare), ``train.json`` and
-``curves.json`` (train, after every stage), ``summary.json`` and ``lm_eval_*.json`` (eval, after every
-benchmark), and ``config.yaml``, the values each of those steps read. ``runs/<run>/`` keeps the same record for
-its artifacts (tokenizer, shards, models). A run whose config differs from the record stops before any work
-unless ``overwrite=true``; then the results of the changed step and of every later step are removed first.
+``results/<run>/`` holds what each step wrote as soon as it finished: ``data.json`` (prepare), ``contamination.json``,
+``train.json`` and ``curves.json`` (train, after every stage), ``summary.json`` and ``lm_eval_*.json`` (eval, after
+every benchmark), and ``config.yaml``, the values each of those steps read. ``runs/<run>/`` keeps the same record for
+its artifacts (prepared.json naming the prepared set, models). A run whose config differs from the record stops
+before any work unless ``overwrite=true``; then the results of the changed step and of every step that reads them
+are removed first.
 """
 
 from __future__ import annotations

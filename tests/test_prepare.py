@@ -4,6 +4,7 @@ independence from the number of workers, and loud failures on damaged or mismatc
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -18,10 +19,12 @@ from transformers import AutoTokenizer
 from reproduce.data import workers
 from reproduce.data.corpus import to_text
 from reproduce.data.manifest import make_resolver
+from reproduce.data.prepare import _chunks
 from reproduce.data.prepared import load_prepared, read_documents, run_prepared
 from reproduce.data.sequences import PackedSequences
 from reproduce.data.shards import HEADER_SIZE, ShardedTokens, write_shard
 from reproduce.data.sources import Record, iter_records
+from reproduce.data.split import seeded_order
 from reproduce.errors import UserError
 from reproduce.io import read_json
 from reproduce.preflight import load
@@ -46,7 +49,7 @@ def _files(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Path, monkeypatch) -> None:
+def test_shards_hold_every_document_in_seeded_chunk_order_with_its_index(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(workers, "PIECE_CHARACTERS", 500)  # documents tokenized in pieces give the same ids
     cfg, data = _prepare(tmp_path)
     assert len(data.shards["train"].shards) > 1  # data.shard_tokens=50000 cuts the micro train split
@@ -56,12 +59,17 @@ def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Pat
     records = [r for r in iter_records("ruslit", cfg.data.sources["ruslit"], make_resolver(cfg.data))
                if isinstance(r, Record)]
     assert [row["id"] for row in rows] == [r.id for r in records]
+    characters = np.array([int(row["characters"]) for row in rows])
+    chunk_of = np.zeros(len(rows), dtype=np.int64)
+    for k, (a, b) in enumerate(_chunks(characters, cfg.data.shard_tokens)):
+        chunk_of[a:b] = k
+    rank = seeded_order(len(rows), cfg.data.split_seed)  # within a chunk, documents go in the seeded order
     for split in ("train", "validation", "test"):
         expected = []
-        for row, record in zip(rows, records, strict=True):
-            if row["split"] == split:
-                text = to_text(record, "ruslit", cfg.data.max_line_chars).text
-                expected += tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+        for doc in sorted((d for d, row in enumerate(rows) if row["split"] == split),
+                          key=lambda d: (chunk_of[d], rank[d])):
+            text = to_text(records[doc], "ruslit", cfg.data.max_line_chars).text
+            expected += tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
         stream = data.shards[split]
         assert np.array_equal(stream[0 : len(stream)], np.array(expected, dtype=np.uint16))
         index = np.load(data.folder / split / "index.npy")
@@ -70,7 +78,8 @@ def test_shards_hold_every_document_in_stream_order_with_its_index(tmp_path: Pat
         assert np.array_equal(starts[1:], np.cumsum(index[:, 3])[:-1])
     assert workers.pieces("ab\ncd\nef", 1) == ["ab\n", "cd\n", "ef"] and workers.pieces("abcdef", 2) == ["abcdef"]
     test_ids = [doc_id for doc_id, _ in data.documents("test")]
-    assert test_ids == [row["id"] for row in rows if row["split"] == "test"]
+    assert sorted(test_ids) == sorted(row["id"] for row in rows if row["split"] == "test")
+    assert len(set(chunk_of.tolist())) > 3  # several chunks, each in its own seeded order
     assert all(tokens[-1] != tokenizer.eos_token_id for _, tokens in data.documents("test"))
 
 
@@ -189,3 +198,32 @@ def test_damaged_shard_and_mismatched_tokenizer_fail_in_one_line(tmp_path: Path)
     (small.folder / "tokenizer").rename(data.folder / "tokenizer")
     with pytest.raises(UserError, match="made with a 384-token vocabulary, the tokenizer has 300"):
         load_prepared(data.folder)
+
+
+def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set(tmp_path: Path) -> None:
+    from reproduce import pipeline
+
+    cfg, clean_data = _prepare(tmp_path)
+    rows = list(read_documents(clean_data.folder))
+    victim = next(r for r in rows if r["split"] == "train" and int(r["tokens"]) > 2000)
+    record = next(r for r in iter_records("ruslit", cfg.data.sources["ruslit"], make_resolver(cfg.data))
+                  if r.id == victim["id"])
+    paragraph = max(to_text(record, "ruslit", cfg.data.max_line_chars).text.split("\n"), key=len)
+    item = (json.dumps({"text": paragraph[:300]}, ensure_ascii=False) + "\n").encode()
+    (tmp_path / "cache" / "mine").mkdir(parents=True)
+    (tmp_path / "cache" / "mine" / "items.jsonl").write_bytes(item)
+    manifest = tmp_path / "mine.tsv"
+    manifest.write_text(f"path\tsha256\turl\nmine/items.jsonl\t{hashlib.sha256(item).hexdigest()}\t"
+                        "https://example.invalid/items.jsonl\n", encoding="utf-8")
+    mine = f"+contamination.sets.mine={{manifest: {manifest}, format: jsonl, fields: [text]}}"
+    # 40-token sequences: with the micro vocabulary of 384 ids, 13 tokens are two or three words, found everywhere
+    longer = ["contamination.n=40", "contamination.min_tokens=40"]
+    cfg, dropped = _prepare(tmp_path, mine, "contamination.drop=true", *longer, run_name="dropped")
+    assert dropped.folder != clean_data.folder
+    status = {r["id"]: r["status"] for r in read_documents(dropped.folder)}
+    assert status[victim["id"]] == "dropped" and dropped.manifest["dropped"]["documents"] >= 1
+    kept = sum(int(r["tokens"]) * int(r["copies"]) for r in read_documents(dropped.folder) if r["split"] == "train")
+    assert len(dropped.shards["train"]) == kept <= len(clean_data.shards["train"]) - int(victim["tokens"])
+    report = pipeline.contamination(cfg, dropped)
+    assert report["sets"]["mine"]["contaminated"] == 0 and report["sets"]["mine"]["checked"] == 1
+    assert pipeline.contamination(cfg, clean_data)["sets"]["mine"]["contaminated"] == 1

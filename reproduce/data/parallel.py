@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 M = TypeVar("M")
+IN_FLIGHT_PER_WORKER = 8  # deep enough that a long task at the head of the queue leaves no worker idle
 
 
 def worker_count(configured: int | None) -> int:
@@ -27,7 +28,7 @@ def worker_count(configured: int | None) -> int:
 def ordered_map(fn: Callable[[T], R], tasks: Iterable[tuple[M, T]], workers: int, initializer: Callable[..., None],
                 initargs: tuple[Any, ...] = ()) -> Iterator[tuple[M, R]]:
     """``(meta, fn(payload))`` for each ``(meta, payload)`` of ``tasks``, in order, on ``workers`` processes (in this
-    one if 1); only payloads travel, and at most 2 tasks per worker are in flight."""
+    one if 1); only payloads travel, and at most IN_FLIGHT_PER_WORKER tasks per worker are in flight."""
     if workers <= 1:
         initializer(*initargs)
         for meta, payload in tasks:
@@ -37,7 +38,7 @@ def ordered_map(fn: Callable[[T], R], tasks: Iterable[tuple[M, T]], workers: int
         pending: deque = deque()
         for meta, payload in tasks:
             pending.append((meta, pool.apply_async(fn, (payload,))))
-            if len(pending) >= 2 * workers:
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
                 meta_, result = pending.popleft()
                 yield meta_, result.get()
         while pending:

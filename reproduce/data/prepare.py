@@ -6,8 +6,10 @@ committed and ends byte-identical to an uninterrupted run. The passes over the s
 
 1. scan: clean every document, keep its length; dirty records are skipped and recorded. The lengths give the split.
 2. tokenizer (bbpe only): train on a seeded sample of train documents (``tokenizer.sample_characters``).
-3. tokenize: in chunks of documents. A chunk's tokens go to temporary files, committed by a small JSON file written
-   last; shards of exactly ``data.shard_tokens`` tokens are cut from the committed chunks as soon as they fill.
+3. tokenize: in chunks of documents (about ``data.shard_tokens`` characters each). A chunk's documents are written in
+   a seeded order (a shuffle buffer of one chunk; for a corpus of one chunk, the split's own seeded order), committed
+   by a small JSON file written last; shards of exactly ``data.shard_tokens`` tokens are cut from the committed chunks
+   as soon as they fill.
 
 Everything lives under ``<paths.prepared>/<hash>/.work`` until the end, when the last shards, the index, the document
 table and the manifest are written (the manifest last) and the work folder goes.
@@ -22,6 +24,7 @@ import hashlib
 import itertools
 import logging
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -39,7 +42,7 @@ from reproduce.data.parallel import ordered_map, worker_count
 from reproduce.data.prepared import DOCUMENTS, FORMAT_VERSION, MANIFEST, PreparedData, inputs_hash, read_documents
 from reproduce.data.shards import DTYPE, shard_size, write_shard
 from reproduce.data.sources import Record, Skip, iter_records
-from reproduce.data.split import SPLITS, TEST, TRAIN, VALIDATION, assign_splits
+from reproduce.data.split import SPLITS, TEST, TRAIN, VALIDATION, assign_splits, seeded_order
 from reproduce.data.tokenizer import load_bpe_files, train_bbpe
 from reproduce.errors import UserError
 from reproduce.io import atomic_dir, atomic_path, read_json, write_json
@@ -371,7 +374,7 @@ def tokenize(cfg: RecipeConfig, resolver: Resolver, folder: Path, work: Path, fo
             for metas, payloads in _batches(docs, lambda p: _size(p[0])):
                 yield (chunk, metas), payloads
 
-    writer = ChunkWriter(work, cutters, found, split, chunks, committed)
+    writer = ChunkWriter(work, cutters, found, split, seeded_order(len(split), cfg.data.split_seed), chunks, committed)
     for (chunk, docs), results in ordered_map(workers.tokenize, tasks(), n_workers, workers.init, init):
         writer.advance_to(chunk)
         progress.update(len(docs), writer.write(docs, results))
@@ -393,15 +396,16 @@ def tokenize(cfg: RecipeConfig, resolver: Resolver, folder: Path, work: Path, fo
 
 
 class ChunkWriter:
-    """Writes a chunk's tokens to a temporary file per split and commits it: index and counts, then its JSON file."""
+    """Collects a chunk's tokens as they arrive (in stream order), then commits the chunk: per split, its documents in
+    the seeded order (``seeded_order``) to the chunk's token file, the index and counts, then its JSON file."""
 
-    def __init__(self, work: Path, cutters: list[ShardCutter], found: Scan, split: np.ndarray,
+    def __init__(self, work: Path, cutters: list[ShardCutter], found: Scan, split: np.ndarray, order: np.ndarray,
                  chunks: list[tuple[int, int]], first: int):
-        self.work, self.cutters, self.found, self.split, self.chunks = work, cutters, found, split, chunks
+        self.work, self.cutters, self.found, self.split, self.order = work, cutters, found, split, order
+        self.chunks = chunks
         self.next = first  # the next chunk to open
         self.chunk: int | None = None  # the open chunk
         self.new_tokens = 0
-        self.stack = contextlib.ExitStack()
 
     def advance_to(self, chunk: int) -> None:
         """Commit the open chunk and any chunk before ``chunk`` (those with nothing to tokenize commit empty)."""
@@ -418,13 +422,11 @@ class ChunkWriter:
     def open(self) -> None:
         self.chunk, self.next = self.next, self.next + 1
         self.docs = self.chunks[self.chunk]
-        self.starts = [cutter.total for cutter in self.cutters]
-        self.offsets = list(self.starts)
-        self.index: list[tuple[int, int, int, int]] = []
+        self.arrived: list[tuple[int, int, int, int]] = []  # (document, split, offset in its arrival file, length)
+        self.arrival_files = [tempfile.TemporaryFile(dir=self.work) for _ in self.cutters]  # gone if killed
+        self.arrival_sizes = [0] * len(self.cutters)
         size = self.docs[1] - self.docs[0]
         self.tokens, self.dropped = np.zeros(size, np.int64), np.zeros(size, bool)
-        self.files = [self.stack.enter_context(self.stack.enter_context(atomic_path(c.chunk_file(self.chunk))).open(
-            "wb")) for c in self.cutters]
 
     def write(self, docs: list[int], results: list[tuple[np.ndarray | None, bool]]) -> int:
         written = 0
@@ -434,27 +436,40 @@ class ChunkWriter:
                                 "run prepare again (resume=never)")
             code = int(self.split[doc])
             self.tokens[doc - self.docs[0]], self.dropped[doc - self.docs[0]] = len(ids), was_dropped
-            for _ in range(1 if code != TRAIN else 0 if was_dropped else int(self.found.copies[doc])):
-                self.files[code].write(memoryview(ids).cast("B"))
-                self.index.append((doc, code, self.offsets[code], len(ids)))
-                self.offsets[code] += len(ids)
-                written += len(ids)
+            if code == TRAIN and (was_dropped or not self.found.copies[doc]):
+                continue
+            self.arrival_files[code].write(memoryview(ids).cast("B"))
+            self.arrived.append((doc, code, self.arrival_sizes[code], len(ids)))
+            self.arrival_sizes[code] += len(ids)
+            written += len(ids) * (int(self.found.copies[doc]) if code == TRAIN else 1)
         return written
 
     def commit(self) -> None:
         """Make the open chunk final (no-op when none is open); then cut the shards it fills."""
         if self.chunk is None:
             return
-        for f in self.files:
-            f.flush()
-        self.stack.close()  # renames the token files onto their final names
-        counts = [offset - start for offset, start in zip(self.offsets, self.starts, strict=True)]
+        starts = [cutter.total for cutter in self.cutters]
+        index: list[tuple[int, int, int, int]] = []
+        counts = []
+        for code, cutter in enumerate(self.cutters):
+            arrival, offset = self.arrival_files[code], starts[code]
+            docs = sorted((entry for entry in self.arrived if entry[1] == code), key=lambda e: self.order[e[0]])
+            with atomic_path(cutter.chunk_file(self.chunk)) as tmp, tmp.open("wb") as out:
+                for doc, _, at, length in docs:
+                    arrival.seek(at * DTYPE.itemsize)
+                    data = arrival.read(length * DTYPE.itemsize)
+                    for _ in range(int(self.found.copies[doc]) if code == TRAIN else 1):
+                        out.write(data)
+                        index.append((doc, code, offset, length))
+                        offset += length
+            arrival.close()
+            counts.append(offset - starts[code])
         name = f"chunk-{self.chunk:06d}"
         with atomic_path(self.work / f"{name}.npz") as tmp, tmp.open("wb") as f:
-            np.savez(f, index=np.array(self.index, dtype=np.int64).reshape(-1, 4), tokens=self.tokens,
+            np.savez(f, index=np.array(index, dtype=np.int64).reshape(-1, 4), tokens=self.tokens,
                      dropped=self.dropped)
-        write_json(self.work / f"{name}.json", {"documents": list(self.docs), "start": self.starts, "tokens": counts})
-        for cutter, start, count in zip(self.cutters, self.starts, counts, strict=True):
+        write_json(self.work / f"{name}.json", {"documents": list(self.docs), "start": starts, "tokens": counts})
+        for cutter, start, count in zip(self.cutters, starts, counts, strict=True):
             cutter.add(self.chunk, start, count)
         self.new_tokens += sum(counts)
         self.chunk = None
@@ -540,6 +555,10 @@ def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: 
         done = tokenize(cfg, resolver, folder, work, found, split, tokenizer, _drop_ngrams(cfg, resolver, tokenizer),
                         n_workers)
         timings.update(tokenize_s=done.seconds, tokenized=done.new_tokens, workers=n_workers)
+        if not done.shards["train"]:
+            raise UserError(f"no train tokens are left: contamination.drop={cfg.contamination.drop} removed "
+                            f"{int(done.dropped.sum())} train documents, and source weights keep the rest; lower the "
+                            "drop (a larger contamination.n) or raise data.sources.*.weight")
 
         for name, rows in done.index.items():
             with atomic_path(folder / name / "index.npy") as tmp, tmp.open("wb") as f:

@@ -27,3 +27,11 @@ def assign_splits(characters: np.ndarray, seed: int, validation_fraction: float,
                 sizes[name] += size
                 break
     return split
+
+
+def seeded_order(count: int, seed: int) -> np.ndarray:
+    """Each document's place in ``assign_splits``' seeded visiting order (the inverse of its permutation): prepare
+    writes the documents of a chunk in this order, a shuffle buffer as large as a chunk."""
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.random.default_rng(seed).permutation(count)] = np.arange(count)
+    return rank
