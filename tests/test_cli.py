@@ -29,7 +29,7 @@ def test_help_lists_every_command_with_one_line(tmp_path: Path) -> None:
     out = _run("--help", cwd=tmp_path)
     assert out.returncode == 0
     for name, command in COMMANDS.items():
-        assert f"  {name:<8} {command.summary}" in out.stdout.splitlines()
+        assert f"  {name:<13} {command.summary}" in out.stdout.splitlines()
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

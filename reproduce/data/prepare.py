@@ -599,7 +599,7 @@ def report(data: PreparedData, timings: dict[str, Any], reused: bool) -> dict[st
               for name in SPLITS}
     seconds = {k: v for k, v in timings.items() if k.endswith("_s")}
     tokenized = timings.get("tokenized", 0)
-    return {"corpus": {k: v for k, v in manifest["corpus"].items()}, "split": splits,
+    return {"corpus": dict(manifest["corpus"]), "split": splits,
             "tokenizer": manifest["tokenizer"], "dropped": manifest["dropped"],
             "prepared": {"hash": manifest["hash"], "folder": data.folder.as_posix(), "reused": reused,
                          "workers": timings.get("workers"), "tokens_tokenized": tokenized,
