@@ -50,9 +50,10 @@ def prepare(cfg: RecipeConfig) -> PreparedData:
     """
     pointer = cfg.work_dir / POINTER
     if cfg.resume == "auto" and missing_output(cfg, "prepare") is None:
-        data = run_prepared(cfg)
-        log.info(f"[data] prepared before for this config: {data.folder} (resume=never prepares again)")
-        return data
+        folder = Path(read_json(pointer)["folder"])
+        if (folder / MANIFEST).is_file():  # else the set was deleted: made again below
+            log.info(f"[data] prepared before for this config: {folder} (resume=never prepares again)")
+            return load_prepared(folder)
     inputs = prepared_inputs(cfg)
     folder = prepared_folder(cfg, inputs)
     reused = cfg.resume == "auto" and (folder / MANIFEST).is_file()

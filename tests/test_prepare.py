@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,6 +111,9 @@ def test_a_second_run_reuses_the_prepared_set_and_a_change_makes_a_new_one(tmp_p
     assert run_prepared(cfg).folder == first.folder
     _, changed = _prepare(tmp_path, "data.split_seed=7", run_name="seed7")
     assert changed.folder != first.folder
+    shutil.rmtree(first.folder)  # a deleted set is made again, the same, by the run that named it
+    _, again = _prepare(tmp_path)
+    assert again.folder == first.folder and _files(again.folder) == before
 
 
 def test_mixture_weights_repeat_or_subsample_train_documents(tmp_path: Path) -> None:
