@@ -35,7 +35,8 @@ class Command:
 
 
 COMMANDS = {
-    "run": Command("reproduce", "the whole recipe: prepare, train, eval, then paper/ (the default command)",
+    "run": Command("reproduce", "the whole recipe: prepare, contamination, train, eval, then paper/ (the default "
+                   "command)",
                    ("data", "tokenizer", "model", "stage", "trainer", "eval", "paper", "experiment")),
     "prepare": Command("prepare", "sources -> split by whole documents -> tokenizer -> token shards in "
                        "prepared/<hash>/ (reused when the same); results/<run>/data.json",

@@ -15,7 +15,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from reproduce.config import PathsConfig, RecipeConfig
-from reproduce.data.contamination import contamination_report
+from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver, read_manifest
 from reproduce.data.prepare import prepare_set, report
 from reproduce.data.prepared import (
@@ -71,11 +71,9 @@ def prepare(cfg: RecipeConfig) -> PreparedData:
 def contamination(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
     """n-gram overlap of every evaluation set (and the test works) with the train shards: contamination.json."""
     data = data or run_prepared(cfg)
-    backend = data.tokenizer.backend_tokenizer
     result = contamination_report(
-        cfg.contamination, make_resolver(cfg.data),
-        lambda batch: [e.ids for e in backend.encode_batch(batch, add_special_tokens=False)],
-        data.shards["train"].chunks(1 << 24), data.documents("test") if cfg.contamination.test_works else None)
+        cfg.contamination, make_resolver(cfg.data), batch_encoder(data.tokenizer), data.shards["train"].chunks(1 << 24),
+        data.documents("test") if cfg.contamination.test_works else None)
     write_json(cfg.results_dir / "contamination.json",
                {"meta": run_metadata(cfg), "prepared": data.manifest["hash"], **result})
     for name, row in result["sets"].items():

@@ -34,6 +34,8 @@ SETTINGS = [
     Case("0 workers", ["data.workers=0"], "data.workers=0: must be a positive"),
     Case("contamination min_tokens above n", ["contamination.min_tokens=20"],
          "contamination.min_tokens=20: must lie in [1, contamination.n=13]"),
+    Case("evaluation set field that is not a column", ["contamination.sets.rublimp.fields=[nosuch]"],
+         "contamination.sets.rublimp.fields: 'nosuch' is not a column of"),
     Case("epochs not a number", ["stages.stage1.epochs=abc"], "stages.stage1.epochs=abc"),
     Case("micro-batch 0", ["stages.stage1.micro_batch_size=0"], "stages.stage1.micro_batch_size=0: must be a positive"),
     Case("context 0", ["stages.stage1.context=0"], "stages.stage1.context=0: must be a positive"),

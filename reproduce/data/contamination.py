@@ -424,6 +424,12 @@ class EvalNgrams:
 # ------------------------------------------------------------------------------------------------------ report
 
 
+def batch_encoder(tokenizer: Any) -> Callable[[list[str]], list[list[int]]]:
+    """``encode`` for ``EvalNgrams.build``: a Hugging Face fast tokenizer's ids of a batch, without special tokens."""
+    backend = tokenizer.backend_tokenizer
+    return lambda batch: [e.ids for e in backend.encode_batch(batch, add_special_tokens=False)]
+
+
 def contamination_report(cfg: ContaminationConfig, resolver: Any, encode: Callable[[list[str]], list[list[int]]],
                          train_chunks: Iterable[np.ndarray],
                          test_works: Iterable[tuple[str, np.ndarray]] | None) -> dict[str, Any]:

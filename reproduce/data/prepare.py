@@ -40,7 +40,7 @@ from reproduce.data import workers
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.parallel import ordered_map, worker_count
 from reproduce.data.prepared import DOCUMENTS, FORMAT_VERSION, MANIFEST, PreparedData, inputs_hash, read_documents
-from reproduce.data.shards import DTYPE, shard_size, write_shard
+from reproduce.data.shards import DTYPE, shard_header, write_shard
 from reproduce.data.sources import Record, Skip, iter_records
 from reproduce.data.split import SPLITS, TEST, TRAIN, VALIDATION, assign_splits, seeded_order
 from reproduce.data.tokenizer import load_bpe_files, train_bbpe
@@ -127,8 +127,8 @@ class Progress:
         share = self.done / self.total
         bar = "#" * int(20 * share) + "." * (20 - int(20 * share))
         rate = f", {self.tokens / elapsed / 1e6:.2f}M tokens/s" if self.tokens else ""
-        eta = (self.total - self.done) * elapsed / max(1, self.done) if self.done else float("nan")
-        eta_text = f", ETA {eta / 60:.1f} min" if self.done < self.total and eta == eta else ""
+        eta = (self.total - self.done) * elapsed / self.done / 60 if 0 < self.done < self.total else None
+        eta_text = "" if eta is None else f", ETA {eta:.1f} min"
         return f"[data] {self.label} [{bar}] {self.done:,}/{self.total:,} documents{rate}{eta_text}"
 
 
@@ -154,6 +154,12 @@ def _copies(weight: float, seed: int, doc_id: str) -> int:
     return whole + int(_uniform(seed, "weight", doc_id) < weight - whole)
 
 
+def _uses(code: int, dropped: bool, copies: int) -> int:
+    """How many times a document goes into its split's stream: held-out ones once; train ones by their source's
+    weight, unless the contamination check dropped them."""
+    return 1 if code != TRAIN else 0 if dropped else int(copies)
+
+
 def _reason_kind(reason: str) -> str:
     return reason.split(" (")[0].split(",")[0] if not reason.startswith("line ") else "line over data.max_line_chars"
 
@@ -162,10 +168,10 @@ def scan(cfg: RecipeConfig, resolver: Resolver, work: Path, n_workers: int) -> S
     """Pass 1 (or its saved result): every record cleaned by the workers; lengths, copies and sample draws kept."""
     saved = work / "scan.npz"
     if saved.is_file():
-        arrays = np.load(saved)
         extra = read_json(work / "scan.json")
-        return Scan(int(extra["records"]), *(arrays[k] for k in ("position", "source", "characters", "copies",
-                                                                  "sample")), extra["notes"], extra["skipped"])
+        with np.load(saved) as arrays:
+            return Scan(int(extra["records"]), *(arrays[k] for k in ("position", "source", "characters", "copies",
+                                                                      "sample")), extra["notes"], extra["skipped"])
     names = list(cfg.data.sources)
     seed = cfg.data.split_seed
     position, source, characters, copies, sample = [], [], [], [], []
@@ -281,7 +287,7 @@ class ShardCutter:
     def __init__(self, folder: Path, work: Path, split: str, size: int, vocab: int):
         self.folder, self.work, self.split, self.size, self.vocab = folder / split, work, split, size, vocab
         self.flushed = 0  # full shards on disk
-        while shard_size(self.path(self.flushed)) == size:
+        while (shard_header(self.path(self.flushed)) or (0,))[0] == size:
             self.flushed += 1
         self.chunks: list[tuple[int, int, int]] = []  # (chunk, start, tokens) of committed chunks
 
@@ -326,10 +332,8 @@ class ShardCutter:
             write_shard(self.path(self.flushed), self._pieces(self.flushed * self.size, self.total), self.vocab)
         shards = []
         for k in range(self.flushed + (rest > 0)):
-            with self.path(k).open("rb") as f:
-                header = f.read(64)
-            shards.append({"file": f"{self.split}/{self.path(k).name}", "tokens": shard_size(self.path(k)),
-                           "sha256": header[32:64].hex()})
+            tokens, sha256 = shard_header(self.path(k))
+            shards.append({"file": f"{self.split}/{self.path(k).name}", "tokens": tokens, "sha256": sha256})
         return shards
 
 
@@ -436,12 +440,13 @@ class ChunkWriter:
                                 "run prepare again (resume=never)")
             code = int(self.split[doc])
             self.tokens[doc - self.docs[0]], self.dropped[doc - self.docs[0]] = len(ids), was_dropped
-            if code == TRAIN and (was_dropped or not self.found.copies[doc]):
+            uses = _uses(code, was_dropped, self.found.copies[doc])
+            if not uses:
                 continue
             self.arrival_files[code].write(memoryview(ids).cast("B"))
             self.arrived.append((doc, code, self.arrival_sizes[code], len(ids)))
             self.arrival_sizes[code] += len(ids)
-            written += len(ids) * (int(self.found.copies[doc]) if code == TRAIN else 1)
+            written += len(ids) * uses
         return written
 
     def commit(self) -> None:
@@ -458,7 +463,7 @@ class ChunkWriter:
                 for doc, _, at, length in docs:
                     arrival.seek(at * DTYPE.itemsize)
                     data = arrival.read(length * DTYPE.itemsize)
-                    for _ in range(int(self.found.copies[doc]) if code == TRAIN else 1):
+                    for _ in range(_uses(code, False, self.found.copies[doc])):
                         out.write(data)
                         index.append((doc, code, offset, length))
                         offset += length
@@ -487,7 +492,7 @@ def _write_documents(folder: Path, work: Path, cfg: RecipeConfig, found: Scan, s
         writer.writerow(["document", "id", "source", "split", "characters", "tokens", "copies", "status"])
         for doc, doc_id in enumerate(ids):
             code = int(split[doc])
-            copies = 1 if code != TRAIN else 0 if done.dropped[doc] else int(found.copies[doc])
+            copies = _uses(code, done.dropped[doc], found.copies[doc])
             status = "dropped" if done.dropped[doc] else "kept" if copies else "unused"
             writer.writerow([doc, doc_id.rstrip("\n"), names[found.source[doc]], SPLITS[code],
                              int(found.characters[doc]), int(done.tokens[doc]), copies, status])
@@ -497,13 +502,11 @@ def _drop_ngrams(cfg: RecipeConfig, resolver: Resolver, tokenizer: PreTrainedTok
     """The evaluation sets' n-grams whose presence removes a train document (contamination.drop), or None."""
     if not cfg.contamination.drop:
         return None
-    from reproduce.data.contamination import EvalNgrams, read_items
+    from reproduce.data.contamination import EvalNgrams, batch_encoder, read_items
 
     c = cfg.contamination
     items = {name: read_items(name, texts, resolver) for name, texts in c.sets.items()}
-    backend = tokenizer.backend_tokenizer
-    return EvalNgrams.build(items, lambda batch: [e.ids for e in backend.encode_batch(batch, add_special_tokens=False)],
-                            c.n, c.min_tokens)
+    return EvalNgrams.build(items, batch_encoder(tokenizer), c.n, c.min_tokens)
 
 
 @contextlib.contextmanager
@@ -591,8 +594,9 @@ def report(data: PreparedData, timings: dict[str, Any], reused: bool) -> dict[st
     and this call's timings."""
     manifest = data.manifest
     listed: dict[str, list[str]] = {name: [] for name in SPLITS}
-    for row in read_documents(data.folder):
-        if manifest["splits"][row["split"]]["documents"] <= 1000:
+    small = {name for name in SPLITS if manifest["splits"][name]["documents"] <= 1000}
+    for row in read_documents(data.folder) if small else ():
+        if row["split"] in small:
             listed[row["split"]].append(row["id"])
     splits = {name: {**{k: v for k, v in manifest["splits"][name].items() if k != "shards"},
                      "shards": len(manifest["splits"][name]["shards"]), "works": listed[name] or None}

@@ -49,18 +49,19 @@ def write_shard(path: str | Path, tokens: np.ndarray | Iterable[np.ndarray], voc
     return digest.hexdigest()
 
 
-def shard_size(path: str | Path) -> int:
-    """The token count in a shard's header; -1 if the file is not a whole shard (absent, bad magic, truncated)."""
+def shard_header(path: str | Path) -> tuple[int, str] | None:
+    """(token count, sha256 hex of the tokens) from a whole shard's header; None if the file is not a whole shard
+    (absent, bad magic, truncated)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
             raw = f.read(HEADER_SIZE)
     except OSError:
-        return -1
+        return None
     if len(raw) < HEADER_SIZE or raw[:8] != MAGIC:
-        return -1
-    count = _HEADER.unpack(raw)[5]
-    return count if path.stat().st_size == HEADER_SIZE + count * DTYPE.itemsize else -1
+        return None
+    count, digest = _HEADER.unpack(raw)[5:]
+    return (count, digest.hex()) if path.stat().st_size == HEADER_SIZE + count * DTYPE.itemsize else None
 
 
 def _sha256(tokens: np.ndarray) -> bytes:
