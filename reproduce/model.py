@@ -10,6 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch.distributed.fsdp import FullyShardedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from reproduce.config import ModelConfig, OptimConfig, TrainerConfig
@@ -156,6 +157,20 @@ class CausalLM(pl.LightningModule):
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         self.log("val_loss", self.loss(self.model, batch), batch_size=batch.shape[0], sync_dist=True)
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip the global gradient norm. Lightning's own clipping refuses a fused AdamW under any mixed precision
+        (it guards fp16's loss scaling, which bf16 does not have) and all norm clipping under FSDP (the norm spans
+        the shards), so this clips with FSDP's ``clip_grad_norm_`` on the sharded root, else with torch's."""
+        if not gradient_clip_val:
+            return
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:  # fp16: Lightning's checks apply
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        elif isinstance(self.trainer.strategy.model, FullyShardedDataParallel):
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with weight decay on matrices only (not biases, LayerNorms), as Megatron-style recipes do."""

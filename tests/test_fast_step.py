@@ -78,3 +78,20 @@ def test_fast_configuration_follows_the_plain_loss_curve() -> None:
     expected, curve = _curve(plain, tokens), _curve(fast, tokens)
     assert len(curve) == len(expected) == 6 and expected[-1] < expected[0]  # it learns
     np.testing.assert_allclose(curve, expected, rtol=2e-5)
+
+
+def test_fused_adamw_clips_under_mixed_precision() -> None:
+    """Lightning's mixed-precision plugin refuses to clip for a fused AdamW (an fp16 guard); the module clips itself,
+    so the GPU trainers' bf16-mixed + fused AdamW + clipping trains, along the unfused optimizer's curve."""
+    overrides = ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", f"model.n_positions={CONTEXT}",
+                 f"model.vocab_size={VOCAB}", "model.resid_pdrop=0", "model.embd_pdrop=0", "model.attn_pdrop=0",
+                 f"stages.stage1.context={CONTEXT}", "stages.stage1.batch_size=8", "stages.stage1.micro_batch_size=4",
+                 "stages.stage1.optim.warmup_fraction=0", "stages.stage1.optim.grad_clip=1e-6",  # below Adam's eps
+                 "trainer.precision=bf16-mixed"]
+    unfused = compose_config("reproduce", overrides)
+    fused = dataclasses.replace(unfused, trainer=dataclasses.replace(unfused.trainer, fused_optimizer=True))
+    unclipped = compose_config("reproduce", [*overrides, "stages.stage1.optim.grad_clip=0"])
+    tokens = np.tile(np.random.default_rng(0).integers(0, VOCAB, 50), 40).astype(np.uint16)
+    expected, curve = _curve(unfused, tokens), _curve(fused, tokens)
+    np.testing.assert_allclose(curve, expected, rtol=1e-3)
+    assert not np.allclose(_curve(unclipped, tokens), expected, rtol=1e-3)  # the clipping took effect
