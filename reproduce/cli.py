@@ -45,8 +45,11 @@ COMMANDS = {
                              "shards; results/<run>/contamination.json", ("data", "tokenizer", "experiment")),
     "train": Command("train", "train every stage on the prepared data; export the models; train.json, curves.json",
                      ("model", "stage", "trainer", "experiment")),
-    "eval": Command("eval", "score the run's exported models: perplexity and RuBLiMP (lm-eval); summary.json",
+    "eval": Command("eval", "model=<hub id | HF dir | run dir> suite=<name>: lm-eval suite and perplexity; "
+                    "results/eval/<model>/ (without model=: the run's own eval step, summary.json)",
                     ("eval", "experiment")),
+    "generate": Command("eval", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations",
+                        ("eval",)),
     "plan": Command("plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
                     "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment")),
     "paper": Command("paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
@@ -77,10 +80,37 @@ def command_help(name: str) -> str:
     return "\n".join(lines)
 
 
+# Short keys of the model-scoring commands: there `model=` names the model to score, not the recipe's architecture.
+SHORT_KEYS = {"eval": {"model": "eval.model", "suite": "eval.suite"},
+              "generate": {"model": "eval.model", "prompt": "eval.generate.prompt"}}
+
+
+QUOTED_SHORT_KEYS = ("model", "prompt")  # free text: Hydra's grammar refuses e.g. Cyrillic or commas unquoted
+
+
+def _quoted(value: str) -> str:
+    """``value`` as one Hydra quoted string (unless the user quoted it already)."""
+    if value[:1] in ("'", '"'):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def expand_short_keys(name: str, args: list[str]) -> list[str]:
+    """``model=X`` -> ``eval.model='X'`` (and suite=, prompt=) for eval and generate."""
+    short, expanded = SHORT_KEYS.get(name, {}), []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key in short and sep:
+            arg = f"{short[key]}={_quoted(value) if key in QUOTED_SHORT_KEYS else value}"
+        expanded.append(arg)
+    return expanded
+
+
 def split_command(argv: list[str]) -> tuple[str, list[str]]:
-    """The command (default: run) and the arguments after it; an unknown command is one clear error."""
+    """The command (default: run) and the arguments after it (short keys expanded); an unknown command is one clear
+    error."""
     if argv and argv[0] in COMMANDS:
-        return argv[0], argv[1:]
+        return argv[0], expand_short_keys(argv[0], argv[1:])
     if argv and not argv[0].startswith(("-", "~", "+")) and "=" not in argv[0]:
         raise UserError(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} (overrides look like "
                         "key=value)")
@@ -88,8 +118,8 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
 
 
 def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
-    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps. A plan
-    only prints and writes results/plan/: no run log, record or temporaries."""
+    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps. A plan,
+    the paper, and scoring a model (eval or generate with model=) keep no run log, record or temporaries."""
     if name == "plan":
         from reproduce.plan import plan
 
@@ -100,13 +130,16 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         silence_progress_bars()
     from reproduce import pipeline  # the libraries, once their progress bars are off
 
-    paper_only = isinstance(cfg, PaperCommandConfig)
-    rank_zero = paper_only or is_rank_zero(cfg.trainer.devices)
-    setup_logging(None if paper_only else cfg.work_dir / "reproduce.log", cfg.verbose, rank_zero)
-
-    if paper_only:
+    if isinstance(cfg, PaperCommandConfig):
+        setup_logging(None, cfg.verbose)
         pipeline.paper(cfg.paths, cfg.paper.runs)
         return
+    if name in ("eval", "generate") and cfg.eval.model is not None:  # scores a model: no run record
+        setup_logging(None, cfg.verbose)
+        (pipeline.evaluate_models if name == "eval" else pipeline.generate)(cfg)
+        return
+    rank_zero = is_rank_zero(cfg.trainer.devices)
+    setup_logging(cfg.work_dir / "reproduce.log", cfg.verbose, rank_zero)
     steps = COMMAND_STEPS[name]
     if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
         remove_stale_temporaries(cfg.results_dir, cfg.work_dir)

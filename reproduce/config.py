@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,24 +162,40 @@ class TrainerConfig:
 
 @dataclass
 class PerplexityConfig:
-    contexts: list[int] = MISSING
-    max_tokens: int | None = None
-    batch_size: int = 32
+    contexts: list[int] = MISSING  # the run's stage models, on its test works: evenly spaced blocks at these contexts
+    max_tokens: int | None = None  # the run's test tokens scored (null: all)
+    batch_size: int = 32  # windows per forward pass
+    texts: list[str] = field(default_factory=list)  # `reproduce eval model=...`: text files (globs) to score
+    stride: int | None = None  # sliding window: new tokens per window (null: half the model's context)
 
 
 @dataclass
-class RublimpConfig:
-    manifest: str = MISSING
-    stages: list[str] = MISSING
-    batch_size: int = 64
-    dtype: str = "float32"
-    limit: int | None = None
+class GenerateConfig:
+    prompt: str | None = None  # `reproduce generate prompt=...`
+    prompts: list[str] = field(default_factory=list)  # the recipe: samples of every stage for the paper
+    max_new_tokens: int = 48
+    temperature: float = 0.8  # 0: greedy
+    top_k: int | None = 50
+    top_p: float | None = 0.95
+    num_samples: int = 2
+    seed: int = 1234
 
 
 @dataclass
 class EvalConfig:
+    model: str | None = None  # `reproduce eval model=...`: a hub id, a Hugging Face dir or a run dir (runs/<run>)
+    name: str | None = None  # results/eval/<name>/ (null: from the model: owner--name, the folder, <run>-<stage>)
+    suite: str = "ru_local"  # a suite of reproduce/evaluate/tasks/suites.yaml
+    tasks: list[str] | None = None  # some of the suite's tasks only (null: all)
+    stages: list[str] = MISSING  # the run's stages that the suite scores
+    batch_size: int = 64
+    dtype: str = "float32"
+    device: str | None = None  # null: the trainer's (cuda under a GPU trainer); cpu, cuda, cuda:N
+    limit: int | None = None  # items per task (null: all)
+    num_fewshot: int | None = None  # null: each task's own
+    prefix_token: str = "eos"  # the token before a zero-context item: eos (</s>, the document separator) or bos
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
-    rublimp: RublimpConfig = field(default_factory=RublimpConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
 @dataclass
@@ -303,7 +320,8 @@ def downstream(steps: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 # Keys that change where inputs come from or what is printed, never a result.
 NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "data.workers", "data.print_every_s",
                    "data.shard_tokens", "trainer.enable_progress_bar",
-                   "stages.*.print_every_s", "stages.*.checkpoint_every_tokens", "stages.*.keep_checkpoints")
+                   "stages.*.print_every_s", "stages.*.checkpoint_every_tokens", "stages.*.keep_checkpoints",
+                   "eval.model", "eval.name", "eval.perplexity.texts", "eval.perplexity.stride", "eval.generate.prompt")
 RESUME = ("auto", "never")
 
 # ------------------------------------------------------------------------------------------------ choices
@@ -496,7 +514,7 @@ def _check_trainer(cfg: RecipeConfig) -> None:
 
 
 def _check_eval(cfg: RecipeConfig) -> None:
-    p, r = cfg.eval.perplexity, cfg.eval.rublimp
+    p = cfg.eval.perplexity
     if not p.contexts:
         raise _fail("eval.perplexity.contexts", list(p.contexts), "give at least one context")
     largest = max(p.contexts)
@@ -509,12 +527,27 @@ def _check_eval(cfg: RecipeConfig) -> None:
         raise _fail("eval.perplexity.max_tokens", p.max_tokens,
                     f"scores fewer tokens than one block of the largest context ({largest}); raise it or use null")
     _positive("eval.perplexity.batch_size", p.batch_size)
-    for name in r.stages:
+    _positive("eval.perplexity.stride", p.stride, allow_none=True)
+    e = cfg.eval
+    for name in e.stages:
         if name not in cfg.stages:
-            raise _fail("eval.rublimp.stages", list(r.stages), f"no stage {name!r}; stages are {list(cfg.stages)}")
-    _positive("eval.rublimp.batch_size", r.batch_size)
-    _choice("eval.rublimp.dtype", r.dtype, EVAL_DTYPES)
-    _positive("eval.rublimp.limit", r.limit, allow_none=True)
+            raise _fail("eval.stages", list(e.stages), f"no stage {name!r}; stages are {list(cfg.stages)}")
+    _positive("eval.batch_size", e.batch_size)
+    _choice("eval.dtype", e.dtype, EVAL_DTYPES)
+    _positive("eval.limit", e.limit, allow_none=True)
+    if e.num_fewshot is not None and e.num_fewshot < 0:
+        raise _fail("eval.num_fewshot", e.num_fewshot, "must be 0 or more, or null for each task's own")
+    _choice("eval.prefix_token", e.prefix_token, ("eos", "bos"))
+    if e.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", e.device):
+        raise _fail("eval.device", e.device, "choose cpu, cuda, cuda:<index> or mps, or null for the trainer's")
+    g = e.generate
+    _positive("eval.generate.max_new_tokens", g.max_new_tokens)
+    _positive("eval.generate.num_samples", g.num_samples)
+    _positive("eval.generate.top_k", g.top_k, allow_none=True)
+    if g.temperature < 0:
+        raise _fail("eval.generate.temperature", g.temperature, "must be 0 (greedy) or more")
+    if g.top_p is not None and not 0 < g.top_p <= 1:
+        raise _fail("eval.generate.top_p", g.top_p, "must lie in (0, 1], or null")
 
 
 def _check_plan(cfg: RecipeConfig) -> None:

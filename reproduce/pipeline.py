@@ -16,7 +16,7 @@ from transformers import GPT2LMHeadModel
 
 from reproduce.config import PathsConfig, RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
-from reproduce.data.manifest import make_resolver, read_manifest
+from reproduce.data.manifest import make_resolver
 from reproduce.data.prepare import prepare_set, report
 from reproduce.data.prepared import (
     MANIFEST,
@@ -27,14 +27,21 @@ from reproduce.data.prepared import (
     prepared_inputs,
     run_prepared,
 )
-from reproduce.evaluate.harness import group_accuracy, run_lm_eval
-from reproduce.evaluate.lm_eval_tasks import write_rublimp_tasks
+from reproduce.evaluate.inputs import ModelRef, eval_device, find_models, text_files
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths, unigram_perplexity
+from reproduce.evaluate.runner import (
+    evaluate_model,
+    generate_samples,
+    perplexity_of_texts,
+    rublimp_summary,
+    sample_settings,
+    write_suite_tasks,
+)
+from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.io import read_json, write_json
 from reproduce.paper.architectures import write_architectures
 from reproduce.paper.build import build_paper
-from reproduce.paths import config_file
-from reproduce.results import missing_output, run_metadata
+from reproduce.results import missing_output, package_metadata, run_metadata
 from reproduce.train.distributed import is_rank_zero
 from reproduce.train.stage import run_stage, warn_if_bf16_is_emulated
 
@@ -135,7 +142,7 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
     return done
 
 
-def _perplexity(cfg: RecipeConfig, data: PreparedData) -> tuple[dict[str, Any], dict[str, Any]]:
+def _perplexity(cfg: RecipeConfig, data: PreparedData, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Each stage's exported model at every eval context, and the unigram baseline, on the same targets; and each
     model's mean loss at every position, by stage and context."""
     contexts = sorted(set(cfg.eval.perplexity.contexts))
@@ -145,7 +152,7 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData) -> tuple[dict[str, Any], 
     autocast = _AUTOCAST.get(cfg.trainer.precision)
     rows, by_position = [], {}
     for name in cfg.stages:
-        model = GPT2LMHeadModel.from_pretrained(cfg.work_dir / "models" / name)
+        model = GPT2LMHeadModel.from_pretrained(cfg.work_dir / "models" / name).to(device)
         for context in contexts:
             row = model_perplexity(model, blocks, context, byte_lengths, cfg.eval.perplexity.batch_size, autocast)
             by_position.setdefault(name, {})[str(context)] = row.pop("nll_by_position")
@@ -156,17 +163,19 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData) -> tuple[dict[str, Any], 
                      f"{row['nll_positions_first_half']:.3f}, {context // 2}-{context - 1} "
                      f"{row['nll_positions_second_half']:.3f}")
             rows.append(row)
-    return {"perplexity": rows, "unigram": unigram}, by_position
+    return {"perplexity": rows, "unigram": unigram, "perplexity_device": device}, by_position
 
 
 def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
-    """Perplexity, then RuBLiMP for each configured stage; summary.json is rewritten after each."""
+    """Perplexity, then the eval suite for each configured stage, then samples; summary.json is rewritten after each.
+    Everything runs on ``eval.device`` (default: the trainer's device)."""
     data = data or run_prepared(cfg)
     stages = read_json(cfg.results_dir / "train.json")["stages"]
     timings = {"prepare": sum(read_json(cfg.results_dir / "data.json")["timings_s"].values()),
                **{name: stage["seconds"] for name, stage in stages.items()}}
     summary: dict[str, Any] = {"meta": run_metadata(cfg), "run": cfg.run_name, "stages": stages, "rublimp": {},
-                               "timings_s": timings}
+                               "suite": {}, "timings_s": timings}
+    device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
 
     def save(step: str, started: float) -> None:
         timings[step] = time.perf_counter() - started
@@ -174,7 +183,7 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
         write_json(cfg.results_dir / "summary.json", summary)
 
     started = time.perf_counter()
-    perplexity, by_position = _perplexity(cfg, data)
+    perplexity, by_position = _perplexity(cfg, data, device)
     windows = {str(c): perplexity["unigram"]["tokens"] // c for c in sorted(set(cfg.eval.perplexity.contexts))}
     write_json(cfg.results_dir / "loss_by_position.json",
                {"meta": summary["meta"], "unit": "mean test NLL (nats) at each position of a window",
@@ -183,19 +192,84 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     save("perplexity", started)
 
     started = time.perf_counter()
-    rublimp = cfg.eval.rublimp
-    resolver = make_resolver(cfg.data)
-    files = {Path(e.path).stem: resolver.resolve(e) for e in read_manifest(config_file(rublimp.manifest))}
-    include = write_rublimp_tasks(files, cfg.work_dir / "lm_eval_tasks")
-    for name in rublimp.stages:
-        raw = run_lm_eval(cfg.work_dir / "models" / name, include, ["rublimp"], rublimp.batch_size, rublimp.dtype,
-                          limit=rublimp.limit, verbose=cfg.verbose)
-        write_json(cfg.results_dir / f"lm_eval_rublimp_{name}.json", {"meta": summary["meta"], **raw})
-        summary["rublimp"][name] = group_accuracy(raw, "rublimp")
-        log.info(f"[eval] {name} RuBLiMP mean accuracy {summary['rublimp'][name]['mean']:.4f} "
-                 f"over {summary['rublimp'][name]['n_pairs']} pairs")
-        save("rublimp", started)
+    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
+    check_suite(suite)
+    include = write_suite_tasks(suite, cfg.work_dir / "lm_eval_tasks", make_resolver(cfg.data))
+    summary["suite_name"] = suite.name
+    for name in cfg.eval.stages:
+        ref = ModelRef(f"{cfg.run_name}-{name}", (cfg.work_dir / "models" / name).as_posix())
+        metrics = evaluate_model(ref, suite, include, cfg.eval, device, cfg.seed,
+                                 cfg.results_dir / f"lm_eval_{suite.name}_{name}.json", cfg.verbose)
+        summary["suite"][name] = metrics
+        if "rublimp" in metrics:
+            summary["rublimp"][name] = rublimp_summary(metrics)
+        save("suite", started)
+
+    started = time.perf_counter()
+    samples = {name: generate_samples(cfg.work_dir / "models" / name, cfg.eval.generate, cfg.eval.generate.prompts,
+                                      device) for name in cfg.stages}
+    write_json(cfg.results_dir / "samples.json", {"meta": summary["meta"], "settings": sample_settings(cfg.eval),
+                                                  "stages": samples})
+    save("samples", started)
     return summary
+
+
+def _named(refs: list[ModelRef], name: str | None) -> list[ModelRef]:
+    """``eval.name`` in place of the models' own names (a run's stages keep their -<stage> suffix)."""
+    if name is None:
+        return refs
+    if len(refs) == 1:
+        return [ModelRef(name, refs[0].source)]
+    return [ModelRef(f"{name}-{Path(ref.source).name}", ref.source) for ref in refs]
+
+
+def _run_test_texts(run_dir: Path) -> list[str]:
+    """The test works of the run a run directory holds, decoded from its prepared shards."""
+    data = load_prepared(Path(read_json(run_dir / POINTER)["folder"]))
+    return [data.tokenizer.decode(tokens.tolist()) for _, tokens in data.documents("test")]
+
+
+def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
+    """`reproduce eval model=...`: each model ``eval.model`` names on the suite, and its sliding-window perplexity on
+    ``eval.perplexity.texts`` (a run's models without texts: the run's test works); results/eval/<name>/."""
+    e = cfg.eval
+    refs = _named(find_models(e.model), e.name)
+    suite = load_suite(e.suite, e.tasks)
+    device = eval_device(e.device, cfg.trainer.accelerator)
+    include = write_suite_tasks(suite, Path(cfg.paths.runs) / "eval" / "lm_eval_tasks" / suite.name,
+                                make_resolver(cfg.data))
+    run_dir = Path(e.model).expanduser()
+    texts = [f.read_text(encoding="utf-8") for pattern in e.perplexity.texts for f in text_files(pattern)]
+    if not texts and (run_dir / POINTER).is_file():
+        texts = _run_test_texts(run_dir)
+    results: dict[str, Any] = {}
+    for ref in refs:
+        out = Path(cfg.paths.results) / "eval" / ref.name
+        results[ref.name] = evaluate_model(ref, suite, include, e, device, cfg.seed, out / f"{suite.name}.json",
+                                           cfg.verbose)
+        if texts:
+            row = perplexity_of_texts(ref, texts, e, device)
+            write_json(out / "perplexity.json", {"meta": {**package_metadata(), "model": ref.name,
+                                                          "source": ref.source, "device": device, "seed": cfg.seed,
+                                                          "texts": e.perplexity.texts or f"{run_dir} test works"},
+                                                 **row})
+            log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} bits/byte "
+                     f"over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
+    log.info(f"[done] results in {Path(cfg.paths.results) / 'eval'}")
+    return results
+
+
+def generate(cfg: RecipeConfig) -> dict[str, list[dict[str, Any]]]:
+    """`reproduce generate model=... prompt=...`: samples of each model ``eval.model`` names, printed."""
+    g = cfg.eval.generate
+    prompts = [g.prompt] if g.prompt is not None else list(g.prompts)
+    device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
+    samples = {}
+    for ref in _named(find_models(cfg.eval.model), cfg.eval.name):
+        samples[ref.name] = generate_samples(ref.source, g, prompts, device)
+        for sample in samples[ref.name]:
+            print(f"[{ref.name} #{sample['sample_index']}] {sample['prompt']}{sample['text']}", flush=True)
+    return samples
 
 
 def paper(paths: PathsConfig, runs: list[str]) -> list[Path]:

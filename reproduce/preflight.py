@@ -31,6 +31,9 @@ from reproduce.data.contamination import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import check_source
 from reproduce.errors import UserError
+from reproduce.evaluate.inputs import check_tokenizer, eval_device, find_models, text_files
+from reproduce.evaluate.lm_eval_tasks import data_names
+from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.paper.tables import PUBLISHED_FILES, RUN_FILES
 from reproduce.paths import CONF_DIR, config_file
 from reproduce.plan import check_plan
@@ -39,7 +42,7 @@ from reproduce.results import check_record, require_step
 
 # The steps each run command performs; `plan` and `paper` are commands of their own.
 COMMAND_STEPS = {"run": STEPS, "prepare": ("prepare",), "train": ("train",), "eval": ("eval",),
-                 "contamination": ("contamination",)}
+                 "contamination": ("contamination",), "generate": ()}
 _OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
 
 
@@ -74,8 +77,34 @@ def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:
     if "prepare" in steps and cfg.tokenizer.kind == "released":
         needed.append(cfg.tokenizer.manifest)
     if "eval" in steps:
-        needed.append(cfg.eval.rublimp.manifest)
+        needed += [f"manifests/{b}.tsv" for b in load_suite(cfg.eval.suite, cfg.eval.tasks).benchmarks
+                   if data_names(b)]
     return needed
+
+
+def check_eval_command(cfg: RecipeConfig) -> None:
+    """`reproduce eval model=...` and `reproduce generate`: the models, their tokenizers, the suite and its data, the
+    texts, the device; nothing of the recipe's own steps is needed."""
+    check_config(cfg)
+    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
+    check_suite(suite)
+    device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"eval.device={device}: no CUDA device here; use eval.device=cpu")
+    for ref in find_models(cfg.eval.model):
+        check_tokenizer(ref)
+    resolver = make_resolver(cfg.data)
+    for manifest in manifests_needed(cfg, ("eval",)):
+        for entry in read_manifest(config_file(manifest)):
+            resolver.resolve(entry)
+    for pattern in cfg.eval.perplexity.texts:
+        if not text_files(pattern):
+            raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
+    check_writable("paths.results", Path(cfg.paths.results) / "eval")
+    check_writable("paths.runs", Path(cfg.paths.runs) / "eval")
 
 
 def check_recipe(cfg: RecipeConfig, command: str) -> None:
@@ -83,6 +112,11 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     it skips the machine's checks (a plan for 128 GPUs runs on a laptop)."""
     if command == "plan":
         check_plan(cfg)
+        return
+    if command == "generate" and cfg.eval.model is None:
+        raise UserError("reproduce generate needs model=<run dir | Hugging Face dir | hub id> (and prompt=...)")
+    if cfg.eval.model is not None and command in ("eval", "generate"):
+        check_eval_command(cfg)
         return
     steps = COMMAND_STEPS[command]
     check_config(cfg)
@@ -103,6 +137,8 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     if "prepare" in steps:
         for name, source in cfg.data.sources.items():
             check_source(name, source, resolver)
+    if "eval" in steps:
+        check_suite(load_suite(cfg.eval.suite, cfg.eval.tasks))
     for manifest in manifests_needed(cfg, steps):
         for entry in read_manifest(config_file(manifest)):
             resolver.resolve(entry)

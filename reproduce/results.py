@@ -31,7 +31,7 @@ from reproduce.paths import SOURCE_ROOT
 CONFIG_FILE = "config.yaml"
 # What each step writes under results/<run>/ and runs/<run>/ (globs).
 STEP_RESULTS = {"prepare": ("data.json",), "train": ("train.json", "curves.json"),
-                "eval": ("summary.json", "loss_by_position.json", "lm_eval_*.json"),
+                "eval": ("summary.json", "loss_by_position.json", "lm_eval_*.json", "samples.json"),
                 "contamination": ("contamination.json",)}
 # The prepared set itself lives in <paths.prepared>/<hash>/, shared by runs; runs/<run>/prepared.json names it.
 STEP_ARTIFACTS = {"prepare": ("prepared.json",), "train": ("models", "checkpoints"), "eval": ("lm_eval_tasks",),
@@ -89,8 +89,8 @@ def run_metadata(cfg: RecipeConfig) -> dict[str, Any]:
         "device": cfg.trainer.accelerator,
         "dtype": cfg.trainer.precision,
         "batch_size": {name: stage.batch_size for name, stage in cfg.stages.items()},
-        "eval_batch_size": {"perplexity": cfg.eval.perplexity.batch_size, "rublimp": cfg.eval.rublimp.batch_size},
-        "rublimp_dtype": cfg.eval.rublimp.dtype,
+        "eval_batch_size": {"perplexity": cfg.eval.perplexity.batch_size, "suite": cfg.eval.batch_size},
+        "eval_dtype": cfg.eval.dtype,
     }
 
 

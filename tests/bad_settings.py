@@ -10,7 +10,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from reproduce.paths import CONF_DIR, SOURCE_ROOT
+from reproduce.paths import CONF_DIR, SOURCE_ROOT, default_mirror
+
+MIRROR_ROOT = default_mirror()
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,25 @@ SETTINGS = [
          "leaves nothing to train on"),
     Case("perplexity max_tokens 0", ["eval.perplexity.max_tokens=0"], "eval.perplexity.max_tokens=0"),
     Case("eval contexts do not divide", ["eval.perplexity.contexts=[96,256]"], "eval.perplexity.contexts=[96, 256]"),
-    Case("RuBLiMP limit 0", ["eval.rublimp.limit=0"], "eval.rublimp.limit=0: must be a positive"),
-    Case("RuBLiMP of an unknown stage", ["eval.rublimp.stages=[stage9]"], "eval.rublimp.stages=['stage9']"),
-    Case("RuBLiMP dtype", ["eval.rublimp.dtype=fp4"], "eval.rublimp.dtype='fp4': choose one of"),
+    Case("eval limit 0", ["eval.limit=0"], "eval.limit=0: must be a positive"),
+    Case("eval suite of an unknown stage", ["eval.stages=[stage9]"], "eval.stages=['stage9']"),
+    Case("eval dtype", ["eval.dtype=fp4"], "eval.dtype='fp4': choose one of"),
+    Case("eval device", ["eval.device=tpu"], "eval.device='tpu': choose cpu, cuda"),
+    Case("prefix token", ["eval.prefix_token=pad"], "eval.prefix_token='pad': choose one of eos, bos"),
+    Case("unknown suite", ["eval", "model=nosuch", "suite=nosuch"], "eval.suite='nosuch': no such suite"),
+    Case("task not in the suite", ["eval", "model=nosuch", "eval.tasks=[nosuch]"],
+         "eval.tasks=['nosuch']: nosuch not in suite ru_local"),
+    Case("hub suite offline", ["eval", "model=nosuch", "suite=ru_hub"],
+         "eval.suite=ru_hub reads its data from the Hugging Face Hub, which is offline here (HF_HUB_OFFLINE is set)",
+         env=(("HF_HUB_OFFLINE", "1"),)),
+    Case("missing model path", ["eval", "model=no/such/dir"], "model='no/such/dir': no such directory"),
+    Case("hub model offline", ["eval", "model=ai-forever/nosuch-model"],
+         "model='ai-forever/nosuch-model': not a local directory", env=(("HF_HUB_OFFLINE", "1"),)),
+    Case("generate without a model", ["generate", "prompt=Однажды"], "reproduce generate needs model="),
+    Case("sampling temperature", ["generate", "model=nosuch", "eval.generate.temperature=-1"],
+         "eval.generate.temperature=-1.0: must be 0 (greedy) or more"),
+    Case("CUDA evaluation without a GPU", ["eval", "model=nosuch", "eval.device=cuda"], "eval.device=cuda: no CUDA",
+         needs_no_gpu=True),
     Case("unknown model", ["model=rugpt3_huge"], "Could not find 'model/rugpt3_huge'"),
     Case("misspelt key", ["stages.stage1.contxt=64"], "stages.stage1.contxt"),
     Case("run name with a slash", ["run_name=a/b"], "run_name='a/b'"),
@@ -131,6 +149,15 @@ def file_settings(tmp: Path) -> list[Case]:
     for name, row in manifests.items():
         (tmp / name).write_text("\n".join([*header, row]) + "\n", encoding="utf-8")
     (tmp / "a_file").write_text("not a folder\n", encoding="utf-8")
+    model, released = tmp / "model", MIRROR_ROOT / "tokenizers" / "rugpt3"  # a model directory as far as checks read
+    model.mkdir(exist_ok=True)
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        shutil.copy(released / name, model / name)
+    (tmp / "no_tokenizer").mkdir(exist_ok=True)
+    shutil.copy(released / "config.json", tmp / "no_tokenizer" / "config.json")
+    mirror = tmp / "mirror"  # a mirror whose first RuBLiMP file was edited
+    (mirror / "eval" / "rublimp").mkdir(parents=True, exist_ok=True)
+    (mirror / "eval" / "rublimp" / "add_new_suffix.csv").write_text("id,source_sentence\n0,x\n", encoding="utf-8")
     results = tmp / "results"  # the published tables and a run's result files (their content is not read)
     shutil.copytree(SOURCE_ROOT / "results" / "published", results / "published", dirs_exist_ok=True)
     (results / "r").mkdir(exist_ok=True)
@@ -143,8 +170,18 @@ def file_settings(tmp: Path) -> list[Case]:
              "missing_column.tsv line 5: 2 tab-separated columns, expected 3"),
         Case("manifest row with an empty sha256", [f"data.sources.ruslit.manifest={tmp / 'empty_sha256.tsv'}"],
              "empty_sha256.tsv line 5: sha256 '' is not 64 hex digits"),
-        Case("corrupt RuBLiMP file", [f"eval.rublimp.manifest={tmp / 'corrupt_rublimp.tsv'}"],
+        Case("corrupt RuBLiMP file",
+             [f"contamination.sets.rublimp.manifest={tmp / 'corrupt_rublimp.tsv'}"],
              "add_new_suffix.csv: sha256 8103d5659c73… does not match the manifest's 000000000000…"),
+        Case("evaluation file that changed in the mirror", ["eval", f"model={model}", f"data.mirror={mirror}",
+                                                             f"data.cache_dir={tmp / 'empty_cache'}",
+                                                             "data.allow_download=false"],
+             "add_new_suffix.csv: sha256 "),
+        Case("checkpoint without its tokenizer", ["eval", f"model={tmp / 'no_tokenizer'}"],
+             "no_tokenizer has no tokenizer (tokenizer.json, or vocab.json and merges.txt)"),
+        Case("perplexity texts that match nothing",
+             ["eval", f"model={model}", f"eval.perplexity.texts=[{tmp}/*.nosuch]"],
+             "eval.perplexity.texts: "),
         Case("results folder under a file", [f"paths.results={tmp / 'a_file' / 'results'}"],
              "paths.results: "),
         Case("paper without the published tables", ["paper", f"paths.results={tmp}"],

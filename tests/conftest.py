@@ -49,7 +49,7 @@ def micro_overrides(tmp: Path, run_name: str = "micro") -> list[str]:
         "stages.stage1.micro_batch_size=8", "stages.stage1.validate_every_steps=10",
         "stages.stage2.context=64", "stages.stage2.epochs=0.1", "stages.stage2.batch_size=8",
         "stages.stage2.micro_batch_size=8", "stages.stage2.validate_every_steps=10",
-        "eval.perplexity.max_tokens=4096", "eval.rublimp.limit=4", "eval.rublimp.stages=[stage1,stage2]",
+        "eval.perplexity.max_tokens=4096", "eval.limit=4", "eval.stages=[stage1,stage2]",
         f"run_name={run_name}", f"paper.runs=[{run_name}]",
         f"paths.results={tmp / 'results'}", f"paths.runs={tmp / 'runs'}", f"paths.paper={tmp / 'paper'}",
         f"paths.prepared={tmp / 'prepared'}",

@@ -55,7 +55,7 @@ def test_relations_between_values_are_checked(override: str, message: str) -> No
 
 
 def test_null_where_allowed() -> None:
-    config.check_config(compose_config("reproduce", ["stages.stage2.optim.grad_clip=null", "eval.rublimp.limit=null",
+    config.check_config(compose_config("reproduce", ["stages.stage2.optim.grad_clip=null", "eval.limit=null",
                                                      "eval.perplexity.max_tokens=null"]))
 
 

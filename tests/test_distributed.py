@@ -22,7 +22,7 @@ REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 # exceed the tolerance after a stage of copied positions (and at 2e-4, by 4e-7 in one weight, on the micro data as
 # prepare writes it since issue 8).
 SHORT_FP32 = ["trainer.precision=32-true", "stages.stage1.epochs=0.1", "stages.stage2.epochs=0.05",
-              "stages.stage2.micro_batch_size=4", "stages.stage2.optim.lr=1e-4", "eval.rublimp.limit=2"]
+              "stages.stage2.micro_batch_size=4", "stages.stage2.optim.lr=1e-4", "eval.limit=2"]
 
 
 def _reproduce(*args: str, cwd: Path) -> subprocess.CompletedProcess:

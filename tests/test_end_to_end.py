@@ -51,13 +51,19 @@ def test_results_record_metrics_and_provenance(run_dir: Path) -> None:
     for stage in ("stage1", "stage2"):
         assert summary["rublimp"][stage]["n_pairs"] == 45 * 4
         assert len(summary["rublimp"][stage]["per_phenomenon"]) == 45
+        suite = summary["suite"][stage]
+        assert [suite[task]["n"] for task in ("xwinograd_ru_local", "parus_crowd_majority", "rucola_indomain_dev")] \
+            == [4, 4, 4] and "mcc" in suite["rucola_indomain_dev"]
+    samples = read_json(run_dir / "results" / "micro" / "samples.json")
+    assert set(samples["stages"]) == {"stage1", "stage2"} and samples["settings"]["seed"] == 1234
+    assert all(len(rows) == 3 * 2 for rows in samples["stages"].values())  # three prompts, two samples each
     meta = summary["meta"]
     for key in ("package_version", "torch", "transformers", "lm_eval", "git_commit", "device", "dtype", "seed",
                 "batch_size"):
         assert key in meta, key
     assert summary["stages"]["stage1"]["parameters"] == read_json(run_dir / "results" / "micro" / "train.json")[
         "stages"]["stage1"]["parameters"] > 0
-    for name in ("curves.json", "data.json", "train.json", "lm_eval_rublimp_stage2.json", "config.yaml"):
+    for name in ("curves.json", "data.json", "train.json", "lm_eval_ru_local_stage2.json", "samples.json", "config.yaml"):
         assert (run_dir / "results" / "micro" / name).is_file()
     assert read_json(run_dir / "results" / "architectures.json")["models"]["rugpt3_large"]["parameters"] == 760_300_032
 
@@ -109,7 +115,7 @@ def test_paper_is_built(run_dir: Path) -> None:
 def test_progress_lines_are_logged_to_the_run(run_dir: Path) -> None:
     log = (run_dir / "runs" / "micro" / "reproduce.log").read_text(encoding="utf-8")
     assert " == " in log.splitlines()[0] and "run_name=micro" in log.splitlines()[0]
-    assert "[stage1] step" in log and "[eval] stage2 RuBLiMP" in log
+    assert "[stage1] step" in log and "[eval] micro-stage2 rublimp: acc" in log
 
 
 def test_another_config_in_the_same_run_name_is_refused(run_dir: Path) -> None:
@@ -151,7 +157,7 @@ def test_overwrite_replaces_the_changed_step_and_what_follows(steps_dir: Path) -
     assert "(data.split_seed: 1234 -> 99)" in out.stderr and (results / "summary.json").is_file()
     reproduce("prepare", *args, "overwrite=true", cwd=steps_dir)
     assert (results / "data.json").read_bytes() != data_json  # another split
-    for stale in ("train.json", "curves.json", "summary.json", "lm_eval_rublimp_stage1.json"):
+    for stale in ("train.json", "curves.json", "summary.json", "lm_eval_ru_local_stage1.json"):
         assert not (results / stale).exists(), stale  # the changed step's later steps are gone
     assert not (runs / "models").exists() and not (runs / "checkpoints").exists()
     assert not list(steps_dir.rglob(".*.tmp"))
@@ -166,3 +172,18 @@ def test_contamination_report_covers_every_set_and_reaches_the_paper(run_dir: Pa
     assert report["sets"]["parus"]["items"] == 500 and report["sets"]["rucola"]["items"] == 983
     assert all(0 <= row["contaminated"] <= row["checked"] <= row["items"] for row in report["sets"].values())
     assert "rublimp" in (run_dir / "paper" / "tables" / "contamination.md").read_text(encoding="utf-8")
+
+
+def test_eval_of_a_run_directory_scores_every_stage_the_way_the_recipe_did(run_dir: Path) -> None:
+    """`reproduce eval model=runs/<run>`: each exported stage on the suite (the recipe's own numbers again) and the
+    sliding-window perplexity of the run's test works, under results/eval/<run>-<stage>/."""
+    reproduce("eval", "model=runs/micro", "eval.limit=4", "eval.tasks=[rublimp,parus_crowd_majority]",
+              "eval.perplexity.stride=32", cwd=run_dir)
+    recipe = read_json(run_dir / "results" / "micro" / "summary.json")["suite"]
+    for stage in ("stage1", "stage2"):
+        folder = run_dir / "results" / "eval" / f"micro-{stage}"
+        metrics = read_json(folder / "ru_local.json")["metrics"]
+        for task in ("rublimp", "parus_crowd_majority"):
+            assert metrics[task] == recipe[stage][task], (stage, task)
+        perplexity = read_json(folder / "perplexity.json")
+        assert perplexity["context"] == 64 and perplexity["stride"] == 32 and perplexity["n_texts"] > 0

@@ -1,17 +1,21 @@
-"""The local RuBLiMP lm-eval task against a hand-computed answer on three items."""
+"""The local RuBLiMP lm-eval task against a hand-computed answer on three items: per item, the log-likelihood lm-eval
+computes is that of the exact token sequence (prefix token + sentence, no leading space), and a tie is not right."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
+import lm_eval
 import pytest
 import torch
+from lm_eval.tasks import TaskManager
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from reproduce.data.tokenizer import train_bbpe
-from reproduce.evaluate.harness import group_accuracy, run_lm_eval
-from reproduce.evaluate.lm_eval_tasks import write_rublimp_tasks
+from reproduce.evaluate.harness import PackageHFLM, model_arguments, run_lm_eval, task_metrics
+from reproduce.evaluate.lm_eval_tasks import TASKS_DIR, write_tasks
 from reproduce.model import gpt2_config
 from tests.conftest import tiny_model_config
 
@@ -20,13 +24,14 @@ ITEMS = [  # (grammatical source_sentence, ungrammatical target_sentence)
     ("Мы читали книгу.", "Мы читала книгу."),
     ("Он пришёл домой поздно.", "Он пришла домой поздно."),
 ]
+TASK = "rublimp_verb_acc_object"  # one phenomenon's task, here over the three items
 
 
-def _sentence_logprob(model, tokenizer, sentence: str) -> float:
-    ids = [tokenizer.eos_token_id] + tokenizer(sentence)["input_ids"]  # scored after </s>, as the harness does
+def sentence_logprob(model: GPT2LMHeadModel, prefix: int, ids: list[int]) -> float:
+    """log p(ids | prefix), summed, from one forward pass over exactly [prefix, *ids]."""
     with torch.no_grad():
-        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1], -1)
-    return sum(logp[i, t].item() for i, t in enumerate(ids[1:]))
+        logp = torch.log_softmax(model(input_ids=torch.tensor([[prefix, *ids]])).logits[0, :-1].double(), -1)
+    return sum(logp[i, t].item() for i, t in enumerate(ids))
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +45,50 @@ def model_dir(tmp_path_factory) -> Path:
     return out
 
 
-def test_rublimp_task_scores_minimal_pairs_as_by_hand(model_dir: Path, tmp_path: Path) -> None:
-    csv_path = tmp_path / "toy_phenomenon.csv"
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("rublimp")
+    csv_path = tmp / "toy_phenomenon.csv"
     with csv_path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "source_sentence", "target_sentence"])
         writer.writerows((i, good, bad) for i, (good, bad) in enumerate(ITEMS))
-    include = write_rublimp_tasks({"toy_phenomenon": csv_path}, tmp_path / "tasks")
-    raw = run_lm_eval(model_dir, include, ["rublimp"], batch_size=2, dtype="float32")
-    summary = group_accuracy(raw, "rublimp")
+    return write_tasks(["rublimp"], tmp / "tasks", lambda benchmark, path: csv_path)
+
+
+def test_each_items_loglikelihood_is_that_of_the_exact_sentence(model_dir: Path, tasks: Path) -> None:
+    args = model_arguments(model_dir, 2, "float32", "cpu", "eos")
+    out = lm_eval.simple_evaluate(model=PackageHFLM(**args), tasks=[TASK], log_samples=True, bootstrap_iters=0,
+                                  task_manager=TaskManager(include_path=str(tasks), include_defaults=False))
     model = GPT2LMHeadModel.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    by_hand = [_sentence_logprob(model, tokenizer, g) > _sentence_logprob(model, tokenizer, b) for g, b in ITEMS]
-    assert summary["n_pairs"] == 3
-    assert summary["per_phenomenon"] == {"toy_phenomenon": pytest.approx(sum(by_hand) / 3)}
-    assert summary["mean"] == pytest.approx(sum(by_hand) / 3)
+    samples = sorted(out["samples"][TASK], key=lambda s: s["doc_id"])
+    assert len(samples) == 3
+    for sample, (good, bad) in zip(samples, ITEMS, strict=True):
+        scored = [ll for ll, _ in sample["filtered_resps"]]
+        by_hand = [sentence_logprob(model, tokenizer.eos_token_id, tokenizer(s)["input_ids"]) for s in (good, bad)]
+        assert scored == pytest.approx(by_hand, abs=1e-4)
+        spaced = sentence_logprob(model, tokenizer.eos_token_id, tokenizer(" " + good)["input_ids"])
+        assert scored[0] != pytest.approx(spaced, abs=1e-3)  # what lm-eval's default delimiter would have scored
+        assert sample["acc"] == float(by_hand[0] > by_hand[1])
+
+
+def test_rublimp_accuracy_and_group_as_by_hand(model_dir: Path, tasks: Path) -> None:
+    raw = run_lm_eval(model_arguments(model_dir, 2, "float32", "cpu", "eos"), tasks, [TASK])
+    metrics = task_metrics(raw)[TASK]
+    model = GPT2LMHeadModel.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    right = [sentence_logprob(model, tokenizer.eos_token_id, tokenizer(g)["input_ids"])
+             > sentence_logprob(model, tokenizer.eos_token_id, tokenizer(b)["input_ids"]) for g, b in ITEMS]
+    assert 0 < sum(right) < 3  # the items tell a right scorer from one that always says yes or no
+    assert metrics == {"acc": pytest.approx(sum(right) / 3), "tie": 0.0, "n": 3}
+    assert raw["device"] == "cpu"
+
+
+def test_a_tie_is_reported_and_not_scored_as_right() -> None:
+    spec = importlib.util.spec_from_file_location("rublimp_utils", TASKS_DIR / "rublimp" / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    assert utils.process_results({}, [(-5.0, False), (-5.0, False)]) == {"acc": 0.0, "tie": 1.0}
+    assert utils.process_results({}, [(-4.0, False), (-5.0, False)]) == {"acc": 1.0, "tie": 0.0}
+    assert utils.process_results({}, [(-6.0, False), (-5.0, False)]) == {"acc": 0.0, "tie": 0.0}

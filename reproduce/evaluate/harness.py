@@ -1,4 +1,4 @@
-"""lm-eval (TaskManager + HFLM) on a Hugging Face model directory, with the package's local tasks."""
+"""lm-eval (TaskManager + HFLM) on one causal LM: the scoring settings, each recorded with the results."""
 
 from __future__ import annotations
 
@@ -7,41 +7,80 @@ from pathlib import Path
 from typing import Any
 
 import lm_eval
+from datasets.exceptions import DatasetGenerationError
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.utils import handle_non_serializable
 from transformers import AutoTokenizer
 
+from reproduce.errors import UserError
 
-class QuietHFLM(HFLM):
-    """HFLM without its per-request progress bars, which lm-eval turns on with no switch to turn them off."""
+PREFIX_TOKENS = ("eos", "bos")
+
+
+class PackageHFLM(HFLM):
+    """HFLM without its per-request progress bars (lm-eval has no switch for them), and with a request longer than the
+    model's context refused in one line instead of silently cut from the left."""
+
+    quiet = True
 
     def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
-        return super().loglikelihood(requests, disable_tqdm=True)
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm or self.quiet)
 
     def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list:
-        return super().loglikelihood_rolling(requests, disable_tqdm=True)
+        return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or self.quiet)
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list:
-        return super().generate_until(requests, disable_tqdm=True)
+        return super().generate_until(requests, disable_tqdm=disable_tqdm or self.quiet)
+
+    def _loglikelihood_tokens(self, requests: list, *args: Any, **kwargs: Any) -> list:
+        for (context, continuation), context_enc, continuation_enc in requests:
+            needed = len(context_enc) + len(continuation_enc) - 1
+            if needed > self.max_length:
+                raise UserError(f"a request needs {needed} tokens and the model's context is {self.max_length} "
+                                f"({(context + continuation)[:60]!r}...): choose a model with a longer context, or "
+                                "leave the task out (eval.tasks)")
+        return super()._loglikelihood_tokens(requests, *args, **kwargs)
 
 
-def run_lm_eval(model_dir: str | Path, include_path: Path, tasks: list[str], batch_size: int, dtype: str,
-                device: str = "cpu", limit: int | None = None, verbose: bool = False) -> dict[str, Any]:
-    """Score a causal LM on ``tasks``; returns lm-eval's results (without per-sample logs) as plain JSON.
+def model_arguments(model: str | Path, batch_size: int, dtype: str, device: str, prefix_token: str) -> dict[str, Any]:
+    """HFLM's arguments, as ``lm_eval --model hf --model_args`` takes them; the prefix token is an id of the model's
+    tokenizer (``eos``: </s>, the document separator the package's models are trained with)."""
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    prefix_id = getattr(tokenizer, f"{prefix_token}_token_id")
+    if prefix_id is None:
+        raise UserError(f"eval.prefix_token={prefix_token}: the tokenizer of {model} has no {prefix_token} token; "
+                        f"choose one of {', '.join(PREFIX_TOKENS)}")
+    return {"pretrained": str(model), "backend": "causal", "dtype": dtype, "device": device,
+            "batch_size": batch_size, "prefix_token_id": prefix_id}
 
-    Zero-context items are scored after the tokenizer's </s> (the document separator the models are
-    trained with), not after a BOS token they never saw.
-    """
-    eos = AutoTokenizer.from_pretrained(model_dir).eos_token_id
-    model = (HFLM if verbose else QuietHFLM)(pretrained=str(model_dir), backend="causal", batch_size=batch_size,
-                                             device=device, dtype=dtype, prefix_token_id=eos)
-    results = lm_eval.simple_evaluate(
-        model=model, tasks=tasks,  # only the package's tasks: indexing lm-eval's own thousands takes ~15 s
-        task_manager=TaskManager(include_path=str(include_path), include_defaults=False),
-        limit=limit, log_samples=False, bootstrap_iters=0,
-    )
-    return json.loads(json.dumps(results, default=_plain))
+
+def cli_model_args(args: dict[str, Any]) -> str:
+    """The same arguments as one ``--model_args`` string for the plain lm-eval command line."""
+    return ",".join(f"{key}={value}" for key, value in args.items() if key not in ("device", "batch_size"))
+
+
+def run_lm_eval(model_args: dict[str, Any], include_path: Path | None, tasks: list[str], limit: int | None = None,
+                num_fewshot: int | None = None, builtin: bool = False, verbose: bool = False) -> dict[str, Any]:
+    """Score a causal LM on ``tasks`` (the package's folder ``include_path``, and lm-eval's own tasks when
+    ``builtin``); lm-eval's results (without per-sample logs) as plain JSON, plus ``device``: where it ran."""
+    manager = TaskManager(include_path=None if include_path is None else str(include_path),
+                          include_defaults=builtin)  # indexing lm-eval's own thousands of tasks takes ~15 s
+    missing = [task for task in tasks if task not in manager.all_subtasks and task not in manager.all_groups]
+    if missing:
+        where = f"{include_path}" + (" nor lm-eval's own tasks" if builtin else "")
+        raise UserError(f"task {', '.join(missing)} not found in {where}: a task file is missing or malformed "
+                        "(lm-eval skips a YAML it cannot read); check reproduce/evaluate/tasks/ and suites.yaml")
+    model = PackageHFLM(**model_args)
+    model.quiet = not verbose
+    try:
+        results = lm_eval.simple_evaluate(model=model, tasks=tasks, task_manager=manager, limit=limit,
+                                          num_fewshot=num_fewshot, log_samples=False, bootstrap_iters=0)
+    except (KeyError, IndexError, TypeError, ValueError, DatasetGenerationError) as exc:
+        raise UserError(f"lm-eval could not read the documents of {', '.join(tasks)} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); check the task files in "
+                        f"{include_path} and the data files they name") from exc
+    return {**json.loads(json.dumps(results, default=_plain)), "device": str(model.device)}
 
 
 def _plain(value: Any) -> Any:
@@ -51,9 +90,17 @@ def _plain(value: Any) -> Any:
     return handle_non_serializable(value)
 
 
-def group_accuracy(results: dict[str, Any], group: str) -> dict[str, Any]:
-    """The group's mean accuracy, the item count, and each subtask's accuracy (keyed without the group prefix)."""
-    per_task = {name.removeprefix(f"{group}_"): entry["acc,none"] for name, entry in results["results"].items()
-                if name.startswith(f"{group}_")}
-    n = sum(results["n-samples"][f"{group}_{name}"]["effective"] for name in per_task)
-    return {"mean": results["groups"][group]["acc,none"], "n_pairs": n, "per_phenomenon": per_task}
+def task_metrics(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each task's and group's metrics (``acc``, ``tie``, ``mcc``...; lm-eval's ``,none`` filter suffix dropped),
+    with ``n``: the items scored."""
+    table: dict[str, dict[str, float]] = {}
+    for section in ("results", "groups"):
+        for name, entry in results.get(section, {}).items():
+            metrics = {key.split(",")[0]: value for key, value in entry.items()
+                       if "," in key and "_stderr" not in key and isinstance(value, int | float)}
+            table.setdefault(name, {}).update(metrics)
+    for name, counts in results.get("n-samples", {}).items():
+        table.setdefault(name, {})["n"] = counts["effective"]
+    for group, members in results.get("group_subtasks", {}).items():
+        table.setdefault(group, {})["n"] = sum(table.get(m, {}).get("n", 0) for m in members)
+    return table

@@ -1,39 +1,69 @@
-"""lm-eval task folders for local benchmarks, written with the resolved paths of their data files."""
+"""The package's lm-eval task folders (reproduce/evaluate/tasks/<benchmark>/), written out with resolved data paths.
+
+A local benchmark's YAML names each data file as ``mirror:<path>``, where ``<path>`` is a row of its manifest
+(conf/manifests/<benchmark>.tsv). ``write_tasks`` copies the folders and replaces each such name with the file the
+manifest resolves to (cache, mirror or download, sha256 checked); the written folder is what
+``TaskManager(include_path=...)`` and ``lm_eval --include_path`` read. Hub benchmarks have no ``mirror:`` names.
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from reproduce.errors import UserError
 from reproduce.io import atomic_dir
 
 TASKS_DIR = Path(__file__).parent / "tasks"
+MIRROR_NAME = re.compile(r"mirror:(\w[^\s'\"`]*)")
+TASK_FILES = ("*.yaml", "_template_yaml")
 
 
-def write_rublimp_tasks(csv_files: dict[str, Path], out_dir: Path) -> Path:
-    """Write one lm-eval task per RuBLiMP phenomenon (``rublimp_<name>``) and the group ``rublimp``.
+class _TaskFileLoader(yaml.SafeLoader):
+    """YAML as lm-eval reads it, with its tags (``!function utils.x``) accepted and left unresolved."""
 
-    ``csv_files`` maps a phenomenon name to its resolved CSV. Returns the folder to pass to
-    ``TaskManager(include_path=...)`` (or ``lm_eval --include_path``).
-    """
+
+_TaskFileLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def check_task_file(path: Path) -> None:
+    """A task file lm-eval would skip with a warning (malformed YAML) fails here, in one line."""
+    try:
+        yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskFileLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the task file") from None
+
+
+def benchmark_files(benchmark: str) -> list[Path]:
+    """The task files of one benchmark folder (YAML and templates)."""
+    folder = TASKS_DIR / benchmark
+    if not folder.is_dir():
+        known = ", ".join(sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"))
+        raise UserError(f"no benchmark folder reproduce/evaluate/tasks/{benchmark}; benchmarks: {known}")
+    return sorted(p for pattern in TASK_FILES for p in folder.glob(pattern))
+
+
+def data_names(benchmark: str) -> list[str]:
+    """The ``mirror:`` paths a benchmark's task files name (empty for a hub benchmark)."""
+    return sorted({m for f in benchmark_files(benchmark) for m in MIRROR_NAME.findall(f.read_text(encoding="utf-8"))})
+
+
+def write_tasks(benchmarks: list[str], out_dir: Path, resolve: Callable[[str, str], Path]) -> Path:
+    """Copy each benchmark folder under ``out_dir`` with every ``mirror:<path>`` replaced by
+    ``resolve(benchmark, path)`` (absolute); returns ``out_dir``, written whole or not at all."""
     with atomic_dir(out_dir) as tmp:
-        folder = tmp / "rublimp"
-        shutil.copytree(TASKS_DIR / "rublimp", folder, ignore=shutil.ignore_patterns("__pycache__"))
-        names = sorted(csv_files)
-        for name in names:
-            task = {
-                "include": "_template_yaml",
-                "task": f"rublimp_{name}",
-                "dataset_kwargs": {"data_files": {"train": str(Path(csv_files[name]).resolve())}},
-            }
-            (folder / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), encoding="utf-8")
-        group = {
-            "group": "rublimp",
-            "task": [f"rublimp_{name}" for name in names],
-            "aggregate_metric_list": [{"metric": "acc", "aggregation": "mean", "weight_by_size": True}],
-            "metadata": {"version": 1.0},
-        }
-        (folder / "_rublimp.yaml").write_text(yaml.safe_dump(group, sort_keys=False), encoding="utf-8")
+        for benchmark in benchmarks:
+            files = benchmark_files(benchmark)
+            folder = tmp / benchmark
+            shutil.copytree(TASKS_DIR / benchmark, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            for source in files:
+                check_task_file(source)
+                text = source.read_text(encoding="utf-8")
+                resolved = MIRROR_NAME.sub(lambda m, b=benchmark: Path(resolve(b, m.group(1))).resolve().as_posix(),
+                                           text)
+                (folder / source.name).write_text(resolved, encoding="utf-8")
     return out_dir

@@ -3,6 +3,8 @@
 The scored tokens are the same for every context and for the baseline: ``n`` blocks of ``max(contexts) + 1``
 tokens at evenly spaced, non-overlapping offsets of the test stream; at context ``c`` each block is cut into
 windows of ``c + 1`` tokens, each scored from its own start (no carried-over context).
+
+``text_perplexity`` scores whole texts instead, with overlapping sliding windows.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def model_perplexity(model: PreTrainedModel, blocks: np.ndarray, context: int, b
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             logits = model(input_ids=batch[:, :-1]).logits
-        nll = F.cross_entropy(logits.float().transpose(1, 2), batch[:, 1:], reduction="none")
+        nll = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="none")
+        nll = nll.view(len(batch), -1)
         by_position += nll.sum(0).double().cpu()
     mean_by_position = (by_position / len(windows)).tolist()
     half = context // 2
@@ -73,3 +76,74 @@ def unigram_perplexity(train_counts: np.ndarray, blocks: np.ndarray, byte_length
     log_prob = np.log(counts / counts.sum())
     targets = blocks[:, 1:]
     return _summary(float(-log_prob[targets].sum()), targets, byte_lengths)
+
+
+def text_windows(ids: list[int], context: int, stride: int) -> list[tuple[list[int], list[int], int]]:
+    """Sliding windows over one tokenized text ``ids`` (``</s>`` first): (inputs, targets, n_scored) each, where
+    the model reads ``inputs`` (at most ``context`` tokens), predicts ``targets`` (the inputs shifted by one) and
+    only the last ``n_scored`` targets count. Every token after the ``</s>`` is scored exactly once."""
+    n = len(ids) - 1  # targets are ids[1:]
+    windows, scored_until = [], 0  # targets ids[1 : scored_until + 1] are scored
+    for begin in range(0, n, stride):
+        end = min(begin + context, n)
+        windows.append((ids[begin:end], ids[begin + 1 : end + 1], end - scored_until))
+        scored_until = end
+        if end == n:
+            break
+    return windows
+
+
+@torch.no_grad()
+def text_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str],
+                    context: int | None, stride: int, batch_size: int,
+                    autocast_dtype: torch.dtype | None) -> dict[str, float | int]:
+    """Sliding-window perplexity and bits per byte of ``texts`` (Hugging Face, "Perplexity of fixed-length models").
+
+    Each text is tokenized whole, without special tokens, and ``</s>`` (the document separator the models were
+    trained with) is put before it as the first context token; it is never scored, so every token of the text,
+    the first included, is scored once. The model reads windows of ``context`` tokens (default
+    ``model.config.n_positions``) that start ``stride`` tokens apart; a window predicts the token after each of
+    its positions and only the predictions not made by an earlier window count (the first window's all), so a
+    token is predicted from between ``context - stride + 1`` and ``context`` tokens (fewer near a text's start).
+    ``stride == context`` gives disjoint windows with no carried-over context. Windows of all texts are batched
+    ``batch_size`` at a time; a text's ragged last window is right-padded, which under causal attention leaves
+    the real positions untouched, and its padding is left out of the loss.
+
+    ``bytes`` are the UTF-8 bytes of the texts, so ``bits_per_byte`` compares models with different tokenizers.
+    """
+    context = context or model.config.n_positions
+    if not texts:
+        raise ValueError("text_perplexity needs at least one text; got an empty list")
+    if not 1 <= context <= model.config.n_positions:
+        raise ValueError(f"context {context} must be in [1, n_positions={model.config.n_positions}]")
+    if not 1 <= stride <= context:
+        raise ValueError(f"stride {stride} must be in [1, context={context}]")
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size} must be at least 1")
+    sep = tokenizer.eos_token_id
+    windows = [w for text in texts
+               for w in text_windows([sep] + tokenizer(text, add_special_tokens=False)["input_ids"], context, stride)]
+    n_tokens = sum(w[2] for w in windows)
+    n_bytes = sum(len(text.encode("utf-8")) for text in texts)
+    if n_tokens == 0:
+        raise ValueError("text_perplexity got only empty texts: no tokens to score")
+    device = next(model.parameters()).device
+    model.eval()
+    nll_sum = torch.zeros((), dtype=torch.float64)
+    for i in range(0, len(windows), batch_size):
+        batch = windows[i : i + batch_size]
+        width = max(len(inputs) for inputs, _, _ in batch)
+        inputs = torch.zeros(len(batch), width, dtype=torch.long)
+        targets = torch.full((len(batch), width), -100, dtype=torch.long)  # -100: not scored (ignore_index)
+        for row, (ids, target, n_scored) in enumerate(batch):
+            inputs[row, : len(ids)] = torch.tensor(ids)
+            targets[row, len(target) - n_scored : len(target)] = torch.tensor(target[len(target) - n_scored :])
+        inputs, targets = inputs.to(device), targets.to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            logits = model(input_ids=inputs).logits
+        # flattened (rows of logits), not (batch, vocab, length): a third of the time on CPU
+        nll_sum += F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="sum").double().cpu()
+    total = float(nll_sum)
+    return {"tokens": n_tokens, "bytes": n_bytes, "nll_per_token": total / n_tokens,
+            "perplexity": math.exp(total / n_tokens), "bits_per_byte": total / math.log(2) / max(n_bytes, 1),
+            "context": context, "stride": stride, "n_texts": len(texts)}
