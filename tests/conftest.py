@@ -44,7 +44,7 @@ def micro_overrides(tmp: Path, run_name: str = "micro") -> list[str]:
         "data.validation_fraction=0.05",
         "data.test_fraction=0.1",
         "tokenizer.vocab_size=384",
-        "model.n_layer=2", "model.n_embd=64", "model.n_head=2", "model.n_positions=64",
+        "model.n_layer=2", "model.n_embd=64", "model.n_head=2", "model.n_positions=256",  # the eval items fit
         "stages.stage1.context=32", "stages.stage1.epochs=0.2", "stages.stage1.batch_size=16",
         "stages.stage1.micro_batch_size=8", "stages.stage1.validate_every_steps=10",
         "stages.stage2.context=64", "stages.stage2.epochs=0.1", "stages.stage2.batch_size=8",

@@ -63,7 +63,8 @@ def test_results_record_metrics_and_provenance(run_dir: Path) -> None:
         assert key in meta, key
     assert summary["stages"]["stage1"]["parameters"] == read_json(run_dir / "results" / "micro" / "train.json")[
         "stages"]["stage1"]["parameters"] > 0
-    for name in ("curves.json", "data.json", "train.json", "lm_eval_ru_local_stage2.json", "samples.json", "config.yaml"):
+    for name in ("curves.json", "data.json", "train.json", "lm_eval_ru_local_stage2.json", "samples.json",
+                 "config.yaml"):
         assert (run_dir / "results" / "micro" / name).is_file()
     assert read_json(run_dir / "results" / "architectures.json")["models"]["rugpt3_large"]["parameters"] == 760_300_032
 
@@ -103,7 +104,7 @@ def test_exported_models_load_with_transformers(run_dir: Path) -> None:
         assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
         model = AutoModelForCausalLM.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        assert model.config.n_positions == 64 and tokenizer.eos_token == "</s>" and tokenizer.pad_token == "<pad>"
+        assert model.config.n_positions == 256 and tokenizer.eos_token == "</s>" and tokenizer.pad_token == "<pad>"
 
 
 def test_paper_is_built(run_dir: Path) -> None:
@@ -134,7 +135,7 @@ def steps_dir(run_dir: Path) -> Path:
     for command in ("prepare", "train", "eval", "paper"):
         args = [a for a in overrides if a.startswith(("paths.", "paper."))] if command == "paper" else overrides
         out = reproduce(command, *args, cwd=run_dir)
-    assert "[paper] wrote 9 files" in out.stdout
+    assert "[paper] wrote 13 files" in out.stdout
     return run_dir
 
 
@@ -186,4 +187,4 @@ def test_eval_of_a_run_directory_scores_every_stage_the_way_the_recipe_did(run_d
         for task in ("rublimp", "parus_crowd_majority"):
             assert metrics[task] == recipe[stage][task], (stage, task)
         perplexity = read_json(folder / "perplexity.json")
-        assert perplexity["context"] == 64 and perplexity["stride"] == 32 and perplexity["n_texts"] > 0
+        assert perplexity["context"] == 256 and perplexity["stride"] == 32 and perplexity["n_texts"] > 0

@@ -307,8 +307,78 @@ def contamination_table(results_dir: Path, runs: list[str]) -> Table:
     )
 
 
+# The local suite's columns: (task, metric, header); tasks a run did not score are left out.
+SUITE_COLUMNS = (("rublimp", "acc", "RuBLiMP acc"), ("rublimp", "tie", "RuBLiMP ties"),
+                 ("xwinograd_ru_local", "acc", "XWinograd-ru acc"),
+                 ("parus_crowd_majority", "acc", "PARus acc (crowd majority)"),
+                 ("rucola_indomain_dev", "acc", "RuCoLA acc"), ("rucola_indomain_dev", "mcc", "RuCoLA MCC"))
+
+
+def _suite_runs(results_dir: Path, runs: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(run, summary) of the listed runs whose summary holds an eval suite's metrics."""
+    summaries = [(d.name, load_json(d / "summary.json")) for d in run_dirs(results_dir, runs)]
+    return [(run, summary) for run, summary in summaries if summary.get("suite")]
+
+
+def suite_table(results_dir: Path, runs: list[str]) -> Table:
+    """Every scored stage of every run on the eval suite (zero-shot, through lm-eval): one row per stage."""
+    scored = _suite_runs(results_dir, runs)
+    columns = [c for c in SUITE_COLUMNS if any(c[0] in stage for _, s in scored for stage in s["suite"].values())]
+    rows, counts = [], {}
+    for run, summary in scored:
+        for stage, metrics in sorted(summary["suite"].items()):
+            rows.append([run, stage] + [f"{metrics[task][metric]:.3f}" if task in metrics else DASH
+                                        for task, metric, _ in columns])
+            counts.update({task: int(metrics[task]["n"]) for task, _, _ in columns if task in metrics})
+    notes = [
+        "Zero-shot, through lm-eval (reproduce/evaluate/tasks/); items: "
+        + ", ".join(f"{task} {_int(n)}" for task, n in counts.items()) + ".",
+        "RuBLiMP: a pair is right when the grammatical sentence is strictly more likely; ties are reported, not "
+        "counted as right. XWinograd-ru: partial scoring (the continuation after the candidate). PARus: labels are "
+        "the majority of three crowd votes on the test set (gold labels are hidden), an approximation. RuCoLA: "
+        "in-domain dev, acceptability as a yes/no question; MCC is Matthews' correlation.",
+        "Chance: RuBLiMP, XWinograd-ru and PARus 0.5; RuCoLA MCC 0.",
+    ]
+    return Table(
+        name="eval_suite",
+        caption="Russian benchmarks of the local suite (ru_local), zero-shot",
+        headers=["run", "stage", *[header for _, _, header in columns]],
+        rows=rows,
+        notes=notes,
+        sources=[rel(results_dir / run / "summary.json", results_dir) for run, _ in scored],
+    )
+
+
+SAMPLES_FILE = "samples.json"  # results/<run>/, written by the recipe's eval step (optional)
+
+
+def _samples_runs(results_dir: Path, runs: list[str]) -> list[Path]:
+    return [d / SAMPLES_FILE for d in run_dirs(results_dir, runs) if (d / SAMPLES_FILE).is_file()]
+
+
+def samples_table(results_dir: Path, runs: list[str]) -> Table:
+    """The first fixed-seed sample of each prompt from every stage (line breaks shown as ⏎)."""
+    paths = _samples_runs(results_dir, runs)
+    rows, notes = [], []
+    for path in paths:
+        report = load_json(path)
+        for stage, samples in sorted(report["stages"].items()):
+            rows += [[path.parent.name, stage, s["prompt"], " ".join(s["text"].replace("\n", " ⏎ ").split())]
+                     for s in samples if s["sample_index"] == 0]
+        settings = report["settings"]
+        notes.append(f"{path.parent.name}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+                     + "; the prompt follows </s>, as a document's start.")
+    return Table(name="samples", caption="Samples of every stage (fixed seed)",
+                 headers=["run", "stage", "prompt", "continuation"], rows=rows, notes=notes,
+                 sources=[rel(path, results_dir) for path in paths])
+
+
 def all_tables(results_dir: Path, runs: list[str]) -> list[Table]:
     tables = [architecture_table(results_dir), mini_results_table(results_dir, runs)]
+    if _suite_runs(results_dir, runs):  # optional: runs made before the suite have none
+        tables.append(suite_table(results_dir, runs))
+    if _samples_runs(results_dir, runs):
+        tables.append(samples_table(results_dir, runs))
     if _contamination_runs(results_dir, runs):  # optional: the paper builds without it
         tables.append(contamination_table(results_dir, runs))
     return tables
