@@ -169,8 +169,8 @@ class CausalLM(pl.LightningModule):
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         elif isinstance(self.trainer.strategy.model, FullyShardedDataParallel):
             self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
-        else:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+        else:  # the optimizer's parameters in its own order, as Lightning clips them (the same norm to the bit)
+            torch.nn.utils.clip_grad_norm_(self.trainer.precision_plugin.main_params(optimizer), gradient_clip_val)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with weight decay on matrices only (not biases, LayerNorms), as Megatron-style recipes do."""

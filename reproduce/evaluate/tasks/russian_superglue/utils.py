@@ -87,12 +87,10 @@ RCB_CLASSES = (0, 1, 2)  # entailment, contradiction, neutral
 
 
 def macro_f1(items: list[tuple[int, int]]) -> float:
-    """RCB's "Avg. F1": the mean over its three classes of each class's F1 = 2TP / (2TP + FP + FN), 0 for a class
-    neither gold nor predicted, as lm-eval's CB (super_glue/cb/aggregate.py, sklearn) computes it. lm-eval's
-    multiple-choice `f1` items are (gold, pred) pairs."""
-    scores = []
-    for c in RCB_CLASSES:
-        tp = sum(g == c and p == c for g, p in items)
-        wrong = sum((g == c) != (p == c) for g, p in items)  # FP + FN
-        scores.append(2 * tp / (2 * tp + wrong) if tp or wrong else 0.0)
-    return sum(scores) / len(scores)
+    """RCB's "Avg. F1": the mean over its three classes of each class's F1 (0 for a class neither gold nor predicted),
+    with sklearn as lm-eval's CB does (super_glue/cb/aggregate.py). lm-eval's multiple-choice `f1` items are
+    (gold, prediction) pairs."""
+    from sklearn.metrics import f1_score
+
+    golds, predictions = zip(*items, strict=True)
+    return float(f1_score(golds, predictions, labels=list(RCB_CLASSES), average="macro", zero_division=0.0))
