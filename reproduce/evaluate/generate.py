@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
+
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def prompt_seed(seed: int, prompt: str) -> int:
+    """The seed of one prompt's samples: ``seed`` and the prompt's CRC-32 together."""
+    return (seed * 1_000_003 + zlib.crc32(prompt.encode("utf-8"))) % 2**63
 
 
 @torch.no_grad()
@@ -14,11 +21,12 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     optional top-k / nucleus filtering; None turns each off) or greedy when ``temperature == 0``.
 
     Each prompt is put after ``</s>``, the document separator the models were trained with, so it reads as the
-    start of a document. The RNG is reseeded with ``seed`` for every prompt (inside ``torch.random.fork_rng``,
-    leaving the caller's RNG state alone), so a prompt's samples depend only on the seed, not on the other
-    prompts. Generation stops at ``</s>`` or after ``max_new_tokens``. Returns one dict per sample: prompt,
-    sample_index, text (the decoded continuation only, without ``</s>``), new_tokens (how many tokens were
-    generated, ``</s>`` not counted) and token_ids (those tokens).
+    start of a document. The RNG is reseeded for every prompt with ``prompt_seed(seed, prompt)`` (inside
+    ``torch.random.fork_rng``, leaving the caller's RNG state alone), so a prompt's samples depend only on the seed
+    and the prompt, not on the other prompts, and two prompts do not share one stream of draws. Generation stops at
+    ``</s>`` or after ``max_new_tokens``. Returns one dict per sample: prompt, sample_index, text (the decoded
+    continuation only, special tokens left out), new_tokens (how many tokens were generated, ``</s>`` not counted)
+    and token_ids (those tokens).
     """
     if temperature < 0:
         raise ValueError(f"temperature {temperature} must be >= 0 (0: greedy)")
@@ -36,7 +44,7 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     for prompt in prompts:
         ids = torch.tensor([[eos] + tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
+            torch.manual_seed(prompt_seed(seed, prompt))
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                                  num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos, **sampling)
         for index, row in enumerate(out[:, ids.shape[1] :].tolist()):
