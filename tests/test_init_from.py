@@ -28,7 +28,7 @@ def save_checkpoint(folder: Path) -> int:
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>",
                                       eos_token="<|endoftext|>", unk_token="<|endoftext|>")
     torch.manual_seed(7)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=256, vocab_size=len(wrapped),
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=512, vocab_size=len(wrapped),
                                        bos_token_id=0, eos_token_id=0))
     model.save_pretrained(folder)
     wrapped.save_pretrained(folder)
@@ -45,10 +45,10 @@ def test_stage1_starts_from_a_released_checkpoint_with_its_tokenizer(tmp_path: P
     refused = reproduce(*args, cwd=tmp_path, code=2)
     assert refused.stderr.strip().splitlines() == [
         f"error: stages.stage1.init_from='{checkpoint}': the model config differs from the checkpoint's; set "
-        "model.n_positions=256 model.activation_function=gelu_new (or the model group of that checkpoint)"]
+        "model.n_positions=512 model.activation_function=gelu_new (or the model group of that checkpoint)"]
     assert not (tmp_path / "runs").exists()
 
-    reproduce(*args, "model.n_positions=256", "model.activation_function=gelu_new", cwd=tmp_path)
+    reproduce(*args, "model.n_positions=512", "model.activation_function=gelu_new", cwd=tmp_path)
     work = tmp_path / "runs" / "continued"
     prepared = Path(read_json(tmp_path / "results" / "continued" / "data.json")["prepared"]["folder"])
     assert AutoTokenizer.from_pretrained(prepared / "tokenizer").get_vocab() == \

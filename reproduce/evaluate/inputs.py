@@ -17,12 +17,10 @@ class ModelRef:
     source: str  # a Hugging Face directory or hub id
 
 
-def run_models(run_dir: Path, stages: list[str] | None = None) -> list[ModelRef]:
+def run_models(run_dir: Path) -> list[ModelRef]:
     """The exported stages of a run directory (runs/<run>/models/<stage>/), named <run>-<stage>."""
     models = run_dir / "models"
-    found = sorted(p.name for p in models.iterdir() if (p / "model.safetensors").is_file()) if models.is_dir() else []
-    if stages is not None:
-        found = [stage for stage in stages if stage in found]
+    found = sorted(p.name for p in models.iterdir() if (p / "model.safetensors").is_file())
     if not found:
         raise UserError(f"model={run_dir}: a run directory with no exported stage under models/; train it first")
     return [ModelRef(f"{run_dir.name}-{stage}", (models / stage).as_posix()) for stage in found]
@@ -56,8 +54,6 @@ def eval_device(device: str | None, accelerator: str) -> str:
     if device is not None:
         return device
     return "cuda" if accelerator in ("gpu", "cuda") else "cpu"
-
-
 
 
 def text_files(pattern: str) -> list[Path]:
