@@ -82,18 +82,23 @@ def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:
     return needed
 
 
-def check_eval_command(cfg: RecipeConfig) -> None:
-    """`reproduce eval model=...` and `reproduce generate`: the models, their tokenizers, the suite and its data, the
-    texts, the device; nothing of the recipe's own steps is needed."""
-    check_config(cfg)
-    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
-    check_suite(suite)
+def check_eval_device(cfg: RecipeConfig) -> None:
+    """Evaluation on CUDA (eval.device, or by default a GPU trainer's) needs a CUDA device here."""
     device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise UserError(f"eval.device={device}: no CUDA device here; use eval.device=cpu")
+
+
+def check_eval_command(cfg: RecipeConfig) -> None:
+    """`reproduce eval model=...` and `reproduce generate`: the models, their tokenizers, the suite and its data, the
+    texts, the device; nothing of the recipe's own steps is needed."""
+    check_config(cfg)
+    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
+    check_suite(suite)
+    check_eval_device(cfg)
     for ref in find_models(cfg.eval.model):
         check_tokenizer(ref)
     resolver = make_resolver(cfg.data)
@@ -139,6 +144,7 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
             check_source(name, source, resolver)
     if "eval" in steps:
         check_suite(load_suite(cfg.eval.suite, cfg.eval.tasks))
+        check_eval_device(cfg)
     for manifest in manifests_needed(cfg, steps):
         for entry in read_manifest(config_file(manifest)):
             resolver.resolve(entry)

@@ -68,7 +68,8 @@ def run_lm_eval(model_args: dict[str, Any], include_path: Path | None, tasks: li
                           include_defaults=builtin)  # indexing lm-eval's own thousands of tasks takes ~15 s
     missing = [task for task in tasks if task not in manager.all_subtasks and task not in manager.all_groups]
     if missing:
-        where = f"{include_path}" + (" nor lm-eval's own tasks" if builtin else "")
+        where = " nor ".join(([str(include_path)] if include_path is not None else [])
+                             + (["lm-eval's own tasks"] if builtin else []))
         raise UserError(f"task {', '.join(missing)} not found in {where}: a task file is missing or malformed "
                         "(lm-eval skips a YAML it cannot read); check reproduce/evaluate/tasks/ and suites.yaml")
     model = PackageHFLM(**model_args)
