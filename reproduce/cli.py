@@ -132,7 +132,7 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
 
     if isinstance(cfg, PaperCommandConfig):
         setup_logging(None, cfg.verbose)
-        pipeline.paper(cfg.paths, cfg.paper.runs)
+        pipeline.paper(cfg.paths, cfg.paper)
         return
     if name in ("eval", "generate") and cfg.eval.model is not None:  # scores a model: no run record
         setup_logging(None, cfg.verbose)

@@ -231,7 +231,14 @@ class PathsConfig:
 
 @dataclass
 class PaperConfig:
-    runs: list[str] = field(default_factory=lambda: ["mini"])
+    runs: list[str] = field(default_factory=lambda: ["mini"])  # each must have results/<run>/
+    extra_runs: list[str] = field(default_factory=list)  # added when results/<run>/summary.json exists
+
+    def present_runs(self, results: Path) -> tuple[list[str], list[str]]:
+        """(runs of the paper, extra runs left out because results/<run>/summary.json is absent)."""
+        extra = [run for run in dict.fromkeys(self.extra_runs) if run not in self.runs]
+        absent = [run for run in extra if not (Path(results) / run / "summary.json").is_file()]
+        return [*self.runs, *(run for run in extra if run not in absent)], absent
 
 
 @dataclass

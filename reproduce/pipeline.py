@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from reproduce.config import PathsConfig, RecipeConfig
+from reproduce.config import PaperConfig, PathsConfig, RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepare import prepare_set, report
@@ -272,9 +272,14 @@ def generate(cfg: RecipeConfig) -> dict[str, list[dict[str, Any]]]:
     return samples
 
 
-def paper(paths: PathsConfig, runs: list[str]) -> list[Path]:
-    """results/architectures.json from conf/model, then paper/ from results/ for ``runs``."""
+def paper(paths: PathsConfig, cfg: PaperConfig) -> list[Path]:
+    """results/architectures.json from conf/model, then paper/ from results/ for ``paper.runs`` and the extra runs
+    that have results."""
     results = Path(paths.results)
+    runs, absent = cfg.present_runs(results)
+    for run in absent:
+        log.info(f"[paper] extra run {run} left out: {results / run / 'summary.json'} not found "
+                 f"(`reproduce run_name={run}` or its experiment makes it)")
     write_architectures(results / "architectures.json")
     written = build_paper(results, runs, Path(paths.paper))
     log.info(f"[paper] wrote {len(written)} files under {paths.paper} from runs {', '.join(runs)}")
@@ -293,8 +298,8 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     contamination(cfg, data)
     train(cfg, data)
     summary = evaluate(cfg, data)
-    if cfg.run_name in cfg.paper.runs:
-        paper(cfg.paths, cfg.paper.runs)
+    if cfg.run_name in cfg.paper.runs + cfg.paper.extra_runs:
+        paper(cfg.paths, cfg.paper)
     else:
         log.info(f"[paper] not rebuilt: run {cfg.run_name!r} is not in paper.runs {cfg.paper.runs}; add it with "
                  f"`reproduce paper 'paper.runs=[{','.join([*cfg.paper.runs, cfg.run_name])}]'`")

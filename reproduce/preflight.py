@@ -34,7 +34,8 @@ from reproduce.errors import UserError
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, find_models, text_files
 from reproduce.evaluate.lm_eval_tasks import data_names
 from reproduce.evaluate.suites import check_suite, load_suite
-from reproduce.paper.tables import PUBLISHED_FILES, RUN_FILES
+from reproduce.paper.published_tables import PUBLISHED_FILES
+from reproduce.paper.tables import RUN_FILES
 from reproduce.paths import CONF_DIR, config_file
 from reproduce.plan import check_plan
 from reproduce.pretrained import check_init_checkpoint, load_pretrained_tokenizer
@@ -132,7 +133,7 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     check_writable("paths.runs", cfg.work_dir)
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
-    if command == "run" and cfg.run_name in cfg.paper.runs:
+    if command == "run" and cfg.run_name in cfg.paper.runs + cfg.paper.extra_runs:
         check_paper_inputs(cfg.paths, [run for run in cfg.paper.runs if run != cfg.run_name])
     earlier = tuple(step for step in STEPS if step not in steps and any(step in STEP_NEEDS[s] for s in steps))
     check_record(cfg, earlier + steps)

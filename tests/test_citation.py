@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def test_software_metadata() -> None:
     data = yaml.safe_load(CFF.read_text(encoding="utf-8"))
     assert data["cff-version"] == "1.2.0"
     assert data["title"] == "ruGPT-3 reproduction package"
-    assert str(data["version"]) == "0.1.0"
+    assert f'\nversion = "{data["version"]}"\n' in (ROOT / "pyproject.toml").read_text()  # the package's version
+    assert datetime.date.fromisoformat(str(data["date-released"]))
     assert data["license"] == "MIT"
     assert data["authors"] == [{"name": "ruGPT-3 reproduction contributors"}]
     assert "references" not in data

@@ -62,6 +62,7 @@ def test_every_entry_config_composes_typed_and_passes_its_checks() -> None:
         assert isinstance(cfg, RecipeConfig)
         check_config(cfg)
     assert compose_config("paper", []).paper.runs == ["mini"]
+    assert compose_config("paper", []).paper.extra_runs == ["mini_xs", "mini_s"]
 
 
 @pytest.mark.parametrize("size", ["small", "medium", "large"])

@@ -52,7 +52,7 @@ def test_two_processes_run_the_recipe_once(runs: Path) -> None:
     summary = read_json(runs / "results" / "two" / "summary.json")
     assert summary["meta"]["batch_size"] == {"stage1": 16, "stage2": 8} and len(summary["perplexity"]) == 4
     assert summary["rublimp"]["stage2"]["n_pairs"] == 45 * 2
-    assert (runs / "paper" / "tables" / "mini_results.md").is_file()
+    assert (runs / "paper" / "tables" / "perplexity.md").is_file()
 
 
 def test_ddp_weights_match_one_process_with_twice_the_accumulation(runs: Path) -> None:

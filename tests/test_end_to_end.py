@@ -108,8 +108,8 @@ def test_exported_models_load_with_transformers(run_dir: Path) -> None:
 
 
 def test_paper_is_built(run_dir: Path) -> None:
-    for name in ("tables/architectures.md", "tables/mini_results.tex", "figures/loss_vs_tokens.pdf",
-                 "figures/loss_vs_tokens.png", "README.md"):
+    for name in ("tables/architectures.md", "tables/perplexity.tex", "figures/loss_vs_tokens.pdf",
+                 "figures/loss_vs_tokens.png", "figures/loss_by_position.png", "README.md"):
         assert (run_dir / "paper" / name).stat().st_size > 0, name
 
 
@@ -135,7 +135,7 @@ def steps_dir(run_dir: Path) -> Path:
     for command in ("prepare", "train", "eval", "paper"):
         args = [a for a in overrides if a.startswith(("paths.", "paper."))] if command == "paper" else overrides
         out = reproduce(command, *args, cwd=run_dir)
-    assert "[paper] wrote 13 files" in out.stdout
+    assert "[paper] wrote 37 files" in out.stdout
     return run_dir
 
 

@@ -113,5 +113,6 @@ def perplexity_of_texts(ref: ModelRef, texts: list[str], e: EvalConfig, device: 
     if stride > context:
         raise UserError(f"eval.perplexity.stride={stride}: more than the model's context {context}; lower it")
     autocast = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(e.dtype)
-    return text_perplexity(model, AutoTokenizer.from_pretrained(ref.source), texts, context, stride,
-                           e.perplexity.batch_size, autocast)
+    row = text_perplexity(model, AutoTokenizer.from_pretrained(ref.source), texts, context, stride,
+                          e.perplexity.batch_size, autocast)
+    return {**row, "parameters": model.num_parameters()}

@@ -1,22 +1,44 @@
-"""Figures of the paper, drawn with matplotlib's Agg canvas from ``results/<run>/*.json`` alone."""
+"""Figures of the paper, drawn with matplotlib's Agg canvas from ``results/`` alone (through :class:`Results`).
+
+Every figure function takes ``(results, runs)`` and returns a :class:`Plot`, or ``None`` when none of its data
+exist; ``loss_vs_tokens`` alone is mandatory. Figures are drawn and rendered under :func:`style`, so the bytes depend
+on the results only.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import matplotlib.style
+import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
-from reproduce.paper.tables import load_json, rel, run_dirs
+from reproduce.errors import UserError
+from reproduce.paper.sources import Results
 
 DPI = 150
 WIDTH = 7.0  # inches
+SMOOTH = 9  # positions in loss_by_position's moving average
 # No timestamps or software versions in the files, so that a rebuild gives the same bytes.
 SAVE_METADATA = {"pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}
+# One look for every figure, on top of matplotlib's defaults (a user's matplotlibrc cannot change it).
+RC = {
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+    "legend.fontsize": 7, "legend.frameon": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6,
+    "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.0,
+}
+PATHS = {"package": "package", "bare": "bare loop"}  # throughput: the training path as the figure names it
+
+Series = tuple[str, dict[str, float]]  # a label and its value per category
+Point = tuple[str, float, float]  # a label, parameters and perplexity
 
 
 @dataclass(frozen=True)
@@ -29,20 +51,69 @@ class Plot:
     sources: list[str]
 
 
+def style() -> Any:
+    """Matplotlib's default style plus the paper's :data:`RC`, as a context manager."""
+    return matplotlib.style.context(["default", RC])
+
+
+def _styled(fn: Callable[..., Plot | None]) -> Callable[..., Plot | None]:
+    """Draw under :func:`style` whatever the caller's settings."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Plot | None:
+        with style():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def render(fig: Figure) -> dict[str, bytes]:
     """The figure as PDF and PNG bytes, keyed by file suffix."""
     out = {}
-    for fmt, metadata in SAVE_METADATA.items():
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
-        out[fmt] = buf.getvalue()
+    with style():
+        for fmt, metadata in SAVE_METADATA.items():
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
+            out[fmt] = buf.getvalue()
     return out
 
 
-def _new_figure(height: float, nrows: int = 1) -> tuple[Figure, list[Any]]:
+def _new_figure(height: float, nrows: int = 1, ratios: Sequence[float] | None = None) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, list(fig.subplots(nrows, 1, squeeze=False)[:, 0])
+    axes = fig.subplots(nrows, 1, squeeze=False, gridspec_kw={"height_ratios": ratios} if ratios else None)
+    return fig, list(axes[:, 0])
+
+
+def _legend_above(ax: Axes, title: str | None = None, ncol: int = 2) -> None:
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=ncol, title=title, alignment="left")
+
+
+def _bars_height(n_categories: int, n_series: int) -> float:
+    """Inches of a grouped bar panel."""
+    return 0.9 + n_categories * (0.1 + 0.09 * max(n_series, 1))
+
+
+def _grouped_barh(ax: Axes, categories: list[str], series: list[Series], chance: float | None = None,
+                  value_fmt: str | None = None) -> None:
+    """One row per category, top to bottom, with one bar per series (none where a series lacks the category);
+    ``chance`` a dashed reference line, ``value_fmt`` the values written at the bars' ends."""
+    height = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series):
+        rows = [j for j, c in enumerate(categories) if c in values]
+        offset = (i - (len(series) - 1) / 2) * height
+        bars = ax.barh([j + offset for j in rows], [values[categories[j]] for j in rows], height=height,
+                       color=f"C{i}", label=label)
+        if value_fmt:
+            ax.bar_label(bars, fmt=value_fmt, padding=2, fontsize=6)
+    if chance is not None:
+        ax.axvline(chance, color="black", ls="--", lw=1.0, label=f"chance ({chance})")
+    ax.set_yticks(range(len(categories)), categories)
+    ax.set_ylim(len(categories) - 0.5, -0.5)
+    ax.grid(False, axis="y")
+
+
+# ------------------------------------------------------------------------------------------------- training
 
 
 def _stage_offsets(train: list[dict[str, Any]]) -> dict[str, int]:
@@ -55,98 +126,297 @@ def _stage_offsets(train: list[dict[str, Any]]) -> dict[str, int]:
     return offsets
 
 
-def loss_vs_tokens(results_dir: Path, runs: list[str]) -> Plot:
+def _mark(ax: Axes, x: float, text: str, color: str, ls: str) -> None:
+    """A vertical line at ``x`` with ``text`` along its left side, from the top."""
+    ax.axvline(x, color=color, ls=ls, lw=1.0)
+    ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(-2, -3), textcoords="offset points",
+                ha="right", va="top", rotation=90, fontsize=7, color=color)
+
+
+@_styled
+def loss_vs_tokens(results: Results, runs: list[str]) -> Plot:
     """Training and validation loss against cumulative tokens across stages, one panel per run."""
-    dirs = run_dirs(results_dir, runs)
-    paths = [d / "curves.json" for d in dirs]
-    curves = [load_json(p) for p in paths]
-    fig, axes = _new_figure(1.0 + 2.6 * len(dirs), nrows=len(dirs))
-    for ax, run_dir, c in zip(axes, dirs, curves, strict=True):
-        offsets = _stage_offsets(c["train"])
-        for i, (stage, offset) in enumerate(offsets.items()):
-            train = [p for p in c["train"] if p["stage"] == stage]
-            val = [p for p in c["validation"] if p["stage"] == stage]
-            ax.plot(
-                [offset + p["tokens"] for p in train],
-                [p["loss"] for p in train],
-                color=f"C{i}",
-                lw=1.0,
-                label=f"{stage} train",
-            )
-            ax.plot(
-                [offset + p["tokens"] for p in val],
-                [p["loss"] for p in val],
-                "o",
-                color=f"C{i}",
-                mec="black",
-                ms=4,
-                label=f"{stage} validation",
-            )
+    names = [f"{run}/curves.json" for run in runs]
+    fig, axes = _new_figure(1.0 + 2.6 * len(runs), nrows=len(runs))
+    for ax, run, name in zip(axes, runs, names, strict=True):
+        curves = results.load(name)
+        for i, (stage, offset) in enumerate(_stage_offsets(curves["train"]).items()):
+            for kind, fmt, extra in (("train", "-", {}), ("validation", "o", {"mec": "black", "ms": 4})):
+                points = [p for p in curves[kind] if p["stage"] == stage]
+                ax.plot([offset + p["tokens"] for p in points], [p["loss"] for p in points], fmt, color=f"C{i}",
+                        label=f"{stage} {kind}", **extra)
             if offset:
-                ax.axvline(offset, color="gray", ls="--", lw=1.0)
-                ax.annotate(
-                    f"{stage} starts",
-                    (offset, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(3, -3),
-                    textcoords="offset points",
-                    va="top",
-                    fontsize=8,
-                    color="gray",
-                )
-        ax.set_title(f"run {run_dir.name}", fontsize=10)
+                _mark(ax, offset, f"{stage} starts", "gray", "--")
+        ax.set_title(f"run {run}")
         ax.set_xlim(left=0)
         ax.set_ylabel("loss (nats/token)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend()
     axes[-1].set_xlabel("tokens seen (cumulative across stages)")
-    return Plot(
-        name="loss_vs_tokens",
-        caption="Training loss (lines) and validation loss (points) against tokens seen; "
-        "dashed line: start of the next stage",
-        figure=fig,
-        sources=[rel(p, results_dir) for p in paths],
-    )
+    return Plot("loss_vs_tokens", "Training loss (lines) and validation loss (points) against tokens seen; "
+                "dashed line: start of the next stage", fig, [results.label(n) for n in names])
 
 
-def rublimp_per_phenomenon(results_dir: Path, runs: list[str]) -> Plot:
-    """Horizontal bars of RuBLiMP accuracy per phenomenon for every (run, evaluated stage)."""
-    paths = [d / "summary.json" for d in run_dirs(results_dir, runs)]
-    series = [
-        (f"{s['run']} {stage}", res)
-        for s in (load_json(p) for p in paths)
-        for stage, res in sorted(s.get("rublimp", {}).items())
-    ]
-    phenomena = sorted({ph for _, res in series for ph in res["per_phenomenon"]})
-    n = max(len(series), 1)
-    fig, (ax,) = _new_figure(1.6 + len(phenomena) * (0.08 + 0.08 * n))
-    height = 0.8 / n
-    for i, (label, res) in enumerate(series):
-        ys = [j + (i - (n - 1) / 2) * height for j, ph in enumerate(phenomena) if ph in res["per_phenomenon"]]
-        xs = [res["per_phenomenon"][ph] for ph in phenomena if ph in res["per_phenomenon"]]
-        ax.barh(ys, xs, height=height, color=f"C{i}", label=label)
-        ax.axvline(res["mean"], color=f"C{i}", ls="-.", lw=1.2, label=f"{label} mean {res['mean']:.3f}")
-    ax.axvline(0.5, color="black", ls="--", lw=1.0, label="chance (0.5)")
+def moving_average(values: Sequence[float], width: int = SMOOTH) -> np.ndarray:
+    """Centred mean over ``width`` positions; at the ends, over the positions that exist."""
+    x = np.asarray(values, dtype=np.float64)
+    sums = np.concatenate([[0.0], np.cumsum(x)])
+    i = np.arange(len(x))
+    lo, hi = np.maximum(i - width // 2, 0), np.minimum(i + width // 2 + 1, len(x))
+    return (sums[hi] - sums[lo]) / (hi - lo)
+
+
+@_styled
+def loss_by_position(results: Results, runs: list[str]) -> Plot | None:
+    """Mean test loss at each position of the largest evaluated window, per stage, one panel per run that has it."""
+    found = [run for run in runs if results.has(f"{run}/loss_by_position.json")]
+    if not found:
+        return None
+    fig, axes = _new_figure(1.0 + 2.6 * len(found), nrows=len(found))
+    sources = []
+    for ax, run in zip(axes, found, strict=True):
+        name, summary = f"{run}/loss_by_position.json", f"{run}/summary.json"
+        data = results.load(name)
+        window = max(results.value(name, "windows"), key=int)
+        trained = results.value(summary, "stages") if results.has(summary) else {}
+        sources += [name] + ([summary] if trained else [])
+        for i, stage in enumerate(results.value(name, "stages")):
+            nll = results.value(name, "stages", stage, window)
+            ax.plot(range(len(nll)), nll, color=f"C{i}", lw=0.5, alpha=0.45)
+            ax.plot(range(len(nll)), moving_average(nll), color=f"C{i}", lw=1.8,
+                    label=f"{stage} ({SMOOTH}-position mean)")
+            if stage in trained:
+                context = trained[stage]["context"]
+                _mark(ax, context, f"{stage} trained at {context}", f"C{i}", ":")
+        ax.set_title(f"run {run}: {data['windows'][window]} test windows of {window} tokens")
+        ax.set_xlim(0, int(window))
+        ax.set_ylabel("mean test loss (nats/token)")
+        ax.legend(loc="lower left", ncol=2)
+    axes[-1].set_xlabel("position in the window")
+    return Plot("loss_by_position", "Mean test loss at each position of the largest evaluated window, per stage's "
+                f"model (thin: each position; thick: centred {SMOOTH}-position mean, shorter at the ends); dotted: "
+                "the context each stage trained at. Right of stage 1's line its model meets positions it never "
+                "trained on: the gap there is what stage 2's doubled context buys", fig,
+                [results.label(n) for n in sources])
+
+
+# ------------------------------------------------------------------------------------------------- scaling
+
+
+def power_law_fit(params: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
+    """``(a, b)`` of ``value = a * params**b``, least squares on log10 of both."""
+    b, log_a = np.polyfit(np.log10(np.asarray(params, float)), np.log10(np.asarray(values, float)), 1)
+    return float(10**log_a), float(b)
+
+
+def _published_points(results: Results) -> tuple[list[Point], list[str]]:
+    """(label, parameters, perplexity) of each model card that reports a test perplexity, and the files read."""
+    if not results.has("published/perplexity.csv"):
+        return [], []
+    rows = [r for r in results.published("perplexity.csv", ["test_perplexity"]) if r["test_perplexity"]]
+    if not rows:
+        return [], ["published/perplexity.csv"]
+    params = {r["model"]: r["parameters"] for r in results.published("architectures.csv", ["parameters"])}
+    for r in rows:
+        if not params.get(r["model"]):
+            raise UserError(f"{results.path('published/architectures.csv')}: no parameters for model {r['model']}, "
+                            "which published/perplexity.csv reports; add its row")
+    points = [(f"ruGPT-3 {r['model']}", float(params[r["model"]]), float(r["test_perplexity"])) for r in rows]
+    return points, ["published/perplexity.csv", "published/architectures.csv"]
+
+
+def _run_points(results: Results, runs: list[str]) -> tuple[list[Point], list[str]]:
+    """Each run's last evaluated stage at its largest context, and the files read."""
+    points, sources = [], []
+    for run in runs:
+        name = f"{run}/summary.json"
+        rows = results.load(name).get("perplexity") if results.has(name) else None
+        if rows:
+            stage = rows[-1]["stage"]
+            row = max((r for r in rows if r["stage"] == stage), key=lambda r: r["context"])
+            parameters = results.value(name, "stages", stage, "parameters")
+            points.append((f"{run} {stage} (context {row['context']})", float(parameters), row["perplexity"]))
+            sources.append(name)
+    return points, sources
+
+
+def _eval_points(results: Results) -> tuple[list[Point], list[str]]:
+    """Each ``reproduce eval`` perplexity with a parameter count, labelled by its folder, and the files read."""
+    names = [n for n in results.glob("eval/*/perplexity.json") if results.load(n).get("parameters")]
+    points = [(n.split("/")[1], float(results.value(n, "parameters")), results.value(n, "perplexity")) for n in names]
+    return points, names
+
+
+@_styled
+def perplexity_vs_parameters(results: Results, runs: list[str]) -> Plot | None:
+    """Test perplexity against parameters, log-log, with a power-law fit for a series of 3 or more sizes."""
+    series = [("published (model cards)", "s", *_published_points(results)),
+              ("our runs (their test split)", "o", *_run_points(results, runs)),
+              ("reproduce eval (its texts)", "^", *_eval_points(results))]
+    if not any(points for _, _, points, _ in series):
+        return None
+    fig, (ax,) = _new_figure(4.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.margins(0.1)
+    for i, (label, marker, points, _) in enumerate(series):
+        if not points:
+            continue
+        labels, params, ppl = zip(*points, strict=True)
+        ax.plot(params, ppl, marker, color=f"C{i}", mec="black", ms=5, label=label)
+        for text, x, y in points:
+            ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        if len(set(params)) >= 3:
+            a, b = power_law_fit(params, ppl)
+            xs = np.geomspace(min(params), max(params), 50)
+            ax.plot(xs, a * xs**b, "--", color=f"C{i}", label=f"{label} fit: ppl = a·N^b, b = {b:.3f}")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("test perplexity")
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(FormatStrFormatter("%g"))
+    ax.legend()
+    sources = [results.label(n) for _, _, _, names in series for n in names]
+    return Plot("perplexity_vs_parameters", "Test perplexity against parameters (log-log); dashed: power-law fit "
+                "ppl = a·N^b of a series with at least 3 sizes. The published perplexities (model cards) and ours "
+                "use different test sets and tokenizers: compare slopes, not levels", fig, sources)
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+
+
+def _accuracies(tasks: dict[str, Any]) -> dict[str, float]:
+    return {task: m["acc"] for task, m in tasks.items() if isinstance(m, dict) and "acc" in m}
+
+
+@_styled
+def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
+    """Accuracy per top-level task of every evaluated model: each run's stages and each ``reproduce eval`` suite."""
+    series: list[Series] = []
+    sources = []
+    for run in runs:
+        name = f"{run}/summary.json"
+        suite = results.load(name).get("suite") if results.has(name) else None
+        if suite:
+            series += [(f"{run} {stage}", _accuracies(tasks)) for stage, tasks in suite.items()]
+            sources.append(name)
+    files = [n for n in results.glob("eval/*/*.json") if not n.endswith("/perplexity.json")
+             and isinstance(results.load(n), dict) and isinstance(results.load(n).get("metrics"), dict)]
+    per_folder = Counter(n.split("/")[1] for n in files)
+    for n in files:
+        folder, stem = n.split("/")[1], n.rsplit("/", 1)[1].removesuffix(".json")
+        label = folder if per_folder[folder] == 1 else f"{folder} {stem}"
+        series.append((label, _accuracies(results.load(n)["metrics"])))
+    sources += files
+    present = {task for _, values in series for task in values}
+    tasks = sorted(t for t in present if not any(t.startswith(p + "_") for p in present))
+    series = [(label, {t: v for t, v in values.items() if t in tasks}) for label, values in series]
+    series = [s for s in series if s[1]]
     if not series:
-        ax.text(0.5, 0.5, "RuBLiMP was not evaluated", ha="center", va="center", transform=ax.transAxes)
-    ax.set_yticks(range(len(phenomena)), phenomena, fontsize=7)
-    ax.set_ylim(len(phenomena) - 0.5, -0.5)
+        return None
+    fig, (ax,) = _new_figure(_bars_height(len(tasks), len(series)))
+    _grouped_barh(ax, tasks, series, chance=0.5, value_fmt="%.3f" if len(series) <= 4 else None)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy")
+    _legend_above(ax)
+    return Plot("task_accuracy", "Accuracy (acc) per task of every evaluated model, top-level tasks only: each run's "
+                "evaluated stages and each model scored by `reproduce eval`; dashed: 0.5", fig,
+                [results.label(n) for n in sources])
+
+
+@_styled
+def rublimp_per_phenomenon(results: Results, runs: list[str]) -> Plot | None:
+    """RuBLiMP accuracy per phenomenon for every (run, evaluated stage), with each one's mean."""
+    names = [n for n in (f"{run}/summary.json" for run in runs) if results.has(n) and results.load(n).get("rublimp")]
+    if not names:
+        return None
+    scores = [(f"{results.load(n)['run']} {stage}", res) for n in names
+              for stage, res in sorted(results.load(n)["rublimp"].items())]
+    phenomena = sorted({ph for _, res in scores for ph in res["per_phenomenon"]})
+    fig, (ax,) = _new_figure(_bars_height(len(phenomena), len(scores)))
+    _grouped_barh(ax, phenomena, [(label, res["per_phenomenon"]) for label, res in scores], chance=0.5)
+    for i, (label, res) in enumerate(scores):
+        ax.axvline(res["mean"], color=f"C{i}", ls="-.", lw=1.2, label=f"{label} mean {res['mean']:.3f}")
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy on minimal pairs")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
-    return Plot(
-        name="rublimp_per_phenomenon",
-        caption="RuBLiMP accuracy per phenomenon for each evaluated stage, with the mean and the 50% chance line",
-        figure=fig,
-        sources=[rel(p, results_dir) for p in paths],
-    )
+    _legend_above(ax)
+    return Plot("rublimp_per_phenomenon", "RuBLiMP accuracy per phenomenon for each evaluated stage, with the mean "
+                "and the 50% chance line", fig, [results.label(n) for n in names])
 
 
-def all_plots(results_dir: Path, runs: list[str]) -> list[Plot]:
-    return [loss_vs_tokens(results_dir, runs), rublimp_per_phenomenon(results_dir, runs)]
+# ------------------------------------------------------------------------------------------------- throughput
 
 
-def style() -> Any:
-    """Matplotlib's default style, so that a user's matplotlibrc cannot change the output."""
-    return matplotlib.style.context("default")
+def _throughput_records(results: Results) -> tuple[list[dict[str, Any]], list[str]]:
+    """One record per (device, precision, configuration, path) from the GPU and CPU benchmarks, sorted; an identical
+    configuration in several files counts once, from the first file by name."""
+    records: dict[tuple[Any, ...], dict[str, Any]] = {}
+    gpu, cpu = results.glob("perf/gpu_mfu*.json"), results.glob("perf/train_throughput_*.json")
+    for name in gpu:
+        device, precision = results.value(name, "device"), results.value(name, "meta", "precision")
+        for r in results.value(name, "runs"):
+            config = f"{r['model']} {r['context']}×{r['micro_batch']}" + "".join(f" {v}" for v in r["variant"])
+            key = (device, precision, r["model"], r["context"], r["micro_batch"], tuple(r["variant"]), r["path"])
+            records.setdefault(key, {"device": device, "precision": precision, "config": config, "path": r["path"],
+                                     "mfu": r["mfu"], "tokens_per_second": r["tokens_per_second"]})
+    for name in cpu:
+        machine = results.value(name, "machine")
+        device, model = f"{machine['cpu']} ({machine['cpus']} CPUs)", results.value(name, "model")
+        for r in results.value(name, "rows"):
+            for path, field in (("package", "package_tokens_per_s"), ("bare", "bare_loop_tokens_per_s")):
+                key = (device, r["precision"], model, 0, 0, (), path)
+                records.setdefault(key, {"device": device, "precision": r["precision"], "config": model,
+                                         "path": path, "mfu": None, "tokens_per_second": r[field]})
+    return [records[k] for k in sorted(records)], gpu + cpu
+
+
+def _by_path(records: list[dict[str, Any]], field: str, label: Callable[[dict[str, Any]], str],
+             scale: float = 1.0) -> tuple[list[str], list[Series]]:
+    """Categories (in record order) and one series per training path of ``field``."""
+    categories = list(dict.fromkeys(label(r) for r in records))
+    series = [(shown, {label(r): r[field] * scale for r in records if r["path"] == path})
+              for path, shown in PATHS.items()]
+    return categories, [s for s in series if s[1]]
+
+
+@_styled
+def throughput_mfu(results: Results, runs: list[str]) -> Plot | None:
+    """Model FLOPs utilization of each GPU configuration, and training tokens/s of every device's configurations;
+    the package's training step beside a bare PyTorch loop."""
+    records, sources = _throughput_records(results)
+    if not records:
+        return None
+    gpu = [r for r in records if r["mfu"] is not None]
+    machines = sorted({(r["device"], r["precision"]) for r in gpu})
+    one = len(machines) == 1
+    panels = []
+    if gpu:
+        cats, series = _by_path(gpu, "mfu", lambda r: r["config"] if one else
+                                f"{r['device']}, {r['precision']}\n{r['config']}", scale=100.0)
+        title = f"model FLOPs utilization on {machines[0][0]} ({machines[0][1]})" if one else "model FLOPs utilization"
+        panels.append((cats, series, title, "MFU (%)", "%.1f"))
+    cats, series = _by_path(records, "tokens_per_second", lambda r: f"{r['device']}\n{r['config']}, {r['precision']}")
+    panels.append((cats, series, "training throughput", "tokens/s (log scale)", "{:,.0f}"))
+    ratios = [_bars_height(len(p[0]), len(p[1])) for p in panels]
+    fig, axes = _new_figure(sum(ratios), nrows=len(panels), ratios=ratios)
+    for ax, (cats, series, title, xlabel, fmt) in zip(axes, panels, strict=True):
+        values = [v for _, s in series for v in s.values()]
+        if xlabel.startswith("tokens"):
+            ax.set_xscale("log")
+            ax.set_xlim(min(values) / 2, max(values) * 8)
+        else:
+            ax.set_xlim(0, max(values) * 1.15)
+        _grouped_barh(ax, cats, series, value_fmt=fmt)
+        ax.set_xlabel(xlabel)
+        _legend_above(ax, title)
+    return Plot("throughput_mfu", "Training speed of the package's step and of a bare PyTorch loop on the same "
+                "configuration: model FLOPs utilization on the GPU, and tokens per second on every device (GPU and "
+                "CPU benchmarks)", fig, [results.label(n) for n in sources])
+
+
+# ------------------------------------------------------------------------------------------------- all
+
+
+def all_plots(results: Results, runs: list[str]) -> list[Plot]:
+    """Every figure whose data exist, in the paper's order; a missing ``<run>/curves.json`` is an error."""
+    figures = (loss_vs_tokens, loss_by_position, perplexity_vs_parameters, task_accuracy, throughput_mfu,
+               rublimp_per_phenomenon)
+    return [plot for fn in figures if (plot := fn(results, runs)) is not None]

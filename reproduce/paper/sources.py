@@ -1,0 +1,197 @@
+"""The paper's only view of ``results/``: each file read once, one clear line for a missing or malformed one, and
+every number a table shows carried as a :class:`Num` that names the field it came from."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reproduce.errors import UserError
+
+Key = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One field of a results file: ``file`` relative to ``results/``; ``key`` the JSON keys and list indices, or
+    (row index, column) of a CSV; ``fmt`` how the cell shows it (see :func:`show`)."""
+
+    file: str
+    key: Key
+    fmt: str
+
+
+class Num(str):
+    """A table cell made only of traced values: ``template.format(*(show(value, ref.fmt) for each ref))``."""
+
+    refs: tuple[Ref, ...]
+    values: tuple[Any, ...]
+    template: str
+
+    def __new__(cls, template: str, parts: Sequence[tuple[Any, Ref]]) -> Num:
+        cell = super().__new__(cls, template.format(*(show(value, ref.fmt) for value, ref in parts)))
+        cell.values = tuple(value for value, _ in parts)
+        cell.refs = tuple(ref for _, ref in parts)
+        cell.template = template
+        return cell
+
+
+def combine(template: str, *cells: str) -> str:
+    """Cells in one (``"{} / {}"``): traced cells keep their fields, plain ones (—, n/r) become fixed text."""
+    traced = [c for c in cells if isinstance(c, Num)]
+    if not traced:
+        return template.format(*cells)
+    inner = [c.template if isinstance(c, Num) else c.replace("{", "{{").replace("}", "}}") for c in cells]
+    return Num(template.format(*inner), [part for c in traced for part in zip(c.values, c.refs, strict=True)])
+
+
+def show(value: Any, fmt: str) -> str:
+    """A value as a cell shows it. ``fmt`` is a format spec (a CSV's text is read as a number first), ``"s"`` the
+    value verbatim, or ``"text"`` free text on one line (line breaks as ⏎)."""
+    if fmt == "text":
+        return " ".join(str(value).replace("\n", " ⏎ ").split())
+    if isinstance(value, str) and fmt != "s":
+        value = float(value) if any(c in value for c in ".eE") else int(value)
+    return format(value, fmt)
+
+
+def walk(data: Any, key: Key) -> Any:
+    """The value at ``key`` (keys and indices) inside ``data``; raises KeyError, IndexError or TypeError."""
+    for part in key:
+        data = data[part]
+    return data
+
+
+def missing(path: Path) -> UserError:
+    return UserError(f"{path}: results file not found; run `make reproduce` first")
+
+
+class Results:
+    """``results/`` as the paper reads it. Files are named relative to it (``mini/summary.json``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._files: dict[str, Any] = {}
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def has(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def glob(self, pattern: str) -> list[str]:
+        """Names of the files matching ``pattern`` under ``results/``, sorted."""
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.glob(pattern) if p.is_file())
+
+    def label(self, name: str) -> str:
+        """How the paper names a results file: ``results/mini/summary.json``."""
+        return f"{self.root.name}/{name}"
+
+    def load(self, name: str) -> Any:
+        """A JSON file's content, or a CSV's rows as dicts; a missing or malformed file fails with one line."""
+        if name not in self._files:
+            path = self.path(name)
+            if not path.is_file():
+                raise missing(path)
+            self._files[name] = _read_csv(path) if path.suffix == ".csv" else _read_json(path)
+        return self._files[name]
+
+    def value(self, name: str, *key: str | int) -> Any:
+        try:
+            return walk(self.load(name), key)
+        except (KeyError, IndexError, TypeError):  # a CSV's rows, or a key into a number
+            raise no_field(self.path(name), key) from None
+
+    def num(self, name: str, *key: str | int, fmt: str) -> Num:
+        """The field ``key`` of ``name`` as one traced cell."""
+        return Num("{}", [(self.value(name, *key), Ref(name, key, fmt))])
+
+    def published(self, name: str, columns: Sequence[str]) -> list[dict[str, str]]:
+        """The rows of ``published/<name>``, checked: the ``columns`` and ``source`` exist, and a row with a value in
+        any of ``columns`` has a source."""
+        rows = self.load(f"published/{name}")
+        path = self.path(f"published/{name}")
+        header = list(rows[0]) if rows else _header(path)
+        absent = [c for c in (*columns, "source") if c not in header]
+        if absent:
+            raise UserError(f"{path}: no column {', '.join(absent)}; restore the header from git")
+        for i, row in enumerate(rows, start=2):
+            if any(row[c] for c in columns) and not row["source"]:
+                raise UserError(f"{path}: line {i} has a value but no source; name where it is printed")
+        return rows
+
+
+def no_field(path: Path, key: Key) -> UserError:
+    return UserError(f"{path}: no field {'.'.join(map(str, key))}; regenerate the file (`make reproduce`)")
+
+
+class _Object(dict):
+    """A JSON object that names its file and field when a key is missing."""
+
+    def __init__(self, items: dict[str, Any], path: Path, key: Key) -> None:
+        super().__init__(items)
+        self.where = (path, key)
+
+    def __missing__(self, key: str) -> Any:
+        raise no_field(self.where[0], (*self.where[1], key))
+
+
+class _Array(list):
+    """A JSON array that names its file and field when an index is out of range."""
+
+    def __init__(self, items: list[Any], path: Path, key: Key) -> None:
+        super().__init__(items)
+        self.where = (path, key)
+
+    def __getitem__(self, index: Any) -> Any:
+        try:
+            return super().__getitem__(index)
+        except IndexError:
+            raise no_field(self.where[0], (*self.where[1], index)) from None
+
+
+def _traced(value: Any, path: Path, key: Key = ()) -> Any:
+    if isinstance(value, dict):
+        return _Object({k: _traced(v, path, (*key, k)) for k, v in value.items()}, path, key)
+    if isinstance(value, list):
+        return _Array([_traced(v, path, (*key, i)) for i, v in enumerate(value)], path, key)
+    return value
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return _traced(json.loads(path.read_text(encoding="utf-8")), path)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); run `make reproduce` again") from None
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        lines = [cells for cells in csv.reader(f) if cells]
+    if not lines:
+        raise UserError(f"{path}: empty; restore its header from git")
+    header = lines[0]
+    for i, cells in enumerate(lines[1:], start=2):
+        if len(cells) != len(header):
+            raise UserError(f"{path}: row {i} has {len(cells)} cells, the header {len(header)}; fix the row")
+    return [_Row(zip(header, cells, strict=True), path) for cells in lines[1:]]
+
+
+class _Row(dict):
+    """A CSV row that names its file when a column is missing."""
+
+    def __init__(self, items: Any, path: Path) -> None:
+        super().__init__(items)
+        self.path = path
+
+    def __missing__(self, column: str) -> Any:
+        raise UserError(f"{self.path}: no column {column}; restore the header from git")
