@@ -258,8 +258,8 @@ def build_plan(cfg: RecipeConfig) -> dict[str, Any]:
               "memory_gib": max(s["memory_gib"]["total"] for s in stages.values())}
     config = {"run_name": cfg.run_name,
               "model": {"name": name, **{key: getattr(m, key) for key in ARCHITECTURE}},
-              "stages": {k: {f: getattr(s, f) for f in ("context", "epochs", "batch_size", "micro_batch_size")}
-                         for k, s in cfg.stages.items()},
+              "stages": {k: {**{f: getattr(s, f) for f in ("context", "epochs", "batch_size", "micro_batch_size")},
+                             "optim": dataclasses.asdict(s.optim)} for k, s in cfg.stages.items()},
               "trainer": {"devices": t.devices, "num_nodes": t.num_nodes, "world_size": cfg.world_size,
                           "strategy": t.strategy, "precision": t.precision, "fsdp": dataclasses.asdict(t.fsdp),
                           "loss": t.loss, "loss_chunk_tokens": t.loss_chunk_tokens},

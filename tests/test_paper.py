@@ -13,9 +13,9 @@ from reproduce.errors import UserError
 from reproduce.paper.build import build_paper
 from tests.paper_fixture import copy_results
 
-TABLES = ["architectures", "recipe", "compute", "perplexity", "zero_shot", "russian_superglue_leaderboard",
-          "mera_medium", "open_llm_leaderboard", "paper_russian_superglue", "paper_tape", "paper_probing",
-          "paper_generation", "contamination", "samples"]
+TABLES = ["architectures", "recipe", "hyperparameters", "compute", "perplexity", "zero_shot",
+          "russian_superglue_leaderboard", "mera_medium", "open_llm_leaderboard", "paper_russian_superglue",
+          "paper_tape", "paper_probing", "paper_generation", "contamination", "samples"]
 FIGURES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
            "rublimp_per_phenomenon"]
 OUTPUTS = sorted(["README.md", *(f"tables/{t}.{s}" for t in TABLES for s in ("md", "tex")),

@@ -14,7 +14,8 @@ PUBLISHED = ROOT / "results" / "published"
 MODELS = ("small", "medium", "large")
 # Columns that name a row or describe it; any other non-empty column is a value and needs a source.
 KEY_COLUMNS = frozenset(
-    {"model", "task", "metric", "fact", "stage", "stages", "benchmark", "source", "note", "location", "gpu_source"}
+    {"model", "task", "metric", "fact", "stage", "stages", "benchmark", "parameter", "source", "note", "location",
+     "gpu_source"}
 )
 PAPER_BODY = tuple(f"paper_body_{name}.csv" for name in ("russian_superglue", "tape", "probing", "generation"))
 PAPER_BODY_HEADER = ["model", "task", "metric", "value", "source", "location"]
@@ -27,10 +28,12 @@ TRANSCRIBED = (
     "russian_superglue_leaderboard.csv",
     "mera_medium.csv",
     "open_llm_leaderboard.csv",
+    "hyperparameters.csv",
 )
 NOT_PRINTED = {("architectures.csv", "parameters"), ("recipe.csv", "tokens_per_epoch")}  # derived or "80B"
 NOT_PRINTED_CELLS = {("compute.csv", "days", "small")}  # "around one week"
-QUOTE_COLUMNS = {"model_cards.csv": ("quote",), "recipe.csv": ("quote",), "compute.csv": ("quote", "gpu")}
+QUOTE_COLUMNS = {"model_cards.csv": ("quote",), "recipe.csv": ("quote",), "compute.csv": ("quote", "gpu"),
+                 "hyperparameters.csv": ("quote",)}
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 

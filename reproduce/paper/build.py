@@ -30,7 +30,8 @@ PRODUCERS = (
 
 def all_tables(results: Results, runs: list[str]) -> list[Table]:
     """Every table, in the paper's order; a table whose optional results are absent is left out."""
-    out = [tables.architecture_table(results), published.recipe_table(results), published.compute_table(results),
+    out = [tables.architecture_table(results), published.recipe_table(results),
+           published.hyperparameters_table(results), published.compute_table(results),
            tables.perplexity_table(results, runs)]
     if tables.scored_models(results, runs):
         out.append(tables.zero_shot_table(results, runs))

@@ -12,7 +12,8 @@ BODY_TABLES = {"russian_superglue": "Russian SuperGLUE", "tape": "TAPE", "probin
                "generation": "generation"}
 # Every published file the paper reads (the pre-flight of `reproduce paper` checks them before anything runs).
 PUBLISHED_FILES = tuple(PUB + name for name in (
-    "architectures.csv", "perplexity.csv", "recipe.csv", "compute.csv", "russian_superglue_leaderboard.csv",
+    "architectures.csv", "perplexity.csv", "recipe.csv", "hyperparameters.csv", "compute.csv",
+    "russian_superglue_leaderboard.csv",
     "mera_medium.csv", "open_llm_leaderboard.csv", *(f"paper_body_{key}.csv" for key in BODY_TABLES)))
 
 
@@ -49,6 +50,38 @@ def recipe_table(results: Results) -> Table:
     return Table(name="recipe", caption="Pretraining recipe: published stages and epochs; derived steps and tokens of "
                  "our paper experiments", headers=["model", "stage", "context", "epochs", "tokens / epoch",
                                                    "batch tokens (ours)", "steps (derived)", "tokens (derived)"],
+                 rows=rows, notes=notes, sources=list(dict.fromkeys(sources)))
+
+
+# Our value beside a published hyperparameter: its field in results/plan/rugpt3_<model>_paper.json (stage 1), format.
+OURS = {"lr": (("config", "stages", "stage1", "optim", "lr"), ".1e"),
+        "min_lr": (("config", "stages", "stage1", "optim", "min_lr"), ".1e"),
+        "warmup": (("config", "stages", "stage1", "optim", "warmup_fraction"), ".1%"),
+        "weight_decay": (("config", "stages", "stage1", "optim", "weight_decay"), "g"),
+        "grad_clip": (("config", "stages", "stage1", "optim", "grad_clip"), ".1f"),
+        "batch": (("stages", "stage1", "batch_tokens"), ",")}
+
+
+def hyperparameters_table(results: Results) -> Table:
+    """The optimizer values of the authors' example scripts beside those of our paper experiments (stage 1)."""
+    file = "hyperparameters.csv"
+    rows_in = results.published(file, ("value",))
+    rows, sources = [], [results.label(PUB + file)]
+    for i, r in enumerate(rows_in):
+        plan, (key, fmt) = _plan(r["model"]), OURS.get(r["parameter"], ((), ""))
+        ours = DASH
+        if key and results.has(plan):
+            ours = results.num(plan, *key, fmt=fmt)
+            sources.append(results.label(plan))
+        rows.append([r["model"], r["parameter"], _pub(results, file, i, "value"), ours])
+    notes = [
+        "Published: ai-forever/ru-gpts @ 1e4b33d scripts/*.sh, example scripts for the Megatron/DeepSpeed code, NOT "
+        "stated as the released recipe (results/published/hyperparameters.csv).",
+        "Ours: conf/stage/paper_<model>.yaml as reproduce plan records it (results/plan/rugpt3_<model>_paper.json, "
+        "stage 1); batch in tokens. Our schedule is linear warmup then cosine decay to min_lr.",
+    ]
+    return Table(name="hyperparameters", caption="Optimizer hyperparameters: the authors' example scripts and our "
+                 "paper experiments", headers=["model", "parameter", "published (scripts)", "ours (stage 1)"],
                  rows=rows, notes=notes, sources=list(dict.fromkeys(sources)))
 
 
