@@ -199,13 +199,13 @@ def body_table(results: Results, key: str) -> Table:
                         "table, e.g. Table 3")
     columns = list(dict.fromkeys((r["task"], r["metric"]) for r in filled)) or [("", "")]
     models = list(dict.fromkeys(r["model"] for r in rows_in))
-    cell: dict[tuple[str, str, str], Num] = {(r["model"], r["task"], r["metric"]): results.num(PUB + file, i, "value",
-                                                                                               fmt="s")
-                                             for i, r in enumerate(rows_in) if r["value"]}
+    cell: dict[tuple[str, str, str], Num] = {
+        (r["model"], r["task"], r["metric"]): results.num(PUB + file, i, "value", fmt="s")
+        for i, r in enumerate(rows_in) if r["value"]}
     rows = [[m, *(cell.get((m, t, k), NOT_REPORTED) for t, k in columns)] for m in models]
     headers = ["model", *(f"{t} {k}".strip() or "value" for t, k in columns)]
-    places = sorted({f"{r['source']}, {r['location']}" for r in filled})
     if filled:
+        places = sorted({f"{r['source']}, {r['location']}" for r in filled})
         notes = [f"Transcribed from the paper: {'; '.join(places)}."]
     else:
         notes = [f"Not transcribed: fill results/published/{file} from the PDF (results/published/README.md says "
