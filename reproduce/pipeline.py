@@ -277,11 +277,11 @@ def paper(paths: PathsConfig, cfg: PaperConfig) -> list[Path]:
     that have results."""
     results = Path(paths.results)
     runs, absent = cfg.present_runs(results)
+    write_architectures(results / "architectures.json")
+    written = build_paper(results, runs, Path(paths.paper))
     for run in absent:
         log.info(f"[paper] extra run {run} left out: {results / run / 'summary.json'} not found "
                  f"(`reproduce run_name={run}` or its experiment makes it)")
-    write_architectures(results / "architectures.json")
-    written = build_paper(results, runs, Path(paths.paper))
     log.info(f"[paper] wrote {len(written)} files under {paths.paper} from runs {', '.join(runs)}")
     return written
 

@@ -158,8 +158,9 @@ def file_settings(tmp: Path) -> list[Case]:
     mirror = tmp / "mirror"  # a mirror whose first RuBLiMP file was edited
     (mirror / "eval" / "rublimp").mkdir(parents=True, exist_ok=True)
     (mirror / "eval" / "rublimp" / "add_new_suffix.csv").write_text("id,source_sentence\n0,x\n", encoding="utf-8")
-    results = tmp / "results"  # the published tables and a run's result files (their content is not read)
+    results = tmp / "results"  # the published tables and a run's empty result files
     shutil.copytree(SOURCE_ROOT / "results" / "published", results / "published", dirs_exist_ok=True)
+    shutil.copy(SOURCE_ROOT / "results" / "architectures.json", results / "architectures.json")  # up to date
     (results / "r").mkdir(exist_ok=True)
     for name in ("summary.json", "curves.json"):
         (results / "r" / name).write_text("{}\n", encoding="utf-8")
@@ -188,6 +189,9 @@ def file_settings(tmp: Path) -> list[Case]:
              "published/architectures.csv not found: copy results/published/"),
         Case("paper of a run without results", ["paper", f"paths.results={results}", "paper.runs=[nosuch]"],
              "nosuch/summary.json not found: run `reproduce run_name=nosuch` first"),
+        Case("paper of a malformed results file", ["paper", f"paths.results={results}", "paper.runs=[r]",
+                                                   f"paths.paper={tmp / 'paper'}"],
+             "r/summary.json: no field perplexity; regenerate the file"),
         Case("paper folder under a file", ["paper", f"paths.results={results}", "paper.runs=[r]",
                                            f"paths.paper={tmp / 'a_file' / 'paper'}"], "paths.paper: "),
     ]
