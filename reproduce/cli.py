@@ -126,14 +126,16 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         setup_logging(None, cfg.verbose)
         plan(cfg)
         return
+    if isinstance(cfg, PaperCommandConfig):
+        from reproduce.paper.build import make_paper  # results/ and matplotlib only: no training libraries
+
+        setup_logging(None, cfg.verbose)
+        make_paper(cfg.paths, cfg.paper)
+        return
     if not cfg.verbose:
         silence_progress_bars()
     from reproduce import pipeline  # the libraries, once their progress bars are off
 
-    if isinstance(cfg, PaperCommandConfig):
-        setup_logging(None, cfg.verbose)
-        pipeline.paper(cfg.paths, cfg.paper)
-        return
     if name in ("eval", "generate") and cfg.eval.model is not None:  # scores a model: no run record
         setup_logging(None, cfg.verbose)
         (pipeline.evaluate_models if name == "eval" else pipeline.generate)(cfg)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from reproduce.config import PaperConfig, PathsConfig, RecipeConfig
+from reproduce.config import RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepare import prepare_set, report
@@ -39,8 +39,7 @@ from reproduce.evaluate.runner import (
 )
 from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.io import read_json, write_json
-from reproduce.paper.architectures import write_architectures
-from reproduce.paper.build import build_paper
+from reproduce.paper.build import make_paper
 from reproduce.results import missing_output, package_metadata, run_metadata
 from reproduce.train.distributed import is_rank_zero
 from reproduce.train.stage import run_stage, warn_if_bf16_is_emulated
@@ -272,20 +271,6 @@ def generate(cfg: RecipeConfig) -> dict[str, list[dict[str, Any]]]:
     return samples
 
 
-def paper(paths: PathsConfig, cfg: PaperConfig) -> list[Path]:
-    """results/architectures.json from conf/model, then paper/ from results/ for ``paper.runs`` and the extra runs
-    that have results."""
-    results = Path(paths.results)
-    runs, absent = cfg.present_runs(results)
-    write_architectures(results / "architectures.json")
-    written = build_paper(results, runs, Path(paths.paper))
-    for run in absent:
-        log.info(f"[paper] extra run {run} left out: {results / run / 'summary.json'} not found "
-                 f"(`reproduce run_name={run}` or its experiment makes it)")
-    log.info(f"[paper] wrote {len(written)} files under {paths.paper} from runs {', '.join(runs)}")
-    return written
-
-
 def run(cfg: RecipeConfig) -> dict[str, Any]:
     """The whole recipe; paper/ is rebuilt only when the run is one of ``paper.runs``. The other ranks of a
     multi-process run (started by Lightning once rank zero has prepared the data) only train."""
@@ -299,7 +284,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     train(cfg, data)
     summary = evaluate(cfg, data)
     if cfg.run_name in cfg.paper.runs + cfg.paper.extra_runs:
-        paper(cfg.paths, cfg.paper)
+        make_paper(cfg.paths, cfg.paper)
     else:
         log.info(f"[paper] not rebuilt: run {cfg.run_name!r} is not in paper.runs {cfg.paper.runs}; add it with "
                  f"`reproduce paper 'paper.runs=[{','.join([*cfg.paper.runs, cfg.run_name])}]'`")

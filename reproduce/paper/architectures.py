@@ -23,10 +23,12 @@ def architectures() -> dict[str, dict[str, Any]]:
     return models
 
 
-def write_architectures(path: Path) -> None:
-    """Write the table's source only when an architecture changed, so a rebuild leaves results/ untouched."""
+def write_architectures(path: Path) -> bool:
+    """Write the table's source only when an architecture changed, so a rebuild leaves results/ untouched; says
+    whether it wrote."""
     models = architectures()
     if path.is_file() and read_json(path).get("models") == models:
-        return
+        return False
     write_json(path, {"meta": {**package_metadata(), "source": "conf/model/*.yaml, composed by conf/reproduce.yaml"},
                       "models": models})
+    return True

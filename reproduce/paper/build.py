@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import matplotlib
 
+from reproduce.config import PaperConfig, PathsConfig
 from reproduce.errors import UserError
 from reproduce.io import write_bytes
 from reproduce.paper import published_tables as published
@@ -16,6 +18,8 @@ from reproduce.paper import tables
 from reproduce.paper.figures import all_plots, render
 from reproduce.paper.render import Table, to_latex, to_markdown
 from reproduce.paper.sources import Results
+
+log = logging.getLogger("reproduce")
 
 # Which command writes each part of results/ (the paper's index names it beside each artifact's files).
 PRODUCERS = (
@@ -97,7 +101,11 @@ def build_paper(results_dir: Path, runs: list[str], paper_dir: Path) -> list[Pat
 
     Raises ``UserError`` naming the first missing or malformed results file, before anything is written.
     """
-    files, _ = render_paper(results_dir, runs)
+    return write_paper(render_paper(results_dir, runs)[0], paper_dir)
+
+
+def write_paper(files: dict[str, bytes], paper_dir: Path) -> list[Path]:
+    """Write rendered ``files`` into a fresh folder beside ``paper_dir`` that then replaces it whole."""
     paper_dir = Path(paper_dir)
     paper_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{paper_dir.name}.new.", dir=paper_dir.parent))
@@ -115,3 +123,23 @@ def build_paper(results_dir: Path, runs: list[str], paper_dir: Path) -> list[Pat
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [paper_dir / name for name in sorted(files)]
+
+
+def make_paper(paths: PathsConfig, cfg: PaperConfig) -> list[Path]:
+    """`reproduce paper`: results/architectures.json from conf/model, then paper/ from results/ for ``paper.runs``
+    and the extra runs that have results. Every results file is read before conf/model is composed (which imports
+    torch), so a bad one fails within a second or two."""
+    results = Path(paths.results)
+    runs, absent = cfg.present_runs(results)
+    architectures = results / "architectures.json"
+    files = render_paper(results, runs)[0] if architectures.is_file() else None
+    from reproduce.paper.architectures import write_architectures  # torch and transformers: seconds
+
+    if write_architectures(architectures) or files is None:
+        files = render_paper(results, runs)[0]
+    written = write_paper(files, Path(paths.paper))
+    for run in absent:
+        log.info(f"[paper] extra run {run} left out: {results / run / 'summary.json'} not found "
+                 f"(`reproduce run_name={run}` or its experiment makes it)")
+    log.info(f"[paper] wrote {len(written)} files under {paths.paper} from runs {', '.join(runs)}")
+    return written
