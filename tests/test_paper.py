@@ -47,8 +47,10 @@ def test_all_outputs_and_identical_bytes(results: Path, tmp_path: Path) -> None:
     assert sorted(first) == OUTPUTS and all(first.values())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["paper"]  # no staging folder left behind
     (paper / "tables" / "stale.md").write_text("from an older build")
+    (tmp_path / ".paper.new.killed").mkdir()  # the staging folder of a build that was killed
     build_paper(results, ["mini"], paper)
     assert _snapshot(paper) == first  # same bytes, and the stale file is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["paper"]
     index = first["README.md"].decode()
     for name in (*TABLES, *FIGURES):
         line = next(line for line in index.splitlines() if f"/{name}." in line)

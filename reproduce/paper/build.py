@@ -105,9 +105,13 @@ def build_paper(results_dir: Path, runs: list[str], paper_dir: Path) -> list[Pat
 
 
 def write_paper(files: dict[str, bytes], paper_dir: Path) -> list[Path]:
-    """Write rendered ``files`` into a fresh folder beside ``paper_dir`` that then replaces it whole."""
+    """Write rendered ``files`` into a fresh folder beside ``paper_dir`` that then replaces it whole; the folders of
+    a build that was killed are removed first."""
     paper_dir = Path(paper_dir)
     paper_dir.parent.mkdir(parents=True, exist_ok=True)
+    for kind in ("new", "old"):
+        for stale in paper_dir.parent.glob(f".{paper_dir.name}.{kind}.*"):
+            shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{paper_dir.name}.new.", dir=paper_dir.parent))
     try:
         staging.chmod(0o777 & ~_umask())
