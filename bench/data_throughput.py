@@ -31,16 +31,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import psutil  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from reproduce.compose import compose_config  # noqa: E402
 from reproduce.data.corpus import to_text  # noqa: E402
 from reproduce.data.manifest import make_resolver  # noqa: E402
 from reproduce.data.parallel import worker_count  # noqa: E402
-from reproduce.data.prepared import load_prepared  # noqa: E402
+from reproduce.data.prepared_set import load_prepared  # noqa: E402
 from reproduce.data.sequences import PackedSequences, StageOrder  # noqa: E402
 from reproduce.data.sources import Record, iter_records  # noqa: E402
 from reproduce.data.tokenizer import load_bpe_files  # noqa: E402
 from reproduce.io import read_json, write_json  # noqa: E402
-from reproduce.preflight import compose_config  # noqa: E402
-from reproduce.results import package_metadata  # noqa: E402
+from reproduce.meta import package_metadata  # noqa: E402
 
 SHARD_TOKENS = 1 << 22  # several shards per split, so the loader crosses shard boundaries
 

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from transformers import AutoTokenizer, GPT2LMHeadModel  # noqa: E402
 
+from reproduce.compose import compose_config  # noqa: E402
 from reproduce.data.manifest import make_resolver  # noqa: E402
 from reproduce.evaluate.harness import model_arguments, run_lm_eval, task_metrics  # noqa: E402
 from reproduce.evaluate.inputs import ModelRef, text_files  # noqa: E402
@@ -39,9 +40,8 @@ from reproduce.evaluate.perplexity import text_perplexity, text_windows  # noqa:
 from reproduce.evaluate.runner import evaluate_model, write_suite_tasks  # noqa: E402
 from reproduce.evaluate.suites import load_suite  # noqa: E402
 from reproduce.io import write_json  # noqa: E402
-from reproduce.pipeline import _run_test_texts  # noqa: E402
-from reproduce.preflight import compose_config  # noqa: E402
-from reproduce.results import package_metadata  # noqa: E402
+from reproduce.meta import package_metadata  # noqa: E402
+from reproduce.pipeline import run_test_texts  # noqa: E402
 
 BATCH = 64
 
@@ -119,7 +119,7 @@ def main() -> None:
     context = model.config.n_positions
     stride = context // 2
     texts = ([f.read_text(encoding="utf-8") for f in text_files(args.texts)] if args.texts
-             else _run_test_texts(args.model.parents[1]))
+             else run_test_texts(args.model.parents[1]))
 
     with torch.no_grad():  # warm-up: the first forward passes allocate; neither side should pay for them
         model(input_ids=torch.zeros(BATCH, context, dtype=torch.long))

@@ -41,20 +41,21 @@ import torch  # noqa: E402
 from torch.utils.data import Subset  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
+from reproduce.arithmetic import flops_per_token  # noqa: E402
+from reproduce.compose import compose_config  # noqa: E402
 from reproduce.config import RecipeConfig  # noqa: E402
 from reproduce.data.sequences import PackedSequences  # noqa: E402
 from reproduce.io import write_json  # noqa: E402
+from reproduce.meta import package_metadata  # noqa: E402
 from reproduce.model import (  # noqa: E402
     CausalLM,
     causal_lm_loss,
+    exact_parameters,
     gpt2_config,
     loss_function,
-    parameter_count,
     warmup_cosine,
 )
-from reproduce.perf import flops_per_token, mfu, peak_flops  # noqa: E402
-from reproduce.preflight import compose_config  # noqa: E402
-from reproduce.results import package_metadata  # noqa: E402
+from reproduce.perf import mfu, peak_flops  # noqa: E402
 from reproduce.train.progress import ProgressAndCurves  # noqa: E402
 from reproduce.train.stage import StageData, stage_trainer  # noqa: E402
 
@@ -126,7 +127,7 @@ def package_path(cfg: RecipeConfig, device: torch.device, warmup: int, steps: in
     data = StageData(train, Subset(train, [0]), total * stage.batch_size, cfg.seed, stage.micro_batch_size,
                      stage.batch_size)
     model = fresh_model(cfg, device)
-    fpt = flops_per_token(parameter_count(model.config), cfg.model.n_layer, cfg.model.n_embd, stage.context)
+    fpt = flops_per_token(exact_parameters(model.config), cfg.model.n_layer, cfg.model.n_embd, stage.context)
     progress = ProgressAndCurves("stage1", stage.batch_size * stage.context, total, stage.record_every_steps, 1e9, fpt)
     timer = StepTimer(warmup, steps)
     trainer = stage_trainer(stage, cfg.trainer, total, validate_every=total + 1, callbacks=[progress, timer],
@@ -196,7 +197,7 @@ def measure(spec: str, variant: list[str], paths: list[str], tiny: bool, warmup:
     cfg = recipe(model, int(context), int(micro), tiny, variant)
     device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    fpt = flops_per_token(parameter_count(gpt2_config(cfg.model, 1, 2)), cfg.model.n_layer, cfg.model.n_embd,
+    fpt = flops_per_token(exact_parameters(gpt2_config(cfg.model, 1, 2)), cfg.model.n_layer, cfg.model.n_embd,
                           int(context))
     peak = peak_flops(name, cfg.trainer.precision, tf32=torch.get_float32_matmul_precision() != "highest")
     runs = []

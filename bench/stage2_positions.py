@@ -24,11 +24,11 @@ from reproduce.logs import setup_logging, silence_progress_bars  # noqa: E402
 silence_progress_bars()  # before the libraries are imported
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.data.prepared import run_prepared  # noqa: E402
+from reproduce.compose import compose_config  # noqa: E402
+from reproduce.data.prepared_set import run_prepared  # noqa: E402
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths  # noqa: E402
-from reproduce.preflight import compose_config  # noqa: E402
-from reproduce.results import run_metadata  # noqa: E402
-from reproduce.train.stage import run_stage  # noqa: E402
+from reproduce.meta import run_metadata  # noqa: E402
+from reproduce.train.stage import InitFrom, run_stage  # noqa: E402
 
 
 def variant_overrides(variant: str) -> list[str]:
@@ -48,7 +48,7 @@ def main() -> int:
     setup_logging(None, verbose=False)
     base = compose_config("reproduce", [f"run_name={args.run}", *args.overrides])
     data = run_prepared(base)
-    init_from = base.work_dir / "models" / "stage1"
+    init_from = InitFrom(base.layout.model("stage1"), base.stages["stage1"].context)
     context = base.stages["stage2"].context
     blocks = eval_blocks(data.shards["test"], context, base.eval.perplexity.max_tokens)
     byte_lengths = token_byte_lengths(data.tokenizer)

@@ -36,10 +36,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.data.prepared import PreparedData  # noqa: E402
+from reproduce.compose import compose_config  # noqa: E402
+from reproduce.data.prepared_set import PreparedData  # noqa: E402
 from reproduce.data.tokenizer import train_bbpe  # noqa: E402
 from reproduce.model import causal_lm_loss, gpt2_config, warmup_cosine  # noqa: E402
-from reproduce.preflight import compose_config  # noqa: E402
 from reproduce.train.stage import run_stage  # noqa: E402
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

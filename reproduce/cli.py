@@ -10,51 +10,22 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from reproduce.compose import one_line
 from reproduce.config import PaperCommandConfig, RecipeConfig
 from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
-from reproduce.preflight import COMMAND_STEPS, check_recipe, load, one_line
-from reproduce.results import remove_stale_temporaries, start_steps
+from reproduce.preflight import check_recipe, load
+from reproduce.record import remove_stale_temporaries, start_steps
+from reproduce.steps import COMMANDS, STEP, function
 from reproduce.train.distributed import is_rank_zero
 
-
-@dataclass(frozen=True)
-class Command:
-    config_name: str  # conf/<config_name>.yaml
-    summary: str
-    groups: tuple[str, ...]  # the config groups the command reads
-
-
-COMMANDS = {
-    "run": Command("reproduce", "the whole recipe: prepare, contamination, train, eval, then paper/ (the default "
-                   "command)",
-                   ("data", "tokenizer", "model", "stage", "trainer", "eval", "paper", "experiment")),
-    "prepare": Command("prepare", "sources -> split by whole documents -> tokenizer -> token shards in "
-                       "prepared/<hash>/ (reused when the same); results/<run>/data.json",
-                       ("data", "tokenizer", "experiment")),
-    "contamination": Command("contamination", "n-gram overlap of the evaluation sets and test works with the train "
-                             "shards; results/<run>/contamination.json", ("data", "tokenizer", "experiment")),
-    "train": Command("train", "train every stage on the prepared data; export the models; train.json, curves.json",
-                     ("model", "stage", "trainer", "experiment")),
-    "eval": Command("eval", "model=<hub id | HF dir | run dir> suite=<name>: lm-eval suite and perplexity; "
-                    "results/eval/<model>/ (without model=: the run's own eval step, summary.json)",
-                    ("eval", "experiment")),
-    "generate": Command("eval", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations",
-                        ("eval",)),
-    "plan": Command("plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
-                    "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment")),
-    "paper": Command("paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
-                     ("paper",)),
-}
 HELP = ("-h", "--help")
 MULTIRUN = ("-m", "--multirun")
 
@@ -118,8 +89,9 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
 
 
 def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
-    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the steps. A plan,
-    the paper, and scoring a model (eval or generate with model=) keep no run log, record or temporaries."""
+    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the command's steps
+    (the step table, reproduce/steps.py). A plan, the paper, and scoring a model (eval or generate with model=) keep
+    no run log, record or temporaries."""
     if name == "plan":
         from reproduce.plan import plan
 
@@ -141,15 +113,14 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         (pipeline.evaluate_models if name == "eval" else pipeline.generate)(cfg)
         return
     rank_zero = is_rank_zero(cfg.trainer.devices)
-    setup_logging(cfg.work_dir / "reproduce.log", cfg.verbose, rank_zero)
-    steps = COMMAND_STEPS[name]
+    setup_logging(cfg.layout.log_file, cfg.verbose, rank_zero)
     if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
-        remove_stale_temporaries(cfg.results_dir, cfg.work_dir)
-        start_steps(cfg, steps)
-    step: Callable[[RecipeConfig], object] = {"run": pipeline.run, "prepare": pipeline.prepare,
-                                              "contamination": pipeline.contamination, "train": pipeline.train,
-                                              "eval": pipeline.evaluate}[name]
-    step(cfg)
+        remove_stale_temporaries(cfg.layout.results, cfg.layout.work)
+        start_steps(cfg, COMMANDS[name].steps)
+    if name == "run":
+        pipeline.run(cfg)
+    else:
+        function(STEP[name].function)(cfg)
 
 
 def sweep(overrides: list[str]) -> list[list[str]]:

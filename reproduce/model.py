@@ -13,22 +13,23 @@ import torch.nn.functional as F
 from torch.distributed.fsdp import FullyShardedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from reproduce.arithmetic import ARCHITECTURE_KEYS
 from reproduce.config import ModelConfig, OptimConfig, TrainerConfig
 
 # Keys of the model config passed to GPT2Config as they are.
-ARCH_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "activation_function",
-             "resid_pdrop", "embd_pdrop", "attn_pdrop", "layer_norm_epsilon", "initializer_range")
+GPT2_CONFIG_KEYS = (*ARCHITECTURE_KEYS, "activation_function", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+                    "layer_norm_epsilon", "initializer_range")
 
 
 def gpt2_config(model: ModelConfig, bos_token_id: int, eos_token_id: int) -> GPT2Config:
     """GPT2Config from a typed model config."""
     return GPT2Config(bos_token_id=bos_token_id, eos_token_id=eos_token_id,
                       attn_implementation=model.attn_implementation,
-                      **{key: getattr(model, key) for key in ARCH_KEYS})
+                      **{key: getattr(model, key) for key in GPT2_CONFIG_KEYS})
 
 
-def parameter_count(config: GPT2Config) -> int:
-    """Exact parameter count, computed on the meta device (no memory allocated)."""
+def exact_parameters(config: GPT2Config) -> int:
+    """The parameters of the model a config builds, counted on the meta device (no memory allocated)."""
     with torch.device("meta"):
         return sum(p.numel() for p in GPT2LMHeadModel(config).parameters())
 
@@ -176,13 +177,13 @@ class CausalLM(pl.LightningModule):
         """AdamW with weight decay on matrices only (not biases, LayerNorms), as Megatron-style recipes do."""
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
         no_decay = [p for p in self.model.parameters() if p.ndim < 2]
-        o = self.optim
+        optim = self.optim
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=self.fused_optimizer or None,
+            [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=self.fused_optimizer or None,
         )
-        warmup = max(1, round(o.warmup_fraction * self.total_steps))
-        min_ratio = o.min_lr / o.lr
+        warmup = max(1, round(optim.warmup_fraction * self.total_steps))
+        min_ratio = optim.min_lr / optim.lr
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, self.total_steps, warmup, min_ratio)
         )

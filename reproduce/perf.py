@@ -1,4 +1,4 @@
-"""Training arithmetic: a stage's optimizer steps, FLOPs per token, dense peaks of accelerators (with sources), MFU.
+"""Dense peaks of accelerators (with sources) and MFU; the FLOPs per token are in reproduce/arithmetic.py.
 
 MFU (model FLOPs utilisation, PaLM appendix B) = tokens/s x FLOPs per token / (devices x dense peak FLOP/s), with
 FLOPs per token = 6N + 12·L·T·d: N parameters (embeddings included: the tied LM head is a matrix product), L layers,
@@ -72,16 +72,6 @@ def peak_flops(device_name: str, precision: str, tf32: bool = False) -> float | 
     """Dense peak FLOP/s for a device and precision; None where either is not in the table."""
     peak, dtype = find_peak(device_name), compute_dtype(precision, tf32)
     return None if peak is None or dtype is None else peak.flops.get(dtype)
-
-
-def stage_steps(windows: int, epochs: float, batch_size: int) -> int:
-    """Optimizer steps of a stage: whole batches of its share of the windows (``epochs`` may be fractional)."""
-    return int(epochs * windows) // batch_size
-
-
-def flops_per_token(parameters: int, n_layer: int, n_embd: int, context: int) -> int:
-    """Training FLOPs per token: 6N (forward and backward of every weight) + 12·L·T·d (attention)."""
-    return 6 * parameters + 12 * n_layer * context * n_embd
 
 
 def mfu(tokens_per_second: float, flops_token: float, peak: float | None, devices: int) -> float | None:

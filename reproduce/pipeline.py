@@ -1,4 +1,6 @@
-"""The recipe as steps (prepare, train, eval, paper), each one command; ``run`` chains them.
+"""The recipe's steps (prepare, contamination, train, eval; reproduce/steps.py), each one command, and ``run``, which
+chains them in the step table's order and then rebuilds the paper; plus scoring any model (``reproduce eval
+model=...``) and sampling from it (``reproduce generate``).
 
 Each step writes its results under results/<run_name>/ as soon as it finishes, so a failure late in a run
 keeps everything that finished before it.
@@ -14,13 +16,13 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
+from reproduce import layout
 from reproduce.config import RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepare import prepare_set, report
-from reproduce.data.prepared import (
+from reproduce.data.prepared_set import (
     MANIFEST,
-    POINTER,
     PreparedData,
     load_prepared,
     prepared_folder,
@@ -39,22 +41,24 @@ from reproduce.evaluate.runner import (
 )
 from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.io import read_json, write_json
+from reproduce.meta import package_metadata, run_metadata
 from reproduce.paper.build import make_paper
-from reproduce.results import missing_output, package_metadata, run_metadata
+from reproduce.record import missing_output
+from reproduce.steps import STEPS
 from reproduce.train.distributed import is_rank_zero
-from reproduce.train.stage import run_stage, warn_if_bf16_is_emulated
+from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
 
 log = logging.getLogger("reproduce")
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
-def prepare(cfg: RecipeConfig) -> PreparedData:
+def prepare(cfg: RecipeConfig, data: PreparedData | None = None) -> PreparedData:
     """The run's prepared set (<paths.prepared>/<hash>/: made, finished, or reused when another run made it), named in
     runs/<run>/prepared.json; the report in results/<run>/data.json.
 
     With ``resume=auto``, data prepared before for this config (results/<run>/config.yaml vouches) is loaded at once.
     """
-    pointer = cfg.work_dir / POINTER
+    pointer = cfg.layout.prepared_pointer
     if cfg.resume == "auto" and missing_output(cfg, "prepare") is None:
         folder = Path(read_json(pointer)["folder"])
         if (folder / MANIFEST).is_file():  # else the set was deleted: made again below
@@ -68,19 +72,19 @@ def prepare(cfg: RecipeConfig) -> PreparedData:
     timings = prepare_set(cfg, inputs, folder, fresh=cfg.resume == "never")
     data = load_prepared(folder)
     write_json(pointer, {"folder": folder.as_posix(), "hash": data.manifest["hash"]})
-    write_json(cfg.results_dir / "data.json", {"meta": run_metadata(cfg), **report(data, timings, reused)})
+    write_json(cfg.layout.result(layout.DATA), {"meta": run_metadata(cfg), **report(data, timings, reused)})
     log.info(f"[data] tokenizer of {len(data.tokenizer)} ids; tokens: "
              + ", ".join(f"{k} {len(v) / 1e6:.2f}M" for k, v in data.shards.items()))
     return data
 
 
 def contamination(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, Any]:
-    """n-gram overlap of every evaluation set (and the test works) with the train shards: contamination.json."""
+    """n-gram overlap of every evaluation set (and the test documents) with the train shards: contamination.json."""
     data = data or run_prepared(cfg)
     result = contamination_report(
         cfg.contamination, make_resolver(cfg.data), batch_encoder(data.tokenizer), data.shards["train"].chunks(1 << 24),
         data.documents("test") if cfg.contamination.test_works else None)
-    write_json(cfg.results_dir / "contamination.json",
+    write_json(cfg.layout.result(layout.CONTAMINATION),
                {"meta": run_metadata(cfg), "prepared": data.manifest["hash"], **result})
     for name, row in result["sets"].items():
         share = "n/a" if row["share"] is None else f"{100 * row['share']:.2f}%"
@@ -98,20 +102,21 @@ def wait_for_prepared_data(cfg: RecipeConfig, poll_s: float = 2.0) -> None:
     waited = 0.0
     while missing_output(cfg, "prepare") is not None:
         if waited % 60 < poll_s:
-            log.warning(f"[data] waiting for rank zero to prepare the data ({cfg.work_dir / POINTER})")
+            log.warning(f"[data] waiting for rank zero to prepare the data ({cfg.layout.prepared_pointer})")
         time.sleep(poll_s)
         waited += poll_s
 
 
 def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
     """Stages of this config trained before (exported, and in train.json), up to the first one that is not."""
-    train_json, curves_json = cfg.results_dir / "train.json", cfg.results_dir / "curves.json"
+    run = cfg.layout
+    train_json, curves_json = run.result(layout.TRAIN), run.result(layout.CURVES)
     if cfg.resume != "auto" or not (train_json.is_file() and curves_json.is_file()):
         return {}
     records, curves = read_json(train_json)["stages"], read_json(curves_json)
     finished = {}
     for name in cfg.stages:
-        if name not in records or not (cfg.work_dir / "models" / name / "model.safetensors").is_file():
+        if name not in records or not (run.model(name) / "model.safetensors").is_file():
             break
         finished[name] = {"record": records[name],
                           **{kind: [p for p in curves[kind] if p["stage"] == name] for kind in ("train", "validation")}}
@@ -123,22 +128,32 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
     data = data or run_prepared(cfg)
     warn_if_bf16_is_emulated(cfg.trainer)
     rank_zero = is_rank_zero(cfg.trainer.devices)
+    run = cfg.layout
     done = _finished_stages(cfg)
     for name, stage in cfg.stages.items():
         if name in done:
-            log.info(f"[{name}] trained before for this config: {cfg.work_dir / 'models' / name} (resume=never "
-                     "trains it again)")
+            log.info(f"[{name}] trained before for this config: {run.model(name)} (resume=never trains it again)")
             continue
-        init_from = cfg.work_dir / "models" / stage.init_from if stage.init_from in cfg.stages else stage.init_from
-        result = run_stage(name, stage, cfg, data, init_from)
+        result = run_stage(name, stage, cfg, data, _init_from(cfg, name))
         done[name] = {"record": result.record(), "train": result.train_curve, "validation": result.validation_curve}
         if not rank_zero:
             continue
         meta = run_metadata(cfg)
-        write_json(cfg.results_dir / "train.json", {"meta": meta, "stages": {n: s["record"] for n, s in done.items()}})
-        write_json(cfg.results_dir / "curves.json", {"meta": meta, **{kind: [p for s in done.values() for p in s[kind]]
-                                                                      for kind in ("train", "validation")}})
+        write_json(run.result(layout.TRAIN), {"meta": meta, "stages": {n: s["record"] for n, s in done.items()}})
+        write_json(run.result(layout.CURVES), {"meta": meta, **{kind: [p for s in done.values() for p in s[kind]]
+                                                                 for kind in ("train", "validation")}})
     return done
+
+
+def _init_from(cfg: RecipeConfig, name: str) -> InitFrom | None:
+    """What a stage starts from: an earlier stage's export (with the context it trained at), a released checkpoint,
+    or nothing (a fresh model)."""
+    source = cfg.stages[name].init_from
+    if source is None:
+        return None
+    if source in cfg.stages:
+        return InitFrom(cfg.layout.model(source), cfg.stages[source].context)
+    return InitFrom(source, None)
 
 
 def _perplexity(cfg: RecipeConfig, data: PreparedData, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,7 +166,7 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData, device: str) -> tuple[dic
     autocast = _AUTOCAST.get(cfg.trainer.precision)
     rows, by_position = [], {}
     for name in cfg.stages:
-        model = GPT2LMHeadModel.from_pretrained(cfg.work_dir / "models" / name).to(device)
+        model = GPT2LMHeadModel.from_pretrained(cfg.layout.model(name)).to(device)
         for context in contexts:
             row = model_perplexity(model, blocks, context, byte_lengths, cfg.eval.perplexity.batch_size, autocast)
             by_position.setdefault(name, {})[str(context)] = row.pop("nll_by_position")
@@ -169,8 +184,9 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     """Perplexity, then the eval suite for each configured stage, then samples; summary.json is rewritten after each.
     Everything runs on ``eval.device`` (default: the trainer's device)."""
     data = data or run_prepared(cfg)
-    stages = read_json(cfg.results_dir / "train.json")["stages"]
-    timings = {"prepare": sum(read_json(cfg.results_dir / "data.json")["timings_s"].values()),
+    run = cfg.layout
+    stages = read_json(run.result(layout.TRAIN))["stages"]
+    timings = {"prepare": sum(read_json(run.result(layout.DATA))["timings_s"].values()),
                **{name: stage["seconds"] for name, stage in stages.items()}}
     summary: dict[str, Any] = {"meta": run_metadata(cfg), "run": cfg.run_name, "stages": stages, "rublimp": {},
                                "suite": {}, "timings_s": timings}
@@ -179,12 +195,12 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     def save(step: str, started: float) -> None:
         timings[step] = time.perf_counter() - started
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
-        write_json(cfg.results_dir / "summary.json", summary)
+        write_json(run.result(layout.SUMMARY), summary)
 
     started = time.perf_counter()
     perplexity, by_position = _perplexity(cfg, data, device)
     windows = {str(c): perplexity["unigram"]["tokens"] // c for c in sorted(set(cfg.eval.perplexity.contexts))}
-    write_json(cfg.results_dir / "loss_by_position.json",
+    write_json(run.result(layout.LOSS_BY_POSITION),
                {"meta": summary["meta"], "unit": "mean test NLL (nats) at each position of a window",
                 "windows": windows, "stages": by_position})
     summary.update(perplexity)
@@ -193,22 +209,22 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     started = time.perf_counter()
     suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
     check_suite(suite)
-    include = write_suite_tasks(suite, cfg.work_dir / "lm_eval_tasks", make_resolver(cfg.data))
+    include = write_suite_tasks(suite, run.task_folders, make_resolver(cfg.data))
     summary["suite_name"] = suite.name
     for name in cfg.eval.stages:
-        ref = ModelRef(f"{cfg.run_name}-{name}", (cfg.work_dir / "models" / name).as_posix())
-        metrics = evaluate_model(ref, suite, include, cfg.eval, device, cfg.seed,
-                                 cfg.results_dir / f"lm_eval_{suite.name}_{name}.json", cfg.verbose)
+        ref = ModelRef(run.model_name(name), run.model(name).as_posix())
+        metrics = evaluate_model(ref, suite, include, cfg.eval, device, cfg.seed, run.lm_eval(suite.name, name),
+                                 cfg.verbose)
         summary["suite"][name] = metrics
         if "rublimp" in metrics:
             summary["rublimp"][name] = rublimp_summary(metrics)
         save("suite", started)
 
     started = time.perf_counter()
-    samples = {name: generate_samples(cfg.work_dir / "models" / name, cfg.eval.generate, cfg.eval.generate.prompts,
-                                      device) for name in cfg.stages}
-    write_json(cfg.results_dir / "samples.json", {"meta": summary["meta"], "settings": sample_settings(cfg.eval),
-                                                  "stages": samples})
+    samples = {name: generate_samples(run.model(name), cfg.eval.generate, cfg.eval.generate.prompts, device)
+               for name in cfg.stages}
+    write_json(run.result(layout.SAMPLES), {"meta": summary["meta"], "settings": sample_settings(cfg.eval),
+                                            "stages": samples})
     save("samples", started)
     return summary
 
@@ -222,71 +238,70 @@ def _named(refs: list[ModelRef], name: str | None) -> list[ModelRef]:
     return [ModelRef(f"{name}-{Path(ref.source).name}", ref.source) for ref in refs]
 
 
-def _run_test_texts(run_dir: Path) -> list[str]:
-    """The test works of the run a run directory holds, decoded from its prepared shards."""
-    data = load_prepared(Path(read_json(run_dir / POINTER)["folder"]))
+def run_test_texts(run_dir: Path) -> list[str]:
+    """The test documents of the run a run directory holds, decoded from its prepared shards."""
+    data = load_prepared(Path(read_json(run_dir / layout.PREPARED_POINTER)["folder"]))
     return [data.tokenizer.decode(tokens.tolist()) for _, tokens in data.documents("test")]
 
 
 def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     """`reproduce eval model=...`: each model ``eval.model`` names on the suite, and its sliding-window perplexity on
-    ``eval.perplexity.texts`` (a run's models without texts: the run's test works); results/eval/<name>/."""
-    e = cfg.eval
-    refs = _named(find_models(e.model), e.name)
-    suite = load_suite(e.suite, e.tasks)
-    device = eval_device(e.device, cfg.trainer.accelerator)
-    include = write_suite_tasks(suite, Path(cfg.paths.runs) / "eval" / "lm_eval_tasks" / suite.name,
-                                make_resolver(cfg.data))
-    run_dir = Path(e.model).expanduser()
-    texts = [f.read_text(encoding="utf-8") for pattern in e.perplexity.texts for f in text_files(pattern)]
-    if not texts and (run_dir / POINTER).is_file():
-        texts = _run_test_texts(run_dir)
+    ``eval.perplexity.texts`` (a run's models without texts: the run's test documents); results/eval/<name>/."""
+    evaluation = cfg.eval
+    refs = _named(find_models(evaluation.model), evaluation.name)
+    suite = load_suite(evaluation.suite, evaluation.tasks)
+    device = eval_device(evaluation.device, cfg.trainer.accelerator)
+    folders = layout.EvalLayout.of(cfg.paths.results, cfg.paths.runs)
+    include = write_suite_tasks(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
+    run_dir = Path(evaluation.model).expanduser()
+    texts = [f.read_text(encoding="utf-8") for pattern in evaluation.perplexity.texts for f in text_files(pattern)]
+    if not texts and (run_dir / layout.PREPARED_POINTER).is_file():
+        texts = run_test_texts(run_dir)
     results: dict[str, Any] = {}
     for ref in refs:
-        out = Path(cfg.paths.results) / "eval" / ref.name
-        results[ref.name] = evaluate_model(ref, suite, include, e, device, cfg.seed, out / f"{suite.name}.json",
-                                           cfg.verbose)
+        results[ref.name] = evaluate_model(ref, suite, include, evaluation, device, cfg.seed,
+                                           folders.suite_file(ref.name, suite.name), cfg.verbose)
         if texts:
-            row = perplexity_of_texts(ref, texts, e, device)
-            write_json(out / "perplexity.json", {"meta": {**package_metadata(), "model": ref.name,
-                                                          "source": ref.source, "device": device, "seed": cfg.seed,
-                                                          "texts": e.perplexity.texts or f"{run_dir} test works"},
-                                                 **row})
+            row = perplexity_of_texts(ref, texts, evaluation, device)
+            write_json(folders.perplexity_file(ref.name),
+                       {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
+                                 "seed": cfg.seed, "texts": evaluation.perplexity.texts or f"{run_dir} test documents"},
+                        **row})
             log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} bits/byte "
                      f"over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
-    log.info(f"[done] results in {Path(cfg.paths.results) / 'eval'}")
+    log.info(f"[done] results in {folders.results}")
     return results
 
 
-def generate(cfg: RecipeConfig) -> dict[str, list[dict[str, Any]]]:
+def generate(cfg: RecipeConfig, data: None = None) -> dict[str, list[dict[str, Any]]]:
     """`reproduce generate model=... prompt=...`: samples of each model ``eval.model`` names, printed."""
-    g = cfg.eval.generate
-    prompts = [g.prompt] if g.prompt is not None else list(g.prompts)
+    gen = cfg.eval.generate
+    prompts = [gen.prompt] if gen.prompt is not None else list(gen.prompts)
     device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
     samples = {}
     for ref in _named(find_models(cfg.eval.model), cfg.eval.name):
-        samples[ref.name] = generate_samples(ref.source, g, prompts, device)
+        samples[ref.name] = generate_samples(ref.source, gen, prompts, device)
         for sample in samples[ref.name]:
             print(f"[{ref.name} #{sample['sample_index']}] {sample['prompt']}{sample['text']}", flush=True)
     return samples
 
 
-def run(cfg: RecipeConfig) -> dict[str, Any]:
-    """The whole recipe; paper/ is rebuilt only when the run is one of ``paper.runs``. The other ranks of a
-    multi-process run (started by Lightning once rank zero has prepared the data) only train."""
+def run(cfg: RecipeConfig) -> None:
+    """The whole recipe: every step of the step table in its order (prepare first: the others read its data), then
+    paper/ when the run is one of ``paper.runs``. The other ranks of a multi-process run (started by Lightning once
+    rank zero has prepared the data) only train."""
     started = time.perf_counter()
     if not is_rank_zero(cfg.trainer.devices):
         wait_for_prepared_data(cfg)
         train(cfg)
-        return {}
-    data = prepare(cfg)
-    contamination(cfg, data)
-    train(cfg, data)
-    summary = evaluate(cfg, data)
-    if cfg.run_name in cfg.paper.runs + cfg.paper.extra_runs:
+        return
+    first, *later = STEPS
+    data = first.run(cfg)
+    for step in later:
+        step.run(cfg, data)
+    if cfg.paper.includes(cfg.run_name):
         make_paper(cfg.paths, cfg.paper)
     else:
         log.info(f"[paper] not rebuilt: run {cfg.run_name!r} is not in paper.runs {cfg.paper.runs}; add it with "
                  f"`reproduce paper 'paper.runs=[{','.join([*cfg.paper.runs, cfg.run_name])}]'`")
-    log.info(f"[done] {(time.perf_counter() - started) / 60:.1f} min; results in {cfg.results_dir}")
-    return summary
+    log.info(f"[done] {(time.perf_counter() - started) / 60:.1f} min; results in {cfg.layout.results}")

@@ -9,6 +9,7 @@ goes to stdout and to ``results/plan/<run_name>.md``; every number to ``results/
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +17,15 @@ from typing import Any
 
 import yaml
 
-from reproduce.config import ModelConfig, RecipeConfig, StageConfig, check_config, check_writable
+from reproduce.arithmetic import ARCHITECTURE_KEYS, flops_per_token, gpt2_parameters, stage_counts
+from reproduce.config import ModelConfig, RecipeConfig, StageConfig
 from reproduce.errors import UserError
 from reproduce.io import read_json, write_json, write_text
+from reproduce.layout import DATA, GPU_MFU, plan_files, published_file, read_gpu_mfu
 from reproduce.paths import CONF_DIR
-from reproduce.perf import PLAN_DEVICES, compute_dtype, find_peak, flops_per_token, peak_by_name, stage_steps
+from reproduce.perf import PLAN_DEVICES, compute_dtype, find_peak, peak_by_name
 
-PLAN_DIR = "plan"  # under paths.results
-MFU_FILE = Path("perf") / "gpu_mfu.json"  # under paths.results
-MFU_SHAPE = ('{"device": "NVIDIA H200", "runs": [{"model": "rugpt3_large", "context": 1024, "micro_batch": 8, '
-             '"path": "package", "variant": [], "mfu": 0.5}, ...]}')
-ARCHITECTURE = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+COMPUTE_CSV = "compute.csv"  # the published compute of each model (results/published/)
 GIB = 2**30
 ACTIVATION_BYTES_PER_LAYER = 34  # x s·b·h: Korthikanti et al. 2022, eq. 1 without the 5·a·s²·b of eager attention
 CHECKPOINTED_BYTES_PER_LAYER = 2  # x s·b·h: a checkpointed block keeps its 16-bit input only
@@ -35,19 +34,13 @@ HALF_PARAMETERS = ("bf16-true", "16-true")  # precisions whose weights (and so g
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def parameter_count(m: ModelConfig) -> int:
-    """GPT-2's exact parameter count with the LM head tied to the token embeddings: V·d + P·d + L·(12d² + 13d) + 2d
-    (token and position embeddings; per block two layer norms, attention 4d² + 4d, MLP 8d² + 5d; the final norm)."""
-    d = m.n_embd
-    return m.vocab_size * d + m.n_positions * d + m.n_layer * (12 * d * d + 13 * d) + 2 * d
-
-
-def model_name(m: ModelConfig) -> str | None:
+def model_name(model: ModelConfig) -> str | None:
     """The conf/model option with this architecture (its name keys results/perf/gpu_mfu.json), or None."""
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
         spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         # an interpolation (mini's vocab_size: ${tokenizer.vocab_size}) matches any value
-        if all(spec.get(key) == getattr(m, key) for key in ARCHITECTURE if not isinstance(spec.get(key), str)):
+        if all(spec.get(key) == getattr(model, key) for key in ARCHITECTURE_KEYS
+               if not isinstance(spec.get(key), str)):
             return path.stem
     return None
 
@@ -56,7 +49,7 @@ def corpus_tokens(cfg: RecipeConfig) -> tuple[int, str]:
     """Tokens one epoch covers, and where the number comes from: plan.corpus_tokens, else results/<run>/data.json."""
     if cfg.plan.corpus_tokens is not None:
         return cfg.plan.corpus_tokens, "plan.corpus_tokens"
-    path = cfg.results_dir / "data.json"
+    path = cfg.layout.result(DATA)
     if not path.is_file():
         raise UserError(f"plan.corpus_tokens is not set and {path} does not exist: give the corpus size, e.g. "
                         "plan.corpus_tokens=80000000000, or run `reproduce prepare` first")
@@ -81,37 +74,17 @@ class Measured:
     mfu: float
 
 
-def _measured_runs(data: Any) -> list[Measured]:
-    """The runs of the package's training path as configured (path "package", no variant overrides) with an MFU, on a
-    card that is a plan row (bench/gpu_mfu.py writes the file); raises ValueError on a malformed file."""
-    if not isinstance(data, dict) or not isinstance(data.get("device"), str) or not isinstance(data.get("runs"), list):
-        raise ValueError("needs a device name and a list of runs")
-    peak = find_peak(data["device"])
-    found = []
-    for i, run in enumerate(data["runs"]):
-        if not isinstance(run, dict) or not isinstance(run.get("model"), str) or not isinstance(run.get("path"), str) \
-                or type(run.get("context")) is not int or type(run.get("micro_batch", 0)) not in (int, type(None)) \
-                or not isinstance(run.get("variant", []), list):
-            raise ValueError(f"runs[{i}] needs model, path, context (and an integer micro_batch, a list variant)")
-        mfu = run.get("mfu")
-        if mfu is not None and (type(mfu) not in (int, float) or not 0 < mfu <= 1):
-            raise ValueError(f"runs[{i}].mfu={mfu!r} is not in (0, 1] or null")
-        if run["path"] == "package" and not run.get("variant") and mfu is not None and peak is not None \
-                and peak.name in PLAN_DEVICES:
-            found.append(Measured(peak.name, data["device"], run["model"], run["context"], run.get("micro_batch"),
-                                  float(mfu)))
-    return found
-
-
 def read_measured(path: Path) -> list[Measured]:
-    """The measured MFUs of a results/perf/gpu_mfu.json; none where it does not exist; one line if malformed."""
+    """The measured MFUs of the package's training path as configured (path "package", no variant overrides), on a
+    card that is a plan row; none where the file does not exist; one line if it is malformed."""
     if not path.is_file():
         return []
-    try:
-        return _measured_runs(read_json(path))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a GPU MFU file ({exc}); expected {MFU_SHAPE}: fix it, or pass "
-                        "plan.use_measured=false") from None
+    measured = read_gpu_mfu(path)
+    peak = find_peak(measured.device)
+    if peak is None or peak.name not in PLAN_DEVICES:
+        return []
+    return [Measured(peak.name, measured.device, run.model, run.context, run.micro_batch, float(run.mfu))
+            for run in measured.runs if run.path == "package" and not run.variant and run.mfu is not None]
 
 
 def pick_measured(runs: list[Measured], row: str, model: str | None, context: int, micro_batch: int) -> Measured | None:
@@ -124,29 +97,25 @@ def pick_measured(runs: list[Measured], row: str, model: str | None, context: in
 # ------------------------------------------------------------------------------------------------ arithmetic
 
 
-def stage_counts(name: str, stage: StageConfig, corpus: int, world_size: int) -> dict[str, int]:
-    """Windows, optimizer steps and tokens exactly as training counts them (reproduce/train/stage.py), the global
-    batch, and the gradient accumulation at this world size."""
-    windows = (corpus - 1) // stage.context
-    steps = stage_steps(windows, stage.epochs, stage.batch_size)
-    if steps < 1:
-        raise UserError(f"stages.{name}.epochs={stage.epochs}: gives no optimizer step ({windows:,} windows of "
+def counts(name: str, stage: StageConfig, corpus: int, world_size: int) -> dict[str, int]:
+    """The stage's windows, optimizer steps, tokens, batch and accumulation, counted as training counts them
+    (reproduce/arithmetic.py)."""
+    found = stage_counts(stage, corpus, world_size)
+    if found.steps < 1:
+        raise UserError(f"stages.{name}.epochs={stage.epochs}: gives no optimizer step ({found.windows:,} windows of "
                         f"{stage.context} in {corpus:,} corpus tokens, batch {stage.batch_size}); raise "
                         "plan.corpus_tokens or epochs, or lower batch_size")
-    return {"context": stage.context, "windows": windows, "steps": steps, "batch_sequences": stage.batch_size,
-            "batch_tokens": stage.batch_size * stage.context, "micro_batch": stage.micro_batch_size,
-            "accumulation": stage.batch_size // (stage.micro_batch_size * world_size),
-            "tokens": steps * stage.batch_size * stage.context}
+    return dataclasses.asdict(found)
 
 
 def state_shards(cfg: RecipeConfig) -> tuple[int, int]:
     """Over how many GPUs the weights and the (gradients + AdamW states) are split: FSDP's FULL_SHARD splits all
     three over the world, SHARD_GRAD_OP gradients and states only, HYBRID_SHARD all three within a node."""
-    t = cfg.trainer
-    if not t.strategy.startswith("fsdp"):
+    trainer = cfg.trainer
+    if not trainer.strategy.startswith("fsdp"):
         return 1, 1
     return {"FULL_SHARD": (cfg.world_size, cfg.world_size), "SHARD_GRAD_OP": (1, cfg.world_size),
-            "HYBRID_SHARD": (t.devices, t.devices)}.get(t.fsdp.sharding_strategy, (1, 1))
+            "HYBRID_SHARD": (trainer.devices, trainer.devices)}.get(trainer.fsdp.sharding_strategy, (1, 1))
 
 
 def memory_per_gpu(cfg: RecipeConfig, stage: StageConfig, parameters: int) -> dict[str, float]:
@@ -167,20 +136,21 @@ def memory_per_gpu(cfg: RecipeConfig, stage: StageConfig, parameters: int) -> di
     s = context, b = micro-batch, h = n_embd, V = vocab_size. Not counted: the CUDA context, allocator
     fragmentation, communication buffers, and FSDP's gathered units; trainer.fsdp.cpu_offload is not modelled.
     """
-    t, m = cfg.trainer, cfg.model
-    width = 2 if t.precision in HALF_PARAMETERS else 4
-    sixteen_bit = compute_dtype(t.precision) in ("bf16", "fp16")
+    trainer, model = cfg.trainer, cfg.model
+    width = 2 if trainer.precision in HALF_PARAMETERS else 4
+    sixteen_bit = compute_dtype(trainer.precision) in ("bf16", "fp16")
     weight_shards, state_shards_ = state_shards(cfg)
     tokens = stage.context * stage.micro_batch_size
-    layer = ACTIVATION_BYTES_PER_LAYER * tokens * m.n_embd * (1 if sixteen_bit else 2)
-    if t.strategy.startswith("fsdp") and t.fsdp.activation_checkpointing:
-        activations = m.n_layer * CHECKPOINTED_BYTES_PER_LAYER * tokens * m.n_embd * (1 if sixteen_bit else 2) + layer
+    layer = ACTIVATION_BYTES_PER_LAYER * tokens * model.n_embd * (1 if sixteen_bit else 2)
+    if trainer.strategy.startswith("fsdp") and trainer.fsdp.activation_checkpointing:
+        block_inputs = CHECKPOINTED_BYTES_PER_LAYER * tokens * model.n_embd * (1 if sixteen_bit else 2)
+        activations = model.n_layer * block_inputs + layer
     else:
-        activations = m.n_layer * layer
-    logit_tokens = min(tokens, t.loss_chunk_tokens) if t.loss == "chunked" else tokens
+        activations = model.n_layer * layer
+    logit_tokens = min(tokens, trainer.loss_chunk_tokens) if trainer.loss == "chunked" else tokens
     parts = {"weights": parameters * width / weight_shards,
              "gradients_and_optimizer": parameters * 3 * width / state_shards_,
-             "activations": activations, "logits": logit_tokens * m.vocab_size * (10 if sixteen_bit else 8)}
+             "activations": activations, "logits": logit_tokens * model.vocab_size * (10 if sixteen_bit else 8)}
     gib = {key: value / GIB for key, value in parts.items()}
     return {**gib, "total": sum(gib.values())}
 
@@ -206,7 +176,7 @@ def gpu_time(flops: float, mfu: float, peak: float | None, world_size: int) -> t
 
 
 def _device_rows(cfg: RecipeConfig, stages: dict[str, dict[str, Any]], model: str | None) -> dict[str, Any]:
-    measured = read_measured(Path(cfg.paths.results) / MFU_FILE) if cfg.plan.use_measured else []
+    measured = read_measured(Path(cfg.paths.results) / GPU_MFU) if cfg.plan.use_measured else []
     rows = {}
     for name in PLAN_DEVICES:
         peak, dtype = device_peak(name, cfg.trainer.precision)
@@ -224,45 +194,75 @@ def _device_rows(cfg: RecipeConfig, stages: dict[str, dict[str, Any]], model: st
     return rows
 
 
+def published_compute(results: str | Path, model: str) -> dict[str, Any]:
+    """The row of results/published/compute.csv for ``model`` that gives both GPUs and days: the GPUs, days, card (a
+    row of reproduce/perf.py), the stages it covers, its quote and source."""
+    path = published_file(results, COMPUTE_CSV)
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("model") == model]
+    except OSError as exc:
+        raise UserError(f"plan.published={model!r}: {path} cannot be read ({exc.strerror}); copy results/published/ "
+                        "from the repository into paths.results, or pass plan.published=null") from None
+    row = next((r for r in rows if (r.get("gpus") or "").strip() and (r.get("days") or "").strip()), None)
+    if row is None:
+        raise UserError(f"plan.published={model!r}: {path} has no row of that model with GPUs and days; choose one of "
+                        "its models, or null")
+    peak = find_peak(row.get("gpu") or "")
+    if peak is None:
+        raise UserError(f"{path}: the gpu {row.get('gpu')!r} of model {model} is not in reproduce/perf.py's table")
+    return {"model": model, "gpus": int(row["gpus"]), "days": _number(row["days"]), "device": peak.name,
+            "gpu": row["gpu"], "stages": row["stages"].split("+"), "quote": row["quote"], "source": row["source"]}
+
+
+def _number(text: str) -> int | float:
+    return int(text) if text.strip().lstrip("-").isdigit() else float(text)
+
+
 def _published(cfg: RecipeConfig, stages: dict[str, dict[str, Any]], parameters: int) -> dict[str, Any] | None:
     """The published figure, its GPU-hours, and the MFU it implies for this plan's FLOPs of the stages it covers,
     at the device's fp16 tensor peak (the V100 has no bf16); also with 6·N·D FLOPs alone."""
-    pub = cfg.plan.published
-    if pub is None:
+    if cfg.plan.published is None:
         return None
-    hours = pub.gpus * pub.days * 24
-    peak = peak_by_name(pub.device).flops["fp16"]
-    flops = sum(stages[name]["flops"] for name in pub.stages)
-    tokens = sum(stages[name]["tokens"] for name in pub.stages)
-    return {**dataclasses.asdict(pub), "gpu_hours": hours, "peak_flops": peak, "dtype": "fp16", "tokens": tokens,
-            "flops": flops, "implied_mfu": flops / (hours * 3600 * peak),
-            "implied_mfu_6nd": 6 * parameters * tokens / (hours * 3600 * peak)}
+    pub = published_compute(cfg.paths.results, cfg.plan.published)
+    absent = [name for name in pub["stages"] if name not in stages]
+    if absent:
+        raise UserError(f"plan.published={cfg.plan.published!r}: the published figure covers stages "
+                        f"{', '.join(pub['stages'])}, and this recipe has no {', '.join(absent)}")
+    hours = pub["gpus"] * pub["days"] * 24
+    peak = peak_by_name(pub["device"]).flops["fp16"]
+    flops = sum(stages[name]["flops"] for name in pub["stages"])
+    tokens = sum(stages[name]["tokens"] for name in pub["stages"])
+    capacity = hours * 3600 * peak
+    return {**pub, "gpu_hours": hours, "peak_flops": peak, "dtype": "fp16", "tokens": tokens, "flops": flops,
+            "implied_mfu": flops / capacity, "implied_mfu_6nd": 6 * parameters * tokens / capacity}
 
 
 def build_plan(cfg: RecipeConfig) -> dict[str, Any]:
     """Every number of the plan (reads results/<run>/data.json and results/perf/gpu_mfu.json where needed)."""
-    m, t = cfg.model, cfg.trainer
-    parameters = parameter_count(m)
+    model, trainer = cfg.model, cfg.trainer
+    parameters = gpt2_parameters(model)
     corpus, corpus_source = corpus_tokens(cfg)
-    name = model_name(m)
+    name = model_name(model)
     stages = {}
     for stage_name, stage in cfg.stages.items():
-        counts = stage_counts(stage_name, stage, corpus, cfg.world_size)
-        per_token = flops_per_token(parameters, m.n_layer, m.n_embd, stage.context)
-        stages[stage_name] = {**counts, "epochs": stage.epochs, "flops_per_token": per_token,
-                              "flops": counts["tokens"] * per_token,
+        stage_numbers = counts(stage_name, stage, corpus, cfg.world_size)
+        per_token = flops_per_token(parameters, model.n_layer, model.n_embd, stage.context)
+        stages[stage_name] = {**stage_numbers, "epochs": stage.epochs, "flops_per_token": per_token,
+                              "flops": stage_numbers["tokens"] * per_token,
                               "memory_gib": memory_per_gpu(cfg, stage, parameters)}
     devices = _device_rows(cfg, stages, name)
     totals = {"tokens": sum(s["tokens"] for s in stages.values()), "steps": sum(s["steps"] for s in stages.values()),
               "flops": sum(s["flops"] for s in stages.values()),
               "memory_gib": max(s["memory_gib"]["total"] for s in stages.values())}
     config = {"run_name": cfg.run_name,
-              "model": {"name": name, **{key: getattr(m, key) for key in ARCHITECTURE}},
+              "model": {"name": name, **{key: getattr(model, key) for key in ARCHITECTURE_KEYS}},
               "stages": {k: {**{f: getattr(s, f) for f in ("context", "epochs", "batch_size", "micro_batch_size")},
                              "optim": dataclasses.asdict(s.optim)} for k, s in cfg.stages.items()},
-              "trainer": {"devices": t.devices, "num_nodes": t.num_nodes, "world_size": cfg.world_size,
-                          "strategy": t.strategy, "precision": t.precision, "fsdp": dataclasses.asdict(t.fsdp),
-                          "loss": t.loss, "loss_chunk_tokens": t.loss_chunk_tokens},
+              "trainer": {"devices": trainer.devices, "num_nodes": trainer.num_nodes, "world_size": cfg.world_size,
+                          "strategy": trainer.strategy, "precision": trainer.precision,
+                          "fsdp": dataclasses.asdict(trainer.fsdp), "loss": trainer.loss,
+                          "loss_chunk_tokens": trainer.loss_chunk_tokens},
               "plan": dataclasses.asdict(cfg.plan)}
     return {"config": config, "parameters": parameters, "corpus_tokens": corpus, "corpus_tokens_source": corpus_source,
             "world_size": cfg.world_size, "stages": stages, "total": totals, "devices": devices,
@@ -328,17 +328,18 @@ def table(plan: dict[str, Any]) -> list[str]:
 
 
 def _memory_note(config: dict[str, Any]) -> str:
-    t = config["trainer"]
-    width = 8 if t["precision"] in HALF_PARAMETERS else 16
-    fsdp = t["strategy"].startswith("fsdp")
+    trainer = config["trainer"]
+    width = 8 if trainer["precision"] in HALF_PARAMETERS else 16
+    fsdp = trainer["strategy"].startswith("fsdp")
     shard = {"FULL_SHARD": "all divided by the world size (FSDP FULL_SHARD)",
              "SHARD_GRAD_OP": "gradients and AdamW states divided by the world size (FSDP SHARD_GRAD_OP)",
              "HYBRID_SHARD": "all divided by the GPUs of a node (FSDP HYBRID_SHARD)"}.get(
-        t["fsdp"]["sharding_strategy"], "unsharded") if fsdp else "unsharded"
-    checkpointed = fsdp and t["fsdp"]["activation_checkpointing"]
+        trainer["fsdp"]["sharding_strategy"], "unsharded") if fsdp else "unsharded"
+    checkpointed = fsdp and trainer["fsdp"]["activation_checkpointing"]
     activations = ("2·s·b·h bytes per layer (block inputs, activation checkpointing) + one layer's 34·s·b·h"
                    if checkpointed else "34·s·b·h bytes per layer")
-    logits = f"{t['loss_chunk_tokens']:,} tokens at a time (chunked loss)" if t["loss"] == "chunked" else "s·b·V"
+    chunked = trainer["loss"] == "chunked"
+    logits = f"{trainer['loss_chunk_tokens']:,} tokens at a time (chunked loss)" if chunked else "s·b·V"
     return (f"memory/GPU is an estimate (reproduce/plan.py memory_per_gpu): weights, gradients and AdamW m, v at "
             f"{width} bytes/parameter, {shard}; activations of one micro-batch, {activations} (Korthikanti et al. "
             f"2022, flash attention); logits of {logits} x (16-bit + fp32 + fp32 gradient); no CUDA context or "
@@ -347,11 +348,13 @@ def _memory_note(config: dict[str, Any]) -> str:
 
 def notes(plan: dict[str, Any]) -> list[str]:
     """The lines under the table: what is configured, derived, estimated, assumed or measured."""
-    c, t = plan["config"], plan["config"]["trainer"]
-    lines = [f"world size {plan['world_size']} (trainer.devices {t['devices']} x trainer.num_nodes {t['num_nodes']}), "
-             f"strategy {t['strategy']}, precision {t['precision']}; days = GPU-hours / {plan['world_size']} GPUs / 24 "
+    config, trainer = plan["config"], plan["config"]["trainer"]
+    world = plan["world_size"]
+    lines = [f"world size {world} (trainer.devices {trainer['devices']} x trainer.num_nodes {trainer['num_nodes']}), "
+             f"strategy {trainer['strategy']}, precision {trainer['precision']}; days = GPU-hours / {world} GPUs / 24 "
              "(wall clock)",
-             f"model {c['model']['name'] or '(not a conf/model option)'}: {plan['parameters']:,} parameters (GPT-2 "
+             f"model {config['model']['name'] or '(not a conf/model option)'}: {plan['parameters']:,} parameters "
+             "(GPT-2 "
              f"formula, tied embeddings); corpus {plan['corpus_tokens']:,} tokens per epoch "
              f"({plan['corpus_tokens_source']})",
              "derived: tokens = steps x batch x context with steps = int(epochs x windows) // batch and windows = "
@@ -362,7 +365,7 @@ def notes(plan: dict[str, Any]) -> list[str]:
         mfus[name] = next(iter(labels.values())) if len(set(labels.values())) == 1 else \
             ", ".join(f"{stage} {label}" for stage, label in labels.items())
     measured = "results/perf/gpu_mfu.json, the package's training path for this model and context"
-    if not c["plan"]["use_measured"]:
+    if not config["plan"]["use_measured"]:
         measured = "plan.use_measured=false"
     elif all(s["mfu_source"] == "assumed" for d in plan["devices"].values() for s in d["stages"].values()):
         measured = "no measurement in results/perf/gpu_mfu.json for this model and context"
@@ -374,9 +377,9 @@ def notes(plan: dict[str, Any]) -> list[str]:
     lines.append("dense peaks (reproduce/perf.py): " + ", ".join(
         f"{name} {d['dtype']} {d['peak_flops'] / 1e12:g}" if d["peak_flops"] else f"{name} none for this precision"
         for name, d in plan["devices"].items()) + " TFLOP/s")
-    if t["precision"].startswith("bf16") and plan["devices"].get("V100 SXM", {}).get("dtype") == "fp16":
+    if trainer["precision"].startswith("bf16") and plan["devices"].get("V100 SXM", {}).get("dtype") == "fp16":
         lines.append("V100 SXM has no bf16: its fp16 peak is used, as one trains there with trainer.precision=16-mixed")
-    lines.append(_memory_note(c))
+    lines.append(_memory_note(config))
     pub = plan["published"]
     if pub is not None:
         others = [name for name in plan["stages"] if name not in pub["stages"]]
@@ -395,24 +398,18 @@ def notes(plan: dict[str, Any]) -> list[str]:
     return [f"- {line}" for line in lines]
 
 
-def render(plan: dict[str, Any]) -> str:
+def plan_markdown(plan: dict[str, Any]) -> str:
     return "\n".join([f"# Compute plan: {plan['config']['run_name']}", "", *table(plan), "", *notes(plan)]) + "\n"
-
-
-def check_plan(cfg: RecipeConfig) -> None:
-    """The plan's pre-flight: the config's own checks and a writable results/plan/; no machine check."""
-    check_config(cfg)
-    check_writable("paths.results", Path(cfg.paths.results) / PLAN_DIR)
 
 
 def plan(cfg: RecipeConfig) -> dict[str, Any]:
     """Print the plan's table and write results/plan/<run_name>.{json,md}; returns the numbers."""
-    from reproduce.results import package_metadata  # imports torch: after every check
+    from reproduce.meta import package_metadata  # imports torch: after every check
 
     numbers = build_plan(cfg)
-    text = render(numbers)
-    folder = Path(cfg.paths.results) / PLAN_DIR
-    write_json(folder / f"{cfg.run_name}.json", {"meta": package_metadata(), **numbers, "notes": notes(numbers)})
-    write_text(folder / f"{cfg.run_name}.md", text)
+    text = plan_markdown(numbers)
+    json_file, markdown_file = plan_files(cfg.paths.results, cfg.run_name)
+    write_json(json_file, {"meta": package_metadata(), **numbers, "notes": notes(numbers)})
+    write_text(markdown_file, text)
     print(text, end="", flush=True)
     return numbers

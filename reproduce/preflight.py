@@ -1,85 +1,45 @@
-"""Compose a command's config and check everything it needs before any work: seconds, nothing written.
+"""Everything a command needs from this machine and its files, checked before any work: seconds, nothing written.
 
-Composition errors (a wrong type, a misspelt key, an unknown group option) and every failed check become
-one ``UserError`` line; the CLI prints it and exits with code 2.
+The config's own checks (reproduce/checks.py) come first; then the accelerator, writable output folders, every
+manifest file the command will read (resolved and checked against its sha256), the outputs an earlier step must
+have left, and results of another config. Every failed check is one ``UserError`` line; the CLI prints it and exits
+with code 2.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from reproduce.config import (
-    STEP_NEEDS,
-    STEPS,
-    PaperCommandConfig,
-    PathsConfig,
-    RecipeConfig,
-    TokenizerConfig,
-    check_accelerator,
-    check_compiler,
-    check_config,
-    check_paper_runs,
-    check_writable,
-)
-from reproduce.data.contamination import read_items
+from reproduce.checks import check_config, check_paper_runs, fail
+from reproduce.compose import compose_config
+from reproduce.config import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
+from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
-from reproduce.data.sources import check_source
+from reproduce.data.sources import open_source
 from reproduce.errors import UserError
+from reproduce.evaluate.benchmarks import benchmark
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, find_models, text_files
-from reproduce.evaluate.lm_eval_tasks import data_names
 from reproduce.evaluate.suites import check_suite, load_suite
+from reproduce.layout import PAPER_RUN_FILES, PLAN, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
-from reproduce.paper.tables import RUN_FILES
-from reproduce.paths import CONF_DIR, config_file
-from reproduce.plan import check_plan
+from reproduce.paths import config_file
+from reproduce.plan import published_compute
 from reproduce.pretrained import check_init_checkpoint, load_pretrained_tokenizer
-from reproduce.results import check_record, require_step
-
-# The steps each run command performs; `plan` and `paper` are commands of their own.
-COMMAND_STEPS = {"run": STEPS, "prepare": ("prepare",), "train": ("train",), "eval": ("eval",),
-                 "contamination": ("contamination",), "generate": ()}
-_OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
+from reproduce.record import check_record, require_step
+from reproduce.steps import COMMANDS, earlier_steps
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception and its causes as one line, without OmegaConf's key/type trailer lines."""
-    parts: list[str] = []
-    while exc is not None:
-        lines = [line.strip() for line in str(exc).splitlines()]
-        text = " ".join(line for line in lines if line and not line.startswith(_OMEGACONF_TRAILER))
-        text = text.split(" Config search path:")[0]  # Hydra's list of where it looked
-        if text and text not in parts:
-            parts.append(text)
-        exc = exc.__cause__
-    return ": ".join(parts)
-
-
-def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
-    """The typed config of an entry config (conf/<config_name>.yaml) with Hydra overrides."""
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        line, cause = one_line(exc), exc
-        while cause is not None and not getattr(cause, "full_key", None):
-            cause = cause.__cause__
-        key = getattr(cause, "full_key", None)
-        raise UserError(f"{key}: {line}" if key and key not in line else line) from None
-
-
-def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[str]:
+def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[Path]:
+    """The manifests whose files the steps read: the released tokenizer's, and those of the suite's benchmarks."""
     needed = []
     if "prepare" in steps and cfg.tokenizer.kind == "released":
-        needed.append(cfg.tokenizer.manifest)
+        needed.append(config_file(cfg.tokenizer.manifest))
     if "eval" in steps:
-        needed += [f"manifests/{b}.tsv" for b in load_suite(cfg.eval.suite, cfg.eval.tasks).benchmarks
-                   if data_names(b)]
+        needed += [m for name in load_suite(cfg.eval.suite, cfg.eval.tasks).benchmarks
+                   if (m := benchmark(name).manifest) is not None]
     return needed
 
 
@@ -104,50 +64,54 @@ def check_eval_command(cfg: RecipeConfig) -> None:
         check_tokenizer(ref)
     resolver = make_resolver(cfg.data)
     for manifest in manifests_needed(cfg, ("eval",)):
-        for entry in read_manifest(config_file(manifest)):
+        for entry in read_manifest(manifest):
             resolver.resolve(entry)
     for pattern in cfg.eval.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
-    check_writable("paths.results", Path(cfg.paths.results) / "eval")
-    check_writable("paths.runs", Path(cfg.paths.runs) / "eval")
+    folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
+    check_writable("paths.results", folders.results)
+    check_writable("paths.runs", folders.work)
 
 
 def check_recipe(cfg: RecipeConfig, command: str) -> None:
     """Every check of a run command, in order of cost; reads files, writes nothing. A plan reads the config alone:
     it skips the machine's checks (a plan for 128 GPUs runs on a laptop)."""
     if command == "plan":
-        check_plan(cfg)
+        check_config(cfg)
+        check_writable("paths.results", Path(cfg.paths.results) / PLAN)
+        if cfg.plan.published is not None:
+            published_compute(cfg.paths.results, cfg.plan.published)
         return
     if command == "generate" and cfg.eval.model is None:
         raise UserError("reproduce generate needs model=<run dir | Hugging Face dir | hub id> (and prompt=...)")
     if cfg.eval.model is not None and command in ("eval", "generate"):
         check_eval_command(cfg)
         return
-    steps = COMMAND_STEPS[command]
+    steps = COMMANDS[command].steps
     check_config(cfg)
     if {"train", "eval"} & set(steps):
         check_accelerator(cfg.trainer)
         check_compiler(cfg.trainer)
-    check_writable("paths.results", cfg.results_dir)
-    check_writable("paths.runs", cfg.work_dir)
+    check_writable("paths.results", cfg.layout.results)
+    check_writable("paths.runs", cfg.layout.work)
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
-    if command == "run" and cfg.run_name in cfg.paper.runs + cfg.paper.extra_runs:
+    if command == "run" and cfg.paper.includes(cfg.run_name):
         check_paper_inputs(cfg.paths, [run for run in cfg.paper.runs if run != cfg.run_name])
-    earlier = tuple(step for step in STEPS if step not in steps and any(step in STEP_NEEDS[s] for s in steps))
+    earlier = earlier_steps(steps)
     check_record(cfg, earlier + steps)
     for step in earlier:
         require_step(cfg, step, command)
     resolver = make_resolver(cfg.data)
     if "prepare" in steps:
         for name, source in cfg.data.sources.items():
-            check_source(name, source, resolver)
+            open_source(name, source).check(resolver)
     if "eval" in steps:
         check_suite(load_suite(cfg.eval.suite, cfg.eval.tasks))
         check_eval_device(cfg)
     for manifest in manifests_needed(cfg, steps):
-        for entry in read_manifest(config_file(manifest)):
+        for entry in read_manifest(manifest):
             resolver.resolve(entry)
     if "contamination" in steps or "prepare" in steps and cfg.contamination.drop:
         for name, texts in cfg.contamination.sets.items():  # files found and checked, fields present: 0.3 s for all
@@ -181,7 +145,7 @@ def check_paper_inputs(paths: PathsConfig, runs: list[str]) -> None:
     """The published tables and the listed runs' results exist; results/ and paper/ can be written."""
     results = Path(paths.results)
     needed = [results / name for name in PUBLISHED_FILES]
-    needed += [results / run / name for run in runs for name in RUN_FILES]
+    needed += [results / run / name for run in runs for name in PAPER_RUN_FILES]
     for path in needed:
         if not path.is_file():
             what = ("copy results/published/ from the repository into paths.results" if "published" in path.parts
@@ -200,3 +164,48 @@ def load(command: str, config_name: str, overrides: list[str]) -> RecipeConfig |
     else:
         check_recipe(cfg, command)
     return cfg
+
+
+def check_accelerator(trainer: TrainerConfig) -> None:
+    """The accelerator exists here and has the devices asked for (imports torch only for a non-CPU run)."""
+    if trainer.accelerator in ("cpu", "auto"):
+        return
+    import torch
+
+    if trainer.accelerator in ("gpu", "cuda"):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if found == 0:
+            raise fail("trainer.accelerator", trainer.accelerator,
+                       "no CUDA GPU on this machine; use trainer=cpu, or run on a GPU machine")
+        if trainer.devices > found:
+            raise fail("trainer.devices", trainer.devices, f"this machine has {found} GPU(s); lower it")
+    elif trainer.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise fail("trainer.accelerator", "mps", "MPS is not available here; use trainer=cpu")
+    elif trainer.accelerator == "tpu":
+        raise fail("trainer.accelerator", "tpu", "TPUs are not supported by this package; use gpu or cpu")
+
+
+def check_compiler(trainer: TrainerConfig) -> None:
+    """torch.compile on CPUs builds C++ with the compiler Inductor looks for ($CXX, else g++); GPUs use Triton."""
+    import shutil
+
+    compiler = os.environ.get("CXX", "g++")
+    if trainer.compile and trainer.accelerator == "cpu" and shutil.which(compiler) is None:
+        raise fail("trainer.compile", trainer.compile, f"torch.compile on CPUs needs a C++ compiler and {compiler!r} "
+                   "(from $CXX, else g++) is not found; install one, point CXX at it, or set trainer.compile=false")
+
+
+def check_writable(key: str, path: Path) -> None:
+    """``path`` exists as a writable folder or can be created; probes with a temporary file, creates nothing."""
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{key}: {path} cannot be created, {existing} is a file; choose another folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=existing)
+    except OSError as exc:
+        raise UserError(f"{key}: {existing} is not writable ({exc.strerror}); choose another folder or fix its "
+                        "permissions") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reproduce.config import MAX_SHARD_VOCAB, ModelConfig, TokenizerConfig
+from reproduce.config import ModelConfig, TokenizerConfig
+from reproduce.data.shards import MAX_VOCAB
 from reproduce.errors import UserError
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -79,7 +80,7 @@ def load_pretrained_tokenizer(tok: TokenizerConfig):
                         "merges.txt); the data step needs one")
     if tokenizer.eos_token_id is None:
         raise UserError(f"{key}={tok.name_or_path!r}: its tokenizer has no eos_token to end documents with")
-    if len(tokenizer) > MAX_SHARD_VOCAB:
+    if len(tokenizer) > MAX_VOCAB:
         raise UserError(f"{key}={tok.name_or_path!r}: {len(tokenizer)} ids do not fit the uint16 token shards")
     if len(tokenizer) != tok.vocab_size:
         raise UserError(f"tokenizer.vocab_size={tok.vocab_size}: the tokenizer of {tok.name_or_path!r} has "

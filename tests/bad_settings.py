@@ -10,7 +10,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from reproduce.paths import CONF_DIR, SOURCE_ROOT, default_mirror
+from reproduce.evaluate.benchmarks import TASKS_DIR
+from reproduce.paths import SOURCE_ROOT, default_mirror
 
 MIRROR_ROOT = default_mirror()
 
@@ -137,7 +138,7 @@ SETTINGS = [
 
 def file_settings(tmp: Path) -> list[Case]:
     """Bad inputs on disk: manifests, a corrupt evaluation file, an output folder that cannot be created."""
-    lines = (CONF_DIR / "manifests" / "rublimp.tsv").read_text(encoding="utf-8").splitlines()
+    lines = (TASKS_DIR / "rublimp" / "manifest.tsv").read_text(encoding="utf-8").splitlines()
     header = [line for line in lines if line.startswith(("#", "path\t"))]
     first = next(line for line in lines if line.startswith("eval/rublimp/add_new_suffix.csv\t"))
     path, sha, url = first.split("\t")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from reproduce.compose import compose_config
 from reproduce.config import ModelConfig
 from reproduce.paths import CONF_DIR, default_mirror
-from reproduce.preflight import compose_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reproduce.checks import check_config
 from reproduce.cli import COMMANDS
-from reproduce.config import RecipeConfig, check_config
+from reproduce.compose import compose_config
+from reproduce.config import RecipeConfig
 from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.paths import CONF_DIR
-from reproduce.preflight import compose_config
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 
@@ -65,14 +66,14 @@ def test_every_entry_config_composes_typed_and_passes_its_checks() -> None:
     assert compose_config("paper", []).paper.extra_runs == ["mini_xs", "mini_s"]
 
 
-@pytest.mark.parametrize("size", ["small", "medium", "large"])
-def test_paper_experiments_compose_and_pass_the_checks(size: str) -> None:
-    cfg = compose_config("reproduce", [f"experiment=rugpt3_{size}_paper"])
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF_DIR / "experiment").glob("rugpt3_*_paper.yaml")))
+def test_paper_experiments_compose_and_pass_the_checks(experiment: str) -> None:
+    cfg = compose_config("reproduce", [f"experiment={experiment}"])
     check_config(cfg)
     assert cfg.model.n_positions == 2048 and cfg.tokenizer.kind == "released" and cfg.tokenizer.vocab_size == 50257
     assert [s.context for s in cfg.stages.values()] == [1024, 2048]
     assert [s.epochs for s in cfg.stages.values()] == [3, 1]
-    assert cfg.stages["stage2"].init_from == "stage1" and cfg.run_name == f"rugpt3_{size}_paper"
+    assert cfg.stages["stage2"].init_from == "stage1" and cfg.run_name == experiment
 
 
 def _sbatch_overrides() -> list[str]:

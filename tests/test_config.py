@@ -1,4 +1,4 @@
-"""The typed schema and the checks: choice lists agree with their libraries, relations and sweeps are checked."""
+"""The config checks: choice lists agree with their libraries, relations and sweeps are checked."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from torch.distributed.fsdp import ShardingStrategy
 from transformers.activations import ACT2FN
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from reproduce import config
+from reproduce import checks
 from reproduce.cli import sweep
+from reproduce.compose import compose_config
 from reproduce.errors import UserError
-from reproduce.preflight import compose_config
 
 
 def _literal_values(annotation: object) -> set[str]:
@@ -26,14 +26,14 @@ def _literal_values(annotation: object) -> set[str]:
 
 
 def test_choices_are_the_libraries_own() -> None:
-    assert set(config.PRECISIONS) == _literal_values(_PRECISION_INPUT)  # the int and str forms of 16/32/64 meet
-    assert set(config.ACCELERATORS) - {"gpu", "auto"} == set(AcceleratorRegistry.available_accelerators())
-    assert set(config.STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
-    assert set(config.SHARDING_STRATEGIES) <= set(ShardingStrategy.__members__)
-    assert set(config.ACTIVATIONS) <= set(ACT2FN)
-    assert set(config.ATTENTION) - {"eager"} <= set(ALL_ATTENTION_FUNCTIONS.keys())
+    assert set(checks.PRECISIONS) == _literal_values(_PRECISION_INPUT)  # the int and str forms of 16/32/64 meet
+    assert set(checks.ACCELERATORS) - {"gpu", "auto"} == set(AcceleratorRegistry.available_accelerators())
+    assert set(checks.STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
+    assert set(checks.SHARDING_STRATEGIES) <= set(ShardingStrategy.__members__)
+    assert set(checks.ACTIVATIONS) <= set(ACT2FN)
+    assert set(checks.ATTENTION) - {"eager"} <= set(ALL_ATTENTION_FUNCTIONS.keys())
     trainer_args = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-    assert set(config.TRAINER_ARGS) <= trainer_args and set(config.DERIVED_TRAINER_ARGS) <= trainer_args
+    assert set(checks.TRAINER_ARGS) <= trainer_args and set(checks.DERIVED_TRAINER_ARGS) <= trainer_args
 
 
 def test_mini_model_takes_the_tokenizers_vocabulary() -> None:
@@ -51,11 +51,11 @@ def test_mini_model_takes_the_tokenizers_vocabulary() -> None:
 ])
 def test_relations_between_values_are_checked(override: str, message: str) -> None:
     with pytest.raises(UserError, match=re.escape(message)):
-        config.check_config(compose_config("reproduce", [override]))
+        checks.check_config(compose_config("reproduce", [override]))
 
 
 def test_null_where_allowed() -> None:
-    config.check_config(compose_config("reproduce", ["stages.stage2.optim.grad_clip=null", "eval.limit=null",
+    checks.check_config(compose_config("reproduce", ["stages.stage2.optim.grad_clip=null", "eval.limit=null",
                                                      "eval.perplexity.max_tokens=null"]))
 
 

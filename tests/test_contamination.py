@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reproduce.compose import compose_config
 from reproduce.config import ContaminationConfig, EvalTextsConfig
 from reproduce.data.contamination import (
     EvalNgrams,
@@ -22,13 +23,12 @@ from reproduce.data.contamination import (
 )
 from reproduce.data.manifest import Resolver
 from reproduce.errors import UserError
+from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.io import write_json
 from reproduce.paper.build import build_paper, render_paper
-from reproduce.paper.render import to_latex, to_markdown
-from reproduce.paper.sources import Results
+from reproduce.paper.formats import to_latex, to_markdown
+from reproduce.paper.reader import Results
 from reproduce.paper.tables import contamination_table
-from reproduce.paths import CONF_DIR
-from reproduce.preflight import compose_config
 from tests.paper_fixture import copy_results
 
 TOKENIZER = Path("/work/shared/data/tokenizers/rugpt3")
@@ -247,7 +247,7 @@ def test_new_manifests_match_the_mirror(mirror: Path) -> None:
 
     sums = dict(reversed(line.split("  ", 1)) for line in (mirror / "SHA256SUMS").read_text().splitlines())
     for name, count in (("parus", 1), ("rucola", 2), ("xwinograd_ru", 1)):
-        entries = read_manifest(CONF_DIR / "manifests" / f"{name}.tsv")
+        entries = read_manifest(TASKS_DIR / name / "manifest.tsv")
         assert len(entries) == count
         for entry in entries:
             assert sums[entry.path] == entry.sha256
@@ -281,8 +281,7 @@ def _one_line_error(texts: EvalTextsConfig, resolver: Resolver, *needles: str) -
 
 def test_wrong_field_of_a_default_set(mirror: Path, tmp_path: Path) -> None:
     resolver = Resolver(tmp_path / "cache", mirror, allow_download=False)
-    texts = EvalTextsConfig(manifest="manifests/rucola.tsv", format="csv", fields=["sentense"],
-                            files=["in_domain_dev.csv"])
+    texts = EvalTextsConfig(benchmark="rucola", format="csv", fields=["sentense"], files=["in_domain_dev.csv"])
     with pytest.raises(UserError) as err:
         read_items("rucola", texts, resolver)
     message = str(err.value)

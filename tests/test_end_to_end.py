@@ -168,7 +168,7 @@ def test_overwrite_replaces_the_changed_step_and_what_follows(steps_dir: Path) -
     assert "no train output for this config" in out.stderr
 
 
-def test_contamination_report_covers_every_set_and_reaches_the_paper(run_dir: Path) -> None:
+def test_contamination_report_covers_every_benchmark_and_reaches_the_paper(run_dir: Path) -> None:
     report = read_json(run_dir / "results" / "micro" / "contamination.json")
     assert set(report["sets"]) == {"rublimp", "xwinograd_ru", "parus", "rucola", "test_works"}
     assert report["n"] == 13 and report["train_tokens"] > 0
@@ -190,3 +190,13 @@ def test_eval_of_a_run_directory_scores_every_stage_the_way_the_recipe_did(run_d
             assert metrics[task] == recipe[stage][task], (stage, task)
         perplexity = read_json(folder / "perplexity.json")
         assert perplexity["context"] == 256 and perplexity["stride"] == 32 and perplexity["n_texts"] > 0
+
+
+def test_plan_counts_the_steps_and_tokens_training_counted(run_dir: Path) -> None:
+    """`reproduce plan` of the same config (its corpus: the run's train split) and the trained stages agree: both
+    count with reproduce/arithmetic.py."""
+    reproduce("plan", *micro_overrides(run_dir), cwd=run_dir)
+    plan = read_json(run_dir / "results" / "plan" / "micro.json")["stages"]
+    trained = read_json(run_dir / "results" / "micro" / "train.json")["stages"]
+    assert {name: (s["steps"], s["tokens"]) for name, s in plan.items()} == {
+        name: (s["steps"], s["tokens"]) for name, s in trained.items()}

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
-import reproduce.evaluate.lm_eval_tasks as lm_eval_tasks
+import reproduce.evaluate.benchmarks as benchmarks
 from reproduce.data.tokenizer import train_bbpe
 from reproduce.errors import UserError
 from reproduce.evaluate.harness import model_arguments, run_lm_eval
@@ -116,7 +116,7 @@ def test_malformed_task_file_and_data_file_are_one_line(tmp_path: Path, monkeypa
     tasks = tmp_path / "tasks"
     (tasks / "broken").mkdir(parents=True)
     (tasks / "broken" / "broken.yaml").write_text("task: broken\ndataset_kwargs: {data_files: [\n", encoding="utf-8")
-    monkeypatch.setattr(lm_eval_tasks, "TASKS_DIR", tasks)
+    monkeypatch.setattr(benchmarks, "TASKS_DIR", tasks)
     with pytest.raises(UserError, match=r"broken\.yaml: not valid YAML"):
         write_tasks(["broken"], tmp_path / "out", lambda b, p: Path(p))
     monkeypatch.undo()

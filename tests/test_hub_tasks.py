@@ -16,7 +16,8 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
-from reproduce.evaluate.lm_eval_tasks import TASKS_DIR, data_names
+from reproduce.evaluate.benchmarks import TASKS_DIR
+from reproduce.evaluate.lm_eval_tasks import data_names
 
 FOLDER = TASKS_DIR / "russian_superglue"
 HUB_DATASET = "RussianNLP/russian_super_glue"

@@ -14,8 +14,9 @@ from lm_eval.tasks import TaskManager
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from reproduce.data.tokenizer import train_bbpe
+from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.evaluate.harness import PackageHFLM, model_arguments, run_lm_eval, task_metrics
-from reproduce.evaluate.lm_eval_tasks import TASKS_DIR, write_tasks
+from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.model import gpt2_config
 from tests.conftest import tiny_model_config
 

@@ -10,6 +10,7 @@ import pytest
 
 from reproduce.data.manifest import Entry, Resolver, read_manifest
 from reproduce.errors import UserError
+from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.paths import CONF_DIR
 
 
@@ -17,13 +18,15 @@ def _entry(path: str, data: bytes, url: str = "file:///nonexistent/x") -> Entry:
     return Entry(path, hashlib.sha256(data).hexdigest(), url)
 
 
-@pytest.mark.parametrize("name, count", [("ruslit", 373), ("rugpt3_tokenizer", 3), ("rublimp", 45)])
-def test_committed_manifests_match_the_mirror_checksums(mirror: Path, name: str, count: int) -> None:
+@pytest.mark.parametrize("manifest, count", [(CONF_DIR / "manifests" / "ruslit.tsv", 373),
+                                             (CONF_DIR / "manifests" / "rugpt3_tokenizer.tsv", 3),
+                                             (TASKS_DIR / "rublimp" / "manifest.tsv", 45)], ids=lambda v: str(v)[-30:])
+def test_committed_manifests_match_the_mirror_checksums(mirror: Path, manifest: Path, count: int) -> None:
     sums = {}
     for line in (mirror / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
         digest, path = line.split("  ", 1)
         sums[path] = digest
-    entries = read_manifest(CONF_DIR / "manifests" / f"{name}.tsv")
+    entries = read_manifest(manifest)
     assert len(entries) == count
     for entry in entries:
         assert sums[entry.path] == entry.sha256, entry.path

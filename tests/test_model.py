@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 import torch
 from pytorch_lightning.strategies import FSDPStrategy
 from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
-from reproduce.model import causal_lm_loss, copy_learned_positions, gpt2_config, parameter_count, warmup_cosine
-from reproduce.preflight import compose_config
+from reproduce.arithmetic import ARCHITECTURE_KEYS, gpt2_parameters
+from reproduce.compose import compose_config
+from reproduce.model import causal_lm_loss, copy_learned_positions, exact_parameters, gpt2_config, warmup_cosine
+from reproduce.paths import CONF_DIR, SOURCE_ROOT
 from reproduce.train.stage import build_strategy
 from tests.conftest import tiny_model_config
 
-# ../shared/PUBLISHED.md §2: n_layer, n_embd, n_head, n_positions, vocab_size, parameters (GPT-2 formula).
-PUBLISHED = {
-    "rugpt3_small": (12, 768, 12, 2048, 50264, 125_231_616),
-    "rugpt3_medium": (24, 1024, 16, 2048, 50257, 355_871_744),
-    "rugpt3_large": (24, 1536, 16, 2048, 50257, 760_300_032),
-}
+# results/published/architectures.csv (PUBLISHED.md §2): each released model's config.json and parameter count.
+PUBLISHED = {f"rugpt3_{row['model']}": row for row in csv.DictReader(
+    (SOURCE_ROOT / "results" / "published" / "architectures.csv").open(encoding="utf-8"))}
+SIZES = sorted(p.stem for p in (CONF_DIR / "model").glob("rugpt3_*.yaml"))  # our ruGPT-3 sizes: their YAMLs
 
 
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
-def test_paper_configs_have_the_published_parameter_counts(name: str) -> None:
+def test_the_published_sizes_have_configs() -> None:
+    assert set(PUBLISHED) <= set(SIZES) and {"rugpt3_small", "rugpt3_medium", "rugpt3_large"} <= set(PUBLISHED)
+
+
+@pytest.mark.parametrize("name", SIZES)
+def test_size_configs_have_the_published_parameter_counts(name: str) -> None:
+    """Every conf/model/rugpt3_* builds the model its counts say; a size with published numbers has exactly them."""
     config = gpt2_config(compose_config("reproduce", [f"model={name}"]).model, bos_token_id=1, eos_token_id=2)
-    arch = (config.n_layer, config.n_embd, config.n_head, config.n_positions, config.vocab_size)
-    assert arch == PUBLISHED[name][:5]
-    assert parameter_count(config) == PUBLISHED[name][5]
-    v, d, p, n = config.vocab_size, config.n_embd, config.n_positions, config.n_layer
-    assert v * d + p * d + n * (12 * d * d + 13 * d) + 2 * d == PUBLISHED[name][5]
+    parameters = exact_parameters(config)
+    assert parameters == gpt2_parameters(compose_config("reproduce", [f"model={name}"]).model)
+    if name in PUBLISHED:
+        assert {key: getattr(config, key) for key in ARCHITECTURE_KEYS} == {
+            key: int(PUBLISHED[name][key]) for key in ARCHITECTURE_KEYS}
+        assert parameters == int(PUBLISHED[name]["parameters"])
 
 
 def test_loss_matches_transformers_on_the_same_weights() -> None:

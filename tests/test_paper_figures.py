@@ -12,8 +12,8 @@ import pytest
 from matplotlib.axes import Axes
 
 from reproduce.errors import UserError
-from reproduce.paper.figures import Plot, all_plots, moving_average, power_law_fit, render
-from reproduce.paper.sources import Results
+from reproduce.paper.figures import Plot, all_plots, figure_bytes, moving_average, power_law_fit
+from reproduce.paper.reader import Results
 from tests.paper_fixture import add_evaluated, copy_results
 
 NAMES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
@@ -58,8 +58,8 @@ def test_every_figure_from_the_committed_results_names_what_it_read(root: Path) 
 
 
 def test_rendering_twice_gives_the_same_bytes(root: Path) -> None:
-    first = [render(p.figure) for p in all_plots(Results(root), ["mini"])]
-    second = [render(p.figure) for p in all_plots(Results(root), ["mini"])]
+    first = [figure_bytes(p.figure) for p in all_plots(Results(root), ["mini"])]
+    second = [figure_bytes(p.figure) for p in all_plots(Results(root), ["mini"])]
     assert first == second
     for out in first:
         assert out["pdf"].startswith(b"%PDF") and out["png"].startswith(b"\x89PNG")

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from reproduce.arithmetic import gpt2_parameters
 from reproduce.cli import main
+from reproduce.compose import compose_config
 from reproduce.config import RecipeConfig
 from reproduce.paths import CONF_DIR
-from reproduce.plan import build_plan, parameter_count, render
-from reproduce.preflight import compose_config, load
+from reproduce.plan import build_plan, plan_markdown
+from reproduce.preflight import load
 
 ROOT = Path(__file__).resolve().parents[1]
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
@@ -43,7 +45,7 @@ def test_parameter_formula_matches_every_architecture() -> None:
     models = json.loads((ROOT / "results" / "architectures.json").read_text(encoding="utf-8"))["models"]
     assert set(models) == {p.stem for p in (CONF_DIR / "model").glob("*.yaml")}
     for name, arch in models.items():
-        assert parameter_count(compose_config("reproduce", [f"model={name}"]).model) == arch["parameters"], name
+        assert gpt2_parameters(compose_config("reproduce", [f"model={name}"]).model) == arch["parameters"], name
     assert [models[f"rugpt3_{s}"]["parameters"] for s in ("small", "medium", "large")] == [
         125_231_616, 355_871_744, N_LARGE]
 
@@ -80,7 +82,7 @@ def test_large_paper_plan_matches_a_hand_computation_and_the_published_arithmeti
     assert abs(published["implied_mfu_6nd"] - 0.056) < 0.001  # "about 5.6%"
     assert published["implied_mfu"] == pytest.approx(stage1["flops"] / capacity)
     assert f"{published['implied_mfu']:.1%}" == "6.2%"
-    assert "covering stage1 only, not stage2" in render(plan)
+    assert "covering stage1 only, not stage2" in plan_markdown(plan)
 
 
 def test_multinode_plan_needs_no_gpu_and_accumulates_once_with_the_templates_micro_batches(tmp_path: Path) -> None:
@@ -162,7 +164,7 @@ def test_a_measured_mfu_replaces_the_assumed_one_for_its_device_model_and_contex
     assert h200["stage1"]["gpu_hours"] == pytest.approx(plan["stages"]["stage1"]["flops"] / (0.52 * 989.4e12) / 3600)
     assert all(s["mfu_source"] == "assumed" for d in ("V100 SXM", "A100", "H100 SXM")
                for s in plan["devices"][d]["stages"].values())
-    text = render(plan)
+    text = plan_markdown(plan)
     assert "stage1 52.0% measured, stage2 45.0% assumed" in text and "52.0% measured on NVIDIA H200" in text
     unused = build_plan(_plan_config(tmp_path, LARGE, "plan.use_measured=false"))
     assert unused["devices"]["H200 SXM"]["stages"]["stage1"]["mfu_source"] == "assumed"

@@ -20,11 +20,12 @@ from transformers import AutoTokenizer
 from reproduce.data import workers
 from reproduce.data.corpus import to_text
 from reproduce.data.manifest import make_resolver
-from reproduce.data.prepare import _chunks
-from reproduce.data.prepared import load_prepared, read_documents, run_prepared
+from reproduce.data.prepared_set import load_prepared, read_documents, run_prepared
+from reproduce.data.records import Record
 from reproduce.data.sequences import PackedSequences
+from reproduce.data.shard_writer import _chunks
 from reproduce.data.shards import HEADER_SIZE, ShardedTokens, write_shard
-from reproduce.data.sources import Record, iter_records
+from reproduce.data.sources import open_source
 from reproduce.data.split import seeded_order
 from reproduce.errors import UserError
 from reproduce.io import read_json
@@ -57,7 +58,7 @@ def test_shards_hold_every_document_in_seeded_chunk_order_with_its_index(tmp_pat
     assert all(len(s) == 50000 for s in data.shards["train"].shards[:-1])
     tokenizer = AutoTokenizer.from_pretrained(data.folder / "tokenizer")
     rows = list(read_documents(data.folder))
-    records = [r for r in iter_records("ruslit", cfg.data.sources["ruslit"], make_resolver(cfg.data))
+    records = [r for r in open_source("ruslit", cfg.data.sources["ruslit"]).records(make_resolver(cfg.data))
                if isinstance(r, Record)]
     assert [row["id"] for row in rows] == [r.id for r in records]
     characters = np.array([int(row["characters"]) for row in rows])
@@ -106,7 +107,7 @@ def test_a_second_run_reuses_the_prepared_set_and_a_change_makes_a_new_one(tmp_p
     before = _files(first.folder)
     cfg, second = _prepare(tmp_path, run_name="other")
     assert second.folder == first.folder and _files(second.folder) == before
-    report = read_json(cfg.results_dir / "data.json")
+    report = read_json(cfg.layout.result("data.json"))
     assert report["prepared"]["reused"] is True and report["prepared"]["tokens_tokenized"] == 0
     assert run_prepared(cfg).folder == first.folder
     _, changed = _prepare(tmp_path, "data.split_seed=7", run_name="seed7")
@@ -210,7 +211,7 @@ def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set
     cfg, clean_data = _prepare(tmp_path)
     rows = list(read_documents(clean_data.folder))
     victim = next(r for r in rows if r["split"] == "train" and int(r["tokens"]) > 2000)
-    record = next(r for r in iter_records("ruslit", cfg.data.sources["ruslit"], make_resolver(cfg.data))
+    record = next(r for r in open_source("ruslit", cfg.data.sources["ruslit"]).records(make_resolver(cfg.data))
                   if r.id == victim["id"])
     paragraph = max(to_text(record, "ruslit", cfg.data.max_line_chars).text.split("\n"), key=len)
     item = (json.dumps({"text": paragraph[:300]}, ensure_ascii=False) + "\n").encode()

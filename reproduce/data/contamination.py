@@ -4,10 +4,7 @@ GPT-3's check (Brown et al. 2020, appendix C) on token ids instead of words: an 
 when one of its n-token sequences (13 by default) occurs anywhere in the training tokens. Items shorter than n
 tokens but at least ``min_tokens`` long are matched whole; shorter ones are not checked ("too short").
 
-- ``read_items`` reads a set's item texts from the files of its manifest (``contamination.sets.<name>``). An item is
-  one row's texts; within a file, a row whose texts repeat an earlier row's is the same item (PARus's source file
-  holds three crowd votes per item; XWinograd asks about a second pronoun of the same sentence; RuBLiMP repeats
-  four pairs), so the counts are of distinct texts.
+- The items are the distinct texts of each set (reproduce/data/eval_items.py).
 - Each text is tokenized twice, as is and after a space: in running text a sentence usually follows a space,
   which a byte-level BPE attaches to the next word, so its tokens differ from those of the bare sentence.
 - ``EvalNgrams`` keeps, for each key length, the sorted unique 64-bit hashes of the items' n-grams and which item
@@ -19,153 +16,21 @@ Only numpy and the package's own light modules are imported: this module is load
 
 from __future__ import annotations
 
-import csv
-import fnmatch
-import io
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reproduce.data.manifest import read_manifest
+from reproduce.data.eval_items import Item, read_items
 from reproduce.errors import UserError
-from reproduce.paths import config_file
 
 if TYPE_CHECKING:
-    from reproduce.config import ContaminationConfig, EvalTextsConfig
+    from reproduce.config import ContaminationConfig
 
-FORMATS = ("csv", "tsv", "jsonl")
-TEST_WORKS = "test_works"  # the set name of the corpus's test works in the report
+TEST_WORKS = "test_works"  # the set name of the corpus's test documents in the report
 EXAMPLES = 5  # contaminated item ids listed per set
 _PIECE = 1 << 20  # train windows hashed at a time
 _ENCODE_BATCH = 8192  # texts passed to ``encode`` at a time
-
-# ------------------------------------------------------------------------------------------------ reading items
-
-
-@dataclass(frozen=True)
-class Item:
-    id: str  # "<set>:<file>:<row>" (row 0-based after the header)
-    texts: tuple[str, ...]
-
-
-def read_items(name: str, texts: EvalTextsConfig, resolver: Any) -> list[Item]:
-    """The items of set ``name``: every kept row's ``fields`` from the manifest's files that match ``files``.
-
-    csv: comma-separated, or semicolon-separated where the header line has semicolons and no comma (PARus's
-    ``assign_PARus.tsv``); tsv: tab-separated, no quoting; jsonl: one object a line, fields are its keys.
-    """
-    key = f"contamination.sets.{name}"
-    fmt = str(texts.format)
-    if fmt not in FORMATS:
-        raise UserError(f"{key}.format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    fields = [str(f) for f in texts.fields]
-    if not fields:
-        raise UserError(f"{key}.fields: empty; name the columns that hold the item's texts")
-    where = {str(k): str(v) for k, v in dict(texts.where).items()}
-    header = bool(texts.header) if fmt != "jsonl" else True
-    globs = [str(g) for g in texts.files]
-    manifest = config_file(str(texts.manifest))
-    if not manifest.is_file():
-        raise UserError(f"{key}.manifest: {manifest} not found; give a manifest TSV (path, sha256, url)")
-    listed = read_manifest(manifest)
-    entries = [e for e in listed if any(fnmatch.fnmatch(Path(e.path).name, g) for g in globs)]
-    if not entries:
-        names = ", ".join(Path(e.path).name for e in listed)
-        raise UserError(f"{key}.files: no file of {manifest} matches {globs} (its files: {names})")
-    items: list[Item] = []
-    for entry in entries:
-        try:
-            path = resolver.resolve(entry)
-        except UserError as exc:
-            raise UserError(f"{key}: {exc}") from None
-        file_name = Path(entry.path).name
-        seen: set[tuple[str, ...]] = set()
-        for row, values in _rows(path, fmt, header, fields, where, key):
-            if all(values[f] == v for f, v in where.items()):
-                item_texts = tuple(values[f].strip() for f in fields)
-                if item_texts not in seen:
-                    seen.add(item_texts)
-                    items.append(Item(f"{name}:{file_name}:{row}", item_texts))
-    return items
-
-
-def _rows(path: Path, fmt: str, header: bool, fields: list[str], where: dict[str, str],
-          key: str) -> Iterable[tuple[int, dict[str, str]]]:
-    """(row number after the header, {field: value}) for the fields and ``where`` keys of every row of a file."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{key}: {path} is unreadable ({exc}); fix or replace the file") from None
-    wanted = list(dict.fromkeys([*fields, *where]))
-    if fmt == "jsonl":
-        yield from _jsonl_rows(path, text, fields, where, wanted, key)
-        return
-    if fmt == "tsv":
-        lines = [(n, line.rstrip("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
-        rows: Iterable[tuple[int, list[str]]] = ((n, line.split("\t")) for n, line in lines)
-    else:
-        first = text.split("\n", 1)[0]
-        delimiter = ";" if header and ";" in first and "," not in first else ","
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        rows = ((reader.line_num, cells) for cells in reader if cells)
-    columns: list[str] | None = None
-    index: dict[str, int] = {}
-    row = 0
-    try:
-        for line, cells in rows:
-            if columns is None:
-                columns = cells if header else [str(i) for i in range(len(cells))]
-                index = _column_index(columns, fields, where, path, key)
-                if header:
-                    continue
-            if len(cells) != len(columns):
-                raise UserError(f"{key}: {path} line {line}: {len(cells)} columns, expected {len(columns)} "
-                                f"(a malformed row); fix the file or the set's format")
-            yield row, {f: cells[index[f]] for f in wanted}
-            row += 1
-    except csv.Error as exc:
-        raise UserError(f"{key}: {path}: not valid {fmt} ({exc}); fix the file or the set's format") from None
-    if columns is None:
-        raise UserError(f"{key}: {path} has no rows; fix the file")
-
-
-def _column_index(columns: list[str], fields: list[str], where: dict[str, str], path: Path,
-                  key: str) -> dict[str, int]:
-    position = {c: i for i, c in enumerate(columns)}
-    for what, names in (("fields", fields), ("where", list(where))):
-        for f in names:
-            if f not in position:
-                hint = " (no header: columns are 0-based numbers)" if columns[0] == "0" else ""
-                raise UserError(f"{key}.{what}: {f!r} is not a column of {path}; its columns: "
-                                f"{', '.join(columns)}{hint}")
-    return position
-
-
-def _jsonl_rows(path: Path, text: str, fields: list[str], where: dict[str, str], wanted: list[str],
-                key: str) -> Iterable[tuple[int, dict[str, str]]]:
-    row = 0
-    for line_no, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{key}: {path} line {line_no}: not a JSON object ({exc.msg}); fix the file") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{key}: {path} line {line_no}: not a JSON object; fix the file")
-        if row == 0:
-            _column_index(list(obj) or [""], fields, where, path, key)
-        if missing := [f for f in wanted if f not in obj]:
-            raise UserError(f"{key}: {path} line {line_no}: no field {missing[0]!r} (a malformed row); fix the file")
-        if bad := [f for f in fields if not isinstance(obj[f], str)]:
-            raise UserError(f"{key}: {path} line {line_no}: field {bad[0]!r} is not a string (a malformed row)")
-        yield row, {f: obj[f] if isinstance(obj[f], str) else json.dumps(obj[f]) for f in wanted}
-        row += 1
-
 
 # ------------------------------------------------------------------------------------------------------ hashing
 
@@ -258,7 +123,7 @@ class EvalNgrams:
               ) -> EvalNgrams:
         """Encode every item's texts (as is, and after a space) and hash their n-grams.
 
-        ``tokenized``: further sets whose items are given as (id, token ids), one sequence an item (the test works).
+        ``tokenized``: further sets whose items are given as (id, token ids), one sequence an item (the test documents).
         """
         if n < 1 or min_tokens < 1:
             raise UserError(f"contamination.n ({n}) and contamination.min_tokens ({min_tokens}) must be at least 1")
@@ -433,7 +298,7 @@ def batch_encoder(tokenizer: Any) -> Callable[[list[str]], list[list[int]]]:
 def contamination_report(cfg: ContaminationConfig, resolver: Any, encode: Callable[[list[str]], list[list[int]]],
                          train_chunks: Iterable[np.ndarray],
                          test_works: Iterable[tuple[str, np.ndarray]] | None) -> dict[str, Any]:
-    """Every set's items (and the test works, one item each, unless None) against the train split's tokens."""
+    """Every set's items (and the test documents, one item each, unless None) against the train split's tokens."""
     items = {str(name): read_items(str(name), texts, resolver) for name, texts in cfg.sets.items()}
     tokenized = {TEST_WORKS: list(test_works)} if test_works is not None else None
     ngrams = EvalNgrams.build(items, encode, int(cfg.n), int(cfg.min_tokens), tokenized=tokenized)

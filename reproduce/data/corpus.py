@@ -1,5 +1,5 @@
 """Decoded documents: RusLit works (one document per file, headers stripped, paragraphs kept one per line), and
-``to_text``, which turns any source's raw record (reproduce/data/sources.py) into cleaned text or a reason to skip it.
+``to_text``, which turns any source's raw record (reproduce/data/records.py) into cleaned text or a reason to skip it.
 """
 
 from __future__ import annotations
@@ -7,10 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from reproduce.data.sources import Record
+from reproduce.data.records import Record
 
 _FOOTNOTE = re.compile(r"\[\d{1,3}\]|\{\d{1,3}\}")
 _SPACES = re.compile(r"[ \t\u00a0]+")

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from reproduce.arithmetic import windows
+
 
 class PackedSequences(Dataset):
     """Windows of ``context + 1`` consecutive tokens from a token array."""
@@ -24,7 +26,7 @@ class PackedSequences(Dataset):
         self.tokens, self.context = tokens, context
 
     def __len__(self) -> int:
-        return (len(self.tokens) - 1) // self.context
+        return windows(len(self.tokens), self.context)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         start = index * self.context

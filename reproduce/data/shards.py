@@ -24,12 +24,13 @@ VERSION = 1
 _HEADER = struct.Struct("<8sIIIIQ32s")
 HEADER_SIZE = _HEADER.size
 DTYPE = np.dtype("<u2")
+MAX_VOCAB = int(np.iinfo(DTYPE).max) + 1  # the most ids a shard can hold: 65,536
 
 
 def write_shard(path: str | Path, tokens: np.ndarray | Iterable[np.ndarray], vocab_size: int) -> str:
     """Write tokens (all < vocab_size <= 65,536), given whole or as consecutive pieces, with their header,
     atomically; returns the sha256 of the token bytes."""
-    if vocab_size > np.iinfo(DTYPE).max + 1:
+    if vocab_size > MAX_VOCAB:
         raise UserError(f"vocabulary of {vocab_size} ids does not fit the uint16 shard format (at most 65,536)")
     pieces = [tokens] if isinstance(tokens, np.ndarray) else tokens
     digest, count = hashlib.sha256(), 0

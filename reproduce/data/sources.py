@@ -1,11 +1,13 @@
 """Document sources: every raw document of one configured source (data.sources.<name>), streamed in a fixed order.
 
-A source is a manifest of checked files (RusLit), text files, JSON Lines, Parquet, or a Hugging Face dataset (hub
-or local folder). ``iter_records`` yields each document as a picklable ``Record`` (raw bytes or text, with a stable
-id "<source>:<where>") or, for a record that is dirty, a ``Skip`` that preparation records and passes over; memory
-holds one file, one line or one record batch at a time. ``fingerprint`` describes everything that determines the
-records (content checksums included), so the prepared set can be named by its hash; ``check_source`` is the cheap
-pre-flight check. Cleaning (reproduce/data/corpus.py ``to_text``) happens later, in worker processes.
+Each kind of source is one class here, registered by its ``kind`` when it is defined (``KINDS``): a manifest of
+checked files (RusLit), text files, JSON Lines, Parquet, or a Hugging Face dataset (hub or local folder). A class
+names the config field it cannot do without (``needs``), yields its documents (``records``: a picklable ``Record``
+with a stable id "<source>:<where>", or a ``Skip`` for a dirty one that preparation records and passes over; memory
+holds one file, one line or one record batch at a time), describes everything that determines them (``fingerprint``,
+content checksums included, so the prepared set can be named by its hash) and checks itself cheaply before any work
+(``check``). Adding a kind is one class and one YAML in conf/data/. Cleaning (reproduce/data/corpus.py ``to_text``)
+happens later, in worker processes.
 
 No torch or transformers here; ``datasets`` and ``pyarrow`` are imported only by the kinds that need them.
 """
@@ -18,142 +20,162 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.manifest import Resolver, read_manifest, sha256_of
+from reproduce.data.records import Record, Skip
 from reproduce.errors import UserError
 from reproduce.paths import config_file
 
 if TYPE_CHECKING:
     from reproduce.config import SourceConfig
 
-KINDS = ("manifest", "text", "jsonl", "parquet", "hf")
 _BATCH_ROWS = 256  # Parquet and Hugging Face rows read at a time
 _GZIP = (".gz",)  # .jsonl.gz, .json.gz: read through gzip
-_EXAMPLE_SUFFIX = {"text": "txt", "jsonl": "jsonl", "parquet": "parquet"}
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
                float: "a number", type(None): "null"}
+KINDS: dict[str, type[Source]] = {}  # kind -> its class, filled as the classes below are defined
 
 
-@dataclass(frozen=True)
-class Record:
-    """One raw document, picklable: sent to worker processes."""
-    id: str  # "<source>:<path>" | "<source>:<path>:<line>" (jsonl, 1-based) | "<source>:<path>:<row>" (parquet,
-    # 0-based) | "<source>:<row>" (hf, 0-based); with id_field set: "<source>:<value of id_field>"
-    source: str  # the source's name (key in data.sources)
-    raw: bytes | str  # manifest, text: the file's bytes; jsonl, parquet, hf: the text field's value
-    path: str  # the file (kind=manifest: the manifest path, e.g. "ruslit/prose/Chekhov/Агафья.txt"); hf: dataset
-    line: int | None  # jsonl line (1-based) or parquet/hf row (0-based); None for whole files
+class Source:
+    """One configured source of documents; a subclass with a ``kind`` registers itself in ``KINDS``."""
+
+    kind: ClassVar[str] = ""
+    needs: ClassVar[str]  # the SourceConfig field a source of this kind cannot do without
+    has_fields: ClassVar[bool] = False  # rows of named fields: text_field (and id_field) apply
+    example: ClassVar[str] = "txt"  # the file suffix a hint shows
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            KINDS[cls.kind] = cls
+
+    def __init__(self, name: str, config: SourceConfig):
+        self.name, self.config = name, config
+
+    def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
+        """Every record in a fixed order; the same inputs give the same records."""
+        raise NotImplementedError
+
+    def content(self, resolver: Resolver) -> dict[str, Any]:
+        """What determines the records besides the settings: content checksums, or a pinned revision."""
+        raise NotImplementedError
+
+    def check(self, resolver: Resolver) -> None:
+        """Cheap pre-flight check before any work; one-line UserErrors naming data.sources.<name>.<key>."""
+        raise NotImplementedError
+
+    def fingerprint(self, resolver: Resolver) -> dict[str, Any]:
+        """JSON-serialisable description of everything that determines the source's records and their text."""
+        out: dict[str, Any] = {"kind": self.kind, "clean": self.config.clean}
+        if self.has_fields:
+            out.update(text_field=self.config.text_field, id_field=self.config.id_field)
+        return {**out, **self.content(resolver)}
 
 
-@dataclass(frozen=True)
-class Skip:
-    """A dirty record: recorded in the prepared set's notes; preparation continues."""
-    id: str
-    source: str
-    path: str
-    line: int | None
-    reason: str  # short, e.g. "line is not JSON (Expecting value)"
+def open_source(name: str, config: SourceConfig) -> Source:
+    """The source of ``data.sources.<name>``, of its kind's class."""
+    if config.kind not in KINDS:
+        raise UserError(f"data.sources.{name}.kind={config.kind!r}: choose one of {', '.join(KINDS)}")
+    if config.clean not in CLEANERS:
+        raise UserError(f"data.sources.{name}.clean={config.clean!r}: choose one of {', '.join(CLEANERS)}")
+    return KINDS[config.kind](name, config)
 
 
-# ------------------------------------------------------------------------------------------------ public
+class ManifestSource(Source):
+    """Files listed in a manifest TSV (path, sha256, url), resolved from the cache, the mirror or their URL."""
 
+    kind, needs = "manifest", "manifest"
 
-def iter_records(name: str, source: SourceConfig, resolver: Resolver) -> Iterator[Record | Skip]:
-    """Every record of one source in a fixed order (manifest rows in order; each glob's matches sorted, globs in
-    the given order, a file matched twice read once; JSONL lines; Parquet rows; HF rows). Bounded memory: one file
-    (text, manifest) or one line / one record batch at a time. The same inputs give the same records."""
-    kind = _kind(name, source)
-    if kind == "manifest":
-        for entry in read_manifest(_manifest_path(name, source)):
-            raw = resolver.resolve(entry).read_bytes()
-            yield Record(f"{name}:{entry.path}", name, raw, entry.path, None)
-    elif kind == "text":
-        for shown, file in _matched_files(name, source):
-            yield Record(f"{name}:{shown}", name, file.read_bytes(), shown, None)
-    elif kind == "jsonl":
-        for shown, file in _matched_files(name, source):
-            yield from _jsonl_records(name, source, shown, file)
-    elif kind == "parquet":
-        for shown, file in _matched_files(name, source):
-            yield from _parquet_records(name, source, shown, file)
-    else:
-        yield from _hf_records(name, source)
+    def _manifest(self) -> Path:
+        if not self.config.manifest:
+            raise UserError(f"data.sources.{self.name}.manifest: a manifest source needs a TSV of (path, sha256, "
+                            f"url); set data.sources.{self.name}.manifest")
+        path = config_file(self.config.manifest)
+        if not path.is_file():
+            raise UserError(f"data.sources.{self.name}.manifest={self.config.manifest!r}: not found in the working "
+                            "directory or conf/; fix the path")
+        return path
 
+    def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
+        for entry in read_manifest(self._manifest()):
+            yield Record(f"{self.name}:{entry.path}", self.name, resolver.resolve(entry).read_bytes(), entry.path,
+                         None)
 
-def fingerprint(name: str, source: SourceConfig, resolver: Resolver) -> dict[str, Any]:
-    """JSON-serialisable description of everything that determines the source's records and their text: kind,
-    fields, cleaner, and content checksums (manifest: its rows' sha256; text, jsonl, parquet: every matched file's
-    path as matched and sha256; hf hub: dataset, config, split, revision; hf local folder: its files' sha256)."""
-    kind = _kind(name, source)
-    out: dict[str, Any] = {"kind": kind, "clean": source.clean}
-    if kind in ("jsonl", "parquet", "hf"):
-        out.update(text_field=source.text_field, id_field=source.id_field)
-    if kind == "manifest":
-        out["files"] = [[e.path, e.sha256] for e in read_manifest(_manifest_path(name, source))]
-    elif kind in ("text", "jsonl", "parquet"):
-        out["files"] = [[shown, sha256_of(file)] for shown, file in _matched_files(name, source)]
-    else:
-        out.update(dataset=source.dataset, config_name=source.config_name, split=source.split)
-        folder = _hf_folder(name, source)
-        if folder is None:
-            out["revision"] = source.revision
-        else:
-            out["files"] = [[rel, sha256_of(folder / rel)] for rel in _folder_files(folder)]
-    return out
+    def content(self, resolver: Resolver) -> dict[str, Any]:
+        return {"files": [[e.path, e.sha256] for e in read_manifest(self._manifest())]}
 
-
-def check_source(name: str, source: SourceConfig, resolver: Resolver) -> None:
-    """Cheap pre-flight check before any work; raises one-line UserErrors naming ``data.sources.<name>.<key>``.
-    manifest: reads it and resolves every entry (sha256 checked). text, jsonl, parquet: every path or glob matches
-    a file; jsonl: each file's first record has text_field (and id_field); parquet: they are columns; hf: the local
-    folder exists, or the hub dataset has a pinned revision and can be opened; its first row has the fields."""
-    kind = _kind(name, source)
-    if source.clean not in CLEANERS:
-        raise UserError(f"data.sources.{name}.clean={source.clean!r}: choose one of {', '.join(CLEANERS)}")
-    if kind == "manifest":
-        for entry in read_manifest(_manifest_path(name, source)):
+    def check(self, resolver: Resolver) -> None:
+        for entry in read_manifest(self._manifest()):
             resolver.resolve(entry)
-        return
-    if kind == "hf":
-        _check_hf(name, source)
-        return
-    files = _matched_files(name, source)
-    for shown, file in files:
-        if kind == "jsonl":
-            _check_jsonl(name, source, shown, file)
-        elif kind == "parquet":
-            _parquet_file(name, shown, file, _parquet_columns(name, source))
+
+
+class FileSource(Source):
+    """Files or globs (``paths``): the matched files, each glob's matches sorted, a file matched twice read once."""
+
+    needs = "paths"
+
+    def files(self) -> list[tuple[str, Path]]:
+        return _matched_files(self.name, self.config, self.example)
+
+    def content(self, resolver: Resolver) -> dict[str, Any]:
+        return {"files": [[shown, sha256_of(file)] for shown, file in self.files()]}
+
+    def check(self, resolver: Resolver) -> None:
+        self.files()
+
+
+class TextSource(FileSource):
+    """Text files, one document each."""
+
+    kind = "text"
+
+    def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
+        for shown, file in self.files():
+            yield Record(f"{self.name}:{shown}", self.name, file.read_bytes(), shown, None)
+
+
+class JsonlSource(FileSource):
+    """JSON Lines (plain or gzip), one document a line in its ``text_field``."""
+
+    kind, has_fields, example = "jsonl", True, "jsonl"
+
+    def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
+        for shown, file in self.files():
+            yield from _jsonl_records(self.name, self.config, shown, file)
+
+    def check(self, resolver: Resolver) -> None:
+        for shown, file in self.files():  # each file's first record has the fields
+            for number, value, problem in _json_lines(self.name, shown, file):
+                if problem is None and isinstance(value, dict):
+                    _field_record(self.name, self.config, value, f"{shown} line {number}", "", shown, number)
+                    break
+
+
+class ParquetSource(FileSource):
+    """Parquet files, one document a row in its ``text_field`` column."""
+
+    kind, has_fields, example = "parquet", True, "parquet"
+
+    def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
+        for shown, file in self.files():
+            yield from _parquet_records(self.name, self.config, shown, file)
+
+    def check(self, resolver: Resolver) -> None:
+        for shown, file in self.files():
+            _parquet_file(self.name, shown, file, _parquet_columns(self.config))
 
 
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _kind(name: str, source: SourceConfig) -> str:
-    if source.kind not in KINDS:
-        raise UserError(f"data.sources.{name}.kind={source.kind!r}: choose one of {', '.join(KINDS)}")
-    return source.kind
-
-
-def _manifest_path(name: str, source: SourceConfig) -> Path:
-    if not source.manifest:
-        raise UserError(f"data.sources.{name}.manifest: a manifest source needs a TSV of (path, sha256, url); "
-                        f"set data.sources.{name}.manifest")
-    path = config_file(source.manifest)
-    if not path.is_file():
-        raise UserError(f"data.sources.{name}.manifest={source.manifest!r}: not found in the working directory or "
-                        "conf/; fix the path")
-    return path
-
-
-def _matched_files(name: str, source: SourceConfig) -> list[tuple[str, Path]]:
+def _matched_files(name: str, source: SourceConfig, suffix: str) -> list[tuple[str, Path]]:
     """(path as matched, file) for every path or glob, each glob's matches sorted, a file matched twice kept once."""
     if not source.paths:
         raise UserError(f"data.sources.{name}.paths: a {source.kind} source needs files or globs; set "
-                        f"data.sources.{name}.paths=[corpus/*.{_EXAMPLE_SUFFIX.get(source.kind, 'txt')}]")
+                        f"data.sources.{name}.paths=[corpus/*.{suffix}]")
     seen: set[Path] = set()
     files: list[tuple[str, Path]] = []
     for pattern in source.paths:
@@ -236,14 +258,7 @@ def _field_record(name: str, source: SourceConfig, row: dict[str, Any], where: s
     return Record(record_id, name, text, path, line)
 
 
-def _check_jsonl(name: str, source: SourceConfig, shown: str, file: Path) -> None:
-    for number, value, problem in _json_lines(name, shown, file):
-        if problem is None and isinstance(value, dict):
-            _field_record(name, source, value, f"{shown} line {number}", "", shown, number)
-            return
-
-
-def _parquet_columns(name: str, source: SourceConfig) -> list[str]:
+def _parquet_columns(source: SourceConfig) -> list[str]:
     return [source.text_field] + ([source.id_field] if source.id_field not in (None, source.text_field) else [])
 
 
@@ -266,7 +281,7 @@ def _parquet_file(name: str, shown: str, file: Path, columns: list[str]) -> Any:
 
 
 def _parquet_records(name: str, source: SourceConfig, shown: str, file: Path) -> Iterator[Record | Skip]:
-    columns = _parquet_columns(name, source)
+    columns = _parquet_columns(source)
     pf = _parquet_file(name, shown, file, columns)
     row = 0
     for batch in pf.iter_batches(columns=columns, batch_size=_BATCH_ROWS):
@@ -345,7 +360,7 @@ def _hf_records(name: str, source: SourceConfig) -> Iterator[Record | Skip]:
 
     dataset = _open_hf(name, source)
     shown = str(source.dataset)
-    columns = _parquet_columns(name, source)
+    columns = _parquet_columns(source)
     if isinstance(dataset, datasets.Dataset):  # memory-mapped Arrow: a batch of rows at a time
         _check_columns(name, source, dataset.column_names)
         row = 0
@@ -362,7 +377,7 @@ def _hf_records(name: str, source: SourceConfig) -> Iterator[Record | Skip]:
 
 
 def _check_columns(name: str, source: SourceConfig, present: list[str]) -> None:
-    for column, key in zip(_parquet_columns(name, source), ("text_field", "id_field"), strict=False):
+    for column, key in zip(_parquet_columns(source), ("text_field", "id_field"), strict=False):
         if column not in present:
             raise _missing_field(name, key, column, f"{source.dataset} (dataset columns)", present)
 
@@ -382,3 +397,24 @@ def _check_hf(name: str, source: SourceConfig) -> None:
     for row, fields in enumerate(dataset):  # streaming: the first row, as for jsonl's first record
         _field_record(name, source, fields, f"{source.dataset} row {row}", "", str(source.dataset), row)
         return
+
+
+class HfSource(Source):
+    """A Hugging Face dataset: streamed from the hub at a pinned revision, or a local save_to_disk or data folder."""
+
+    kind, needs, has_fields = "hf", "dataset", True
+
+    def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
+        return _hf_records(self.name, self.config)
+
+    def content(self, resolver: Resolver) -> dict[str, Any]:
+        source = self.config
+        out: dict[str, Any] = {"dataset": source.dataset, "config_name": source.config_name,
+                               "split": source.split}
+        folder = _hf_folder(self.name, source)
+        if folder is None:
+            return {**out, "revision": source.revision}
+        return {**out, "files": [[rel, sha256_of(folder / rel)] for rel in _folder_files(folder)]}
+
+    def check(self, resolver: Resolver) -> None:
+        _check_hf(self.name, self.config)

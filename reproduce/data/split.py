@@ -1,4 +1,5 @@
-"""Train/validation/test split by whole documents (works), seeded, so no paragraph of a test work is trained on."""
+"""Train/validation/test split by whole documents (for RusLit: works), seeded, so no paragraph of a test document is
+trained on."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from reproduce.data.corpus import Text, to_text
-from reproduce.data.sources import Record, Skip
+from reproduce.data.records import Record, Skip
 
 _STATE: dict[str, Any] = {}
 PIECE_CHARACTERS = 1 << 16  # a long document is tokenized in pieces of about this size (same ids, less memory)

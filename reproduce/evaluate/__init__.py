@@ -1,1 +1,1 @@
-"""Evaluation: perplexity and bits per byte on held-out works, and lm-eval benchmarks."""
+"""Evaluation: perplexity and bits per byte on held-out documents, and lm-eval benchmarks."""

@@ -1,9 +1,9 @@
-"""The package's lm-eval task folders (reproduce/evaluate/tasks/<benchmark>/), written out with resolved data paths.
+"""The package's lm-eval task folders (reproduce/evaluate/benchmarks.py), written out with resolved data paths.
 
-A local benchmark's YAML names each data file as ``mirror:<path>``, where ``<path>`` is a row of its manifest
-(conf/manifests/<benchmark>.tsv). ``write_tasks`` copies the folders and replaces each such name with the file the
-manifest resolves to (cache, mirror or download, sha256 checked); the written folder is what
-``TaskManager(include_path=...)`` and ``lm_eval --include_path`` read. Hub benchmarks have no ``mirror:`` names.
+A local benchmark's YAML names each data file as ``mirror:<path>``, where ``<path>`` is a row of its folder's
+manifest.tsv. ``write_tasks`` copies the task files and replaces each such name with the file the manifest resolves
+to (cache, mirror or download, sha256 checked); the written folder is what ``TaskManager(include_path=...)`` and
+``lm_eval --include_path`` read. Hub benchmarks have no ``mirror:`` names.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from pathlib import Path
 import yaml
 
 from reproduce.errors import UserError
+from reproduce.evaluate.benchmarks import NOT_TASK_FILES, benchmark
 from reproduce.io import atomic_dir
 
-TASKS_DIR = Path(__file__).parent / "tasks"
 MIRROR_NAME = re.compile(r"mirror:(\w[^\s'\"`]*)")
-TASK_FILES = ("*.yaml", "_template_yaml")
 
 
 class _TaskFileLoader(yaml.SafeLoader):
@@ -38,32 +37,22 @@ def check_task_file(path: Path) -> None:
         raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the task file") from None
 
 
-def benchmark_files(benchmark: str) -> list[Path]:
-    """The task files of one benchmark folder (YAML and templates)."""
-    folder = TASKS_DIR / benchmark
-    if not folder.is_dir():
-        known = ", ".join(sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"))
-        raise UserError(f"no benchmark folder reproduce/evaluate/tasks/{benchmark}; benchmarks: {known}")
-    return sorted(p for pattern in TASK_FILES for p in folder.glob(pattern))
-
-
-def data_names(benchmark: str) -> list[str]:
+def data_names(name: str) -> list[str]:
     """The ``mirror:`` paths a benchmark's task files name (empty for a hub benchmark)."""
-    return sorted({m for f in benchmark_files(benchmark) for m in MIRROR_NAME.findall(f.read_text(encoding="utf-8"))})
+    return sorted({m for f in benchmark(name).task_files() for m in MIRROR_NAME.findall(f.read_text(encoding="utf-8"))})
 
 
 def write_tasks(benchmarks: list[str], out_dir: Path, resolve: Callable[[str, str], Path]) -> Path:
     """Copy each benchmark folder under ``out_dir`` with every ``mirror:<path>`` replaced by
     ``resolve(benchmark, path)`` (absolute); returns ``out_dir``, written whole or not at all."""
     with atomic_dir(out_dir) as tmp:
-        for benchmark in benchmarks:
-            files = benchmark_files(benchmark)
-            folder = tmp / benchmark
-            shutil.copytree(TASKS_DIR / benchmark, folder, ignore=shutil.ignore_patterns("__pycache__"))
-            for source in files:
+        for name in benchmarks:
+            found = benchmark(name)
+            folder = tmp / name
+            shutil.copytree(found.folder, folder, ignore=shutil.ignore_patterns("__pycache__", *NOT_TASK_FILES))
+            for source in found.task_files():
                 check_task_file(source)
                 text = source.read_text(encoding="utf-8")
-                resolved = MIRROR_NAME.sub(lambda m, b=benchmark: Path(resolve(b, m.group(1))).resolve().as_posix(),
-                                           text)
+                resolved = MIRROR_NAME.sub(lambda m, b=name: Path(resolve(b, m.group(1))).resolve().as_posix(), text)
                 (folder / source.name).write_text(resolved, encoding="utf-8")
     return out_dir

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import yaml
 
 from reproduce.errors import UserError
-from reproduce.evaluate.lm_eval_tasks import TASKS_DIR
+from reproduce.evaluate.benchmarks import TASKS_DIR
 
 SUITES_FILE = TASKS_DIR / "suites.yaml"
 HUB_HOST = ("huggingface.co", 443)

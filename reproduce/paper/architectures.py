@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reproduce.arithmetic import ARCHITECTURE_KEYS
+from reproduce.compose import compose_config
 from reproduce.io import read_json, write_json
-from reproduce.model import gpt2_config, parameter_count
+from reproduce.meta import package_metadata
+from reproduce.model import exact_parameters, gpt2_config
 from reproduce.paths import CONF_DIR
-from reproduce.preflight import compose_config
-from reproduce.results import package_metadata
-
-FIELDS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
 
 
 def architectures() -> dict[str, dict[str, Any]]:
@@ -19,7 +18,8 @@ def architectures() -> dict[str, dict[str, Any]]:
     models = {}
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
         config = gpt2_config(compose_config("reproduce", [f"model={path.stem}"]).model, 0, 0)
-        models[path.stem] = {key: getattr(config, key) for key in FIELDS} | {"parameters": parameter_count(config)}
+        models[path.stem] = {key: getattr(config, key) for key in ARCHITECTURE_KEYS} | {
+            "parameters": exact_parameters(config)}
     return models
 
 

@@ -13,11 +13,12 @@ import matplotlib
 from reproduce.config import PaperConfig, PathsConfig
 from reproduce.errors import UserError
 from reproduce.io import write_bytes
+from reproduce.layout import SUMMARY
 from reproduce.paper import published_tables as published
 from reproduce.paper import tables
-from reproduce.paper.figures import all_plots, render
-from reproduce.paper.render import Table, to_latex, to_markdown
-from reproduce.paper.sources import Results
+from reproduce.paper.figures import all_plots, figure_bytes
+from reproduce.paper.formats import Table, to_latex, to_markdown
+from reproduce.paper.reader import Results, scored_models
 
 log = logging.getLogger("reproduce")
 
@@ -37,7 +38,7 @@ def all_tables(results: Results, runs: list[str]) -> list[Table]:
     out = [tables.architecture_table(results), published.recipe_table(results),
            published.hyperparameters_table(results), published.compute_table(results),
            tables.perplexity_table(results, runs)]
-    if tables.scored_models(results, runs):
+    if scored_models(results, runs):
         out.append(tables.zero_shot_table(results, runs))
     out += [published.leaderboard_table(results), published.mera_table(results), published.open_llm_table(results),
             *(published.body_table(results, key) for key in published.BODY_TABLES)]
@@ -82,7 +83,7 @@ def render_paper(results_dir: Path, runs: list[str]) -> tuple[dict[str, bytes], 
         files[f"tables/{table.name}.tex"] = to_latex(table).encode("utf-8")
         entries.append((f"tables/{table.name}.{{md,tex}}", table.caption, table.sources))
     for plot in all_plots(results, runs):
-        for suffix, data in render(plot.figure).items():
+        for suffix, data in figure_bytes(plot.figure).items():
             files[f"figures/{plot.name}.{suffix}"] = data
         entries.append((f"figures/{plot.name}.{{pdf,png}}", plot.caption, plot.sources))
     files["README.md"] = _index(entries).encode("utf-8")
@@ -143,7 +144,7 @@ def make_paper(paths: PathsConfig, cfg: PaperConfig) -> list[Path]:
         files = render_paper(results, runs)[0]
     written = write_paper(files, Path(paths.paper))
     for run in absent:
-        log.info(f"[paper] extra run {run} left out: {results / run / 'summary.json'} not found "
+        log.info(f"[paper] extra run {run} left out: {results / run / SUMMARY} not found "
                  f"(`reproduce run_name={run}` or its experiment makes it)")
     log.info(f"[paper] wrote {len(written)} files under {paths.paper} from runs {', '.join(runs)}")
     return written

@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
 from reproduce.errors import UserError
-from reproduce.paper.sources import Results
+from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SUMMARY, read_gpu_mfu
+from reproduce.paper.reader import Results, eval_perplexities, scored_models
 
 DPI = 150
 WIDTH = 7.0  # inches
@@ -67,7 +68,7 @@ def _styled(fn: Callable[..., Plot | None]) -> Callable[..., Plot | None]:
     return wrapper
 
 
-def render(fig: Figure) -> dict[str, bytes]:
+def figure_bytes(fig: Figure) -> dict[str, bytes]:
     """The figure as PDF and PNG bytes, keyed by file suffix."""
     out = {}
     with style():
@@ -136,7 +137,7 @@ def _mark(ax: Axes, x: float, text: str, color: str, ls: str) -> None:
 @_styled
 def loss_vs_tokens(results: Results, runs: list[str]) -> Plot:
     """Training and validation loss against cumulative tokens across stages, one panel per run."""
-    names = [f"{run}/curves.json" for run in runs]
+    names = [f"{run}/{CURVES}" for run in runs]
     fig, axes = _new_figure(1.0 + 2.6 * len(runs), nrows=len(runs))
     for ax, run, name in zip(axes, runs, names, strict=True):
         curves = results.load(name)
@@ -174,7 +175,7 @@ def loss_by_position(results: Results, runs: list[str]) -> Plot | None:
     fig, axes = _new_figure(1.0 + 2.6 * len(found), nrows=len(found))
     sources = []
     for ax, run in zip(axes, found, strict=True):
-        name, summary = f"{run}/loss_by_position.json", f"{run}/summary.json"
+        name, summary = f"{run}/{LOSS_BY_POSITION}", f"{run}/{SUMMARY}"
         data = results.load(name)
         window = max(results.value(name, "windows"), key=int)
         trained = results.value(summary, "stages") if results.has(summary) else {}
@@ -208,6 +209,13 @@ def power_law_fit(params: Sequence[float], values: Sequence[float]) -> tuple[flo
     return float(10**log_a), float(b)
 
 
+def display_fit(a: float, b: float) -> tuple[float, float]:
+    """The fit as the figure shows it: ``b`` to the 3 decimals of its legend, ``a`` to 4 significant digits. The least
+    squares' last bits depend on the CPU's instruction set; the drawn line must not, so that the PNG is the same
+    everywhere."""
+    return float(f"{a:.4g}"), round(b, 3)
+
+
 def _published_points(results: Results) -> tuple[list[Point], list[str]]:
     """(label, parameters, perplexity) of each model card that reports a test perplexity, and the files read."""
     if not results.has("published/perplexity.csv"):
@@ -228,7 +236,7 @@ def _run_points(results: Results, runs: list[str]) -> tuple[list[Point], list[st
     """Each run's last evaluated stage at its largest context, and the files read."""
     points, sources = [], []
     for run in runs:
-        name = f"{run}/summary.json"
+        name = f"{run}/{SUMMARY}"
         rows = results.load(name).get("perplexity") if results.has(name) else None
         if rows:
             stage = rows[-1]["stage"]
@@ -241,7 +249,7 @@ def _run_points(results: Results, runs: list[str]) -> tuple[list[Point], list[st
 
 def _eval_points(results: Results) -> tuple[list[Point], list[str]]:
     """Each ``reproduce eval`` perplexity with a parameter count, labelled by its folder, and the files read."""
-    names = [n for n in results.glob("eval/*/perplexity.json") if results.load(n).get("parameters")]
+    names = [n for n in eval_perplexities(results) if results.load(n).get("parameters")]
     points = [(n.split("/")[1], float(results.value(n, "parameters")), results.value(n, "perplexity")) for n in names]
     return points, names
 
@@ -266,7 +274,7 @@ def perplexity_vs_parameters(results: Results, runs: list[str]) -> Plot | None:
         for text, x, y in points:
             ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
         if len(set(params)) >= 3:
-            a, b = power_law_fit(params, ppl)
+            a, b = display_fit(*power_law_fit(params, ppl))
             xs = np.geomspace(min(params), max(params), 50)
             ax.plot(xs, a * xs**b, "--", color=f"C{i}", label=f"{label} fit: ppl = a·N^b, b = {b:.3f}")
     ax.set_xlabel("parameters N")
@@ -290,22 +298,11 @@ def _accuracies(tasks: dict[str, Any]) -> dict[str, float]:
 @_styled
 def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
     """Accuracy per top-level task of every evaluated model: each run's stages and each ``reproduce eval`` suite."""
-    series: list[Series] = []
-    sources = []
-    for run in runs:
-        name = f"{run}/summary.json"
-        suite = results.load(name).get("suite") if results.has(name) else None
-        if suite:
-            series += [(f"{run} {stage}", _accuracies(tasks)) for stage, tasks in suite.items()]
-            sources.append(name)
-    files = [n for n in results.glob("eval/*/*.json") if not n.endswith("/perplexity.json")
-             and isinstance(results.load(n), dict) and isinstance(results.load(n).get("metrics"), dict)]
-    per_folder = Counter(n.split("/")[1] for n in files)
-    for n in files:
-        folder, stem = n.split("/")[1], n.rsplit("/", 1)[1].removesuffix(".json")
-        label = folder if per_folder[folder] == 1 else f"{folder} {stem}"
-        series.append((label, _accuracies(results.load(n)["metrics"])))
-    sources += files
+    scored = scored_models(results, runs)
+    per_model = Counter(s.model for s in scored if not s.of_run)
+    series: list[Series] = [(f"{s.model} {s.label}" if s.of_run or per_model[s.model] > 1 else s.model,
+                             _accuracies(results.value(s.file, *s.key))) for s in scored]
+    sources = list(dict.fromkeys(s.file for s in scored))
     present = {task for _, values in series for task in values}
     tasks = sorted(t for t in present if not any(t.startswith(p + "_") for p in present))
     series = [(label, {t: v for t, v in values.items() if t in tasks}) for label, values in series]
@@ -325,7 +322,7 @@ def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
 @_styled
 def rublimp_per_phenomenon(results: Results, runs: list[str]) -> Plot | None:
     """RuBLiMP accuracy per phenomenon for every (run, evaluated stage), with each one's mean."""
-    names = [n for n in (f"{run}/summary.json" for run in runs) if results.has(n) and results.load(n).get("rublimp")]
+    names = [n for n in (f"{run}/{SUMMARY}" for run in runs) if results.has(n) and results.load(n).get("rublimp")]
     if not names:
         return None
     scores = [(f"{results.load(n)['run']} {stage}", res) for n in names
@@ -349,14 +346,15 @@ def _throughput_records(results: Results) -> tuple[list[dict[str, Any]], list[st
     """One record per (device, precision, configuration, path) from the GPU and CPU benchmarks, sorted; an identical
     configuration in several files counts once, from the first file by name."""
     records: dict[tuple[Any, ...], dict[str, Any]] = {}
-    gpu, cpu = results.glob("perf/gpu_mfu*.json"), results.glob("perf/train_throughput_*.json")
+    gpu, cpu = results.glob(GPU_MFU_FILES), results.glob("perf/train_throughput_*.json")
     for name in gpu:
-        device, precision = results.value(name, "device"), results.value(name, "meta", "precision")
-        for r in results.value(name, "runs"):
-            config = f"{r['model']} {r['context']}×{r['micro_batch']}" + "".join(f" {v}" for v in r["variant"])
-            key = (device, precision, r["model"], r["context"], r["micro_batch"], tuple(r["variant"]), r["path"])
-            records.setdefault(key, {"device": device, "precision": precision, "config": config, "path": r["path"],
-                                     "mfu": r["mfu"], "tokens_per_second": r["tokens_per_second"]})
+        measured = read_gpu_mfu(results.path(name))
+        device, precision = measured.device, measured.precision
+        for r in measured.runs:
+            config = f"{r.model} {r.context}×{r.micro_batch}" + "".join(f" {v}" for v in r.variant)
+            key = (device, precision, r.model, r.context, r.micro_batch, r.variant, r.path)
+            records.setdefault(key, {"device": device, "precision": precision, "config": config, "path": r.path,
+                                     "mfu": r.mfu, "tokens_per_second": r.tokens_per_second})
     for name in cpu:
         machine = results.value(name, "machine")
         device, model = f"{machine['cpu']} ({machine['cpus']} CPUs)", results.value(name, "model")

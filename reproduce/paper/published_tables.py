@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from reproduce.errors import UserError
-from reproduce.paper.render import DASH, NOT_REPORTED, Table
-from reproduce.paper.sources import Num, Results, combine
+from reproduce.paper.formats import DASH, NOT_REPORTED, Table
+from reproduce.paper.reader import Num, Results, combine
 
 PUB = "published/"
 BODY_TABLES = {"russian_superglue": "Russian SuperGLUE", "tape": "TAPE", "probing": "probing",
@@ -103,16 +103,17 @@ def compute_table(results: Results) -> Table:
         plan = _plan(r["model"])
         derived: list[str] = [DASH] * 6
         if results.has(plan):
-            p = results.load(plan)
+            plan_data = results.load(plan)
             sources.append(results.label(plan))
-            if p.get("published") and p["published"]["stages"] == stages and r["days"]:
+            if plan_data.get("published") and plan_data["published"]["stages"] == stages and r["days"]:
                 derived[:4] = [results.num(plan, "published", k, fmt=f) for k, f in
                                (("gpu_hours", ",.0f"), ("flops", ".2e"), ("implied_mfu", ".1%"),
                                 ("implied_mfu_6nd", ".1%"))]
-            device = device or _measured_device(p["devices"])
-            if device in p["devices"]:
-                key = ("devices", device) if stages == list(p["stages"]) else ("devices", device, "stages", stages[0])
-                per_stage = p["devices"][device]["stages"]
+            device = device or _measured_device(plan_data["devices"])
+            if device in plan_data["devices"]:
+                whole = stages == list(plan_data["stages"])
+                key = ("devices", device) if whole else ("devices", device, "stages", stages[0])
+                per_stage = plan_data["devices"][device]["stages"]
                 derived[4] = combine(" / ".join("{}" if per_stage[s]["mfu_source"].startswith("measured")
                                                 else "{} (assumed)" for s in stages),
                                      *(results.num(plan, "devices", device, "stages", s, "mfu", fmt=".1%")

@@ -1,17 +1,18 @@
 """Tables of our runs and evaluated models, beside the published numbers where there are any.
 
-Every number is a :class:`~reproduce.paper.sources.Num` read from a field of a ``results/`` file.
+Every number is a :class:`~reproduce.paper.reader.Num` read from a field of a ``results/`` file.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from reproduce.paper.render import DASH, NOT_REPORTED, Table
-from reproduce.paper.sources import Results, combine
+from reproduce.arithmetic import ARCHITECTURE_KEYS
+from reproduce.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SUMMARY
+from reproduce.paper.formats import DASH, NOT_REPORTED, Table
+from reproduce.paper.reader import Results, combine, eval_perplexities, scored_models
 
-RUN_FILES = ("summary.json", "curves.json")  # what every run of paper.runs must have; the rest is optional
-ARCH_FIELDS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "parameters")
+ARCH_FIELDS = (*ARCHITECTURE_KEYS, "parameters")  # the architecture table's columns
 
 
 def _meta_note(run: str, meta: dict[str, Any]) -> str:
@@ -21,7 +22,7 @@ def _meta_note(run: str, meta: dict[str, Any]) -> str:
 
 def architecture_table(results: Results) -> Table:
     """Our configs' architecture beside the released checkpoints' ``config.json``."""
-    ours: dict[str, Any] = results.load("architectures.json")["models"]
+    ours: dict[str, Any] = results.load(ARCHITECTURES)["models"]
     pub_rows = results.published("architectures.csv", ARCH_FIELDS)
     published = {r["model"]: i for i, r in enumerate(pub_rows)}
     by_name = {name.removeprefix("rugpt3_"): name for name in ours}
@@ -29,7 +30,7 @@ def architecture_table(results: Results) -> Table:
     for model in [*published, *sorted(n for n in by_name if n not in published)]:
         mine, pub = by_name.get(model), published.get(model)
         cells = [combine("{} / {}",
-                         results.num("architectures.json", "models", mine, f, fmt=",") if mine else DASH,
+                         results.num(ARCHITECTURES, "models", mine, f, fmt=",") if mine else DASH,
                          results.num("published/architectures.csv", pub, f, fmt=",") if pub is not None else DASH)
                  for f in ARCH_FIELDS]
         if mine and pub is not None:
@@ -39,7 +40,7 @@ def architecture_table(results: Results) -> Table:
             match = DASH + (" (no published counterpart)" if pub is None else " (no config of ours)")
         rows.append([model, *cells, match])
     notes = [
-        f"Each cell: our config ({results.label('architectures.json')}) / the published value; {DASH} where there "
+        f"Each cell: our config ({results.label(ARCHITECTURES)}) / the published value; {DASH} where there "
         "is no counterpart.",
         "Published parameters are computed, not printed by the authors: GPT-2 formula with tied embeddings, "
         "V*d + P*d + L*(12*d^2 + 13*d) + 2*d.",
@@ -47,7 +48,7 @@ def architecture_table(results: Results) -> Table:
     ]
     return Table(name="architectures", caption="Model architectures: ours / published (config.json of the released "
                  "checkpoints)", headers=["model", *ARCH_FIELDS, "match"], rows=rows, notes=notes,
-                 sources=[results.label("architectures.json"), results.label("published/architectures.csv")])
+                 sources=[results.label(ARCHITECTURES), results.label("published/architectures.csv")])
 
 
 def perplexity_table(results: Results, runs: list[str]) -> Table:
@@ -55,7 +56,7 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
     and the published full-size test perplexities (a different test set: not comparable)."""
     rows, notes, sources = [], [], []
     for run in runs:
-        name = f"{run}/summary.json"
+        name = f"{run}/{SUMMARY}"
         summary = results.load(name)
         sources.append(results.label(name))
         for i, p in enumerate(summary["perplexity"]):
@@ -67,7 +68,7 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
                      results.num(name, "unigram", "perplexity", fmt=".2f"),
                      results.num(name, "unigram", "bits_per_byte", fmt=".3f"), DASH])
         notes.append(_meta_note(run, summary.get("meta", {})))
-    for name in results.glob("eval/*/perplexity.json"):
+    for name in eval_perplexities(results):
         report = results.load(name)
         sources.append(results.label(name))
         rows.append([name.split("/")[1], "reproduce eval",
@@ -87,8 +88,8 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
         notes.append(f"† {r['model']}: {r['source']}" + (f" ({r['note']})" if r["note"] else "") + ".")
     sources += [results.label("published/perplexity.csv"), results.label("published/architectures.csv")]
     notes[:0] = [
-        "Ours: sliding windows over the run's test works (one window per context); unigram: the train split's token "
-        "frequencies on the same tokens. reproduce eval: whole texts at the model's context.",
+        "Ours: sliding windows over the run's test documents (one window per context); unigram: the train split's "
+        "token frequencies on the same tokens. reproduce eval: whole texts at the model's context.",
         "† Published test perplexities are the full-size models' on SberDevices' own test set with the ruGPT-3 "
         "tokenizer (model cards): not comparable with ours; bits/byte is comparable across tokenizers.",
     ]
@@ -105,19 +106,6 @@ SUITE_COLUMNS = (("rublimp", "acc", "RuBLiMP acc"), ("rublimp", "tie", "RuBLiMP 
                  ("rucola_indomain_dev", "acc", "RuCoLA acc"), ("rucola_indomain_dev", "mcc", "RuCoLA MCC"))
 
 
-def scored_models(results: Results, runs: list[str]) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """(model, stage or suite, file, key of its metrics) of every run stage scored on a suite and every
-    ``results/eval/<model>/<suite>.json``."""
-    scored = []
-    for run in runs:
-        name = f"{run}/summary.json"
-        scored += [(run, stage, name, ("suite", stage)) for stage in sorted(results.load(name).get("suite", {}))]
-    for name in results.glob("eval/*/*.json"):
-        if not name.endswith("/perplexity.json") and "metrics" in results.load(name):
-            scored.append((name.split("/")[1], name.rsplit("/", 1)[1].removesuffix(".json"), name, ("metrics",)))
-    return scored
-
-
 def top_level(tasks: set[str]) -> list[str]:
     """Tasks that are not a subtask of another present task (``rublimp_x`` when ``rublimp`` is present)."""
     return sorted(t for t in tasks if not any(t != g and t.startswith(g + "_") for g in tasks))
@@ -126,17 +114,17 @@ def top_level(tasks: set[str]) -> list[str]:
 def zero_shot_table(results: Results, runs: list[str]) -> Table:
     """Every scored run stage and evaluated model on its suite's tasks (zero-shot, through lm-eval)."""
     scored = scored_models(results, runs)
-    metrics = {(model, label): results.value(name, *key) for model, label, name, key in scored}
+    metrics = {(s.model, s.label): results.value(s.file, *s.key) for s in scored}
     tasks = top_level({t for m in metrics.values() for t in m})
     known = [(t, m, h) for t, m, h in SUITE_COLUMNS if t in tasks]
     other = [(t, m, f"{t} {m}") for t in tasks if t not in {k[0] for k in known}
              for m in sorted({m for ms in metrics.values() for m in ms.get(t, {})} - {"n"})]
     columns = [c for c in known + other if any(c[1] in ms.get(c[0], {}) for ms in metrics.values())]
     rows, counts = [], {}
-    for model, label, name, key in scored:
-        got = metrics[(model, label)]
-        rows.append([model, label, *(results.num(name, *key, task, metric, fmt=".3f") if metric in got.get(task, {})
-                                     else DASH for task, metric, _ in columns)])
+    for s in scored:
+        got = metrics[(s.model, s.label)]
+        rows.append([s.model, s.label, *(results.num(s.file, *s.key, task, metric, fmt=".3f")
+                                         if metric in got.get(task, {}) else DASH for task, metric, _ in columns)])
         counts.update({task: int(got[task]["n"]) for task, _, _ in columns if "n" in got.get(task, {})})
     notes = [
         "Zero-shot log-likelihood scoring through lm-eval (reproduce/evaluate/tasks/); items: "
@@ -150,14 +138,14 @@ def zero_shot_table(results: Results, runs: list[str]) -> Table:
     ]
     return Table(name="zero_shot", caption="Russian tasks, zero-shot: our runs' stages and every model scored with "
                  "reproduce eval", headers=["model", "stage / suite", *[h for _, _, h in columns]], rows=rows,
-                 notes=notes, sources=list(dict.fromkeys(results.label(name) for _, _, name, _ in scored)))
+                 notes=notes, sources=list(dict.fromkeys(results.label(s.file) for s in scored)))
 
 
 def samples_table(results: Results, runs: list[str]) -> Table:
     """The first fixed-seed sample of each prompt from every stage (line breaks shown as ⏎)."""
     rows, notes, sources = [], [], []
     for run in runs:
-        name = f"{run}/samples.json"
+        name = f"{run}/{SAMPLES}"
         if not results.has(name):
             continue
         report = results.load(name)
@@ -173,14 +161,14 @@ def samples_table(results: Results, runs: list[str]) -> Table:
 
 
 def contamination_table(results: Results, runs: list[str]) -> Table:
-    """Per evaluation set (and the corpus's test works): how many items share an n-token sequence with the train
+    """Per evaluation set (and the corpus's test documents): how many items share an n-token sequence with the train
     split, for every listed run that has ``results/<run>/contamination.json``."""
-    names = [f"{run}/contamination.json" for run in runs if results.has(f"{run}/contamination.json")]
+    names = [f"{run}/{CONTAMINATION}" for run in runs if results.has(f"{run}/{CONTAMINATION}")]
     several = len(names) > 1
     rows, notes, spans = [], [], []
     for name in names:
         run, report = name.split("/")[0], results.load(name)
-        for s in sorted(report["sets"], key=lambda s: (s == "test_works", s)):  # the corpus's own test works last
+        for s in sorted(report["sets"], key=lambda s: (s == "test_works", s)):  # the corpus's own test documents last
             r, label = report["sets"][s], f"{run}: {s}" if several else s
             rows.append([label, *(results.num(name, "sets", s, k, fmt=",") for k in ("items", "checked",
                                                                                     "contaminated")),
@@ -199,7 +187,7 @@ def contamination_table(results: Results, runs: list[str]) -> Table:
         "are not checked (items - checked). Items are distinct texts per source file.",
     ]
     if any("test_works" in r["sets"] for r in reports):
-        notes.insert(2, "test_works: the corpus's test split, one item per work.")
+        notes.insert(2, "test_works: the corpus's test split, one item per document.")
     n_text = f"{ns[0]}-token" if len(ns) == 1 else "n-token"
     return Table(name="contamination", caption=f"Evaluation items sharing a {n_text} sequence with the train split "
                  f"({'; '.join(spans)})", headers=["set", "items", "checked", "contaminated", "share", "n"],

@@ -20,17 +20,27 @@ from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
+from reproduce.arithmetic import accumulation, flops_per_token, stage_counts
 from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
-from reproduce.data.prepared import PreparedData
+from reproduce.data.prepared_set import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
-from reproduce.model import CausalLM, NonFiniteLoss, copy_learned_positions, gpt2_config, parameter_count
-from reproduce.perf import flops_per_token, mfu, stage_steps
+from reproduce.model import CausalLM, NonFiniteLoss, copy_learned_positions, exact_parameters, gpt2_config
+from reproduce.perf import mfu
 from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoint_step, checkpoints
 from reproduce.train.progress import ProgressAndCurves
 
 log = logging.getLogger("reproduce")
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """What a stage starts from: a model directory or hub id, and the context it was trained at when it is an earlier
+    stage of the run (None for a released checkpoint)."""
+
+    source: Path | str
+    context: int | None
 
 
 @dataclass
@@ -96,17 +106,17 @@ def build_strategy(trainer: TrainerConfig) -> str | FSDPStrategy:
     full-state checkpoints, so that checkpoints and exports look the same as under any other strategy."""
     if trainer.strategy != "fsdp":
         return trainer.strategy
-    f = trainer.fsdp
-    return FSDPStrategy(auto_wrap_policy={GPT2Block}, sharding_strategy=f.sharding_strategy, state_dict_type="full",
-                        activation_checkpointing_policy={GPT2Block} if f.activation_checkpointing else None,
-                        cpu_offload=f.cpu_offload)
+    fsdp = trainer.fsdp
+    return FSDPStrategy(auto_wrap_policy={GPT2Block}, sharding_strategy=fsdp.sharding_strategy, state_dict_type="full",
+                        activation_checkpointing_policy={GPT2Block} if fsdp.activation_checkpointing else None,
+                        cpu_offload=fsdp.cpu_offload)
 
 
 def _evenly_spaced(n: int, k: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, num=min(n, k)).astype(int).tolist()))
 
 
-def _build_model(name: str, cfg: RecipeConfig, data: PreparedData, init_from: Path | str | None) -> GPT2LMHeadModel:
+def _build_model(name: str, cfg: RecipeConfig, data: PreparedData, init_from: InitFrom | None) -> GPT2LMHeadModel:
     """A fresh model, an earlier stage's export, or a released checkpoint (with the config's dropout and kernel)."""
     tokenizer = data.tokenizer
     if len(tokenizer) > cfg.model.vocab_size:
@@ -114,13 +124,14 @@ def _build_model(name: str, cfg: RecipeConfig, data: PreparedData, init_from: Pa
                         "raise it")
     if init_from is None:
         return GPT2LMHeadModel(gpt2_config(cfg.model, tokenizer.bos_token_id, tokenizer.eos_token_id))
-    m = cfg.model
+    model_config = cfg.model
     try:
         model = GPT2LMHeadModel.from_pretrained(
-            init_from, attn_implementation=m.attn_implementation, resid_pdrop=m.resid_pdrop,
-            embd_pdrop=m.embd_pdrop, attn_pdrop=m.attn_pdrop)
+            init_from.source, attn_implementation=model_config.attn_implementation,
+            resid_pdrop=model_config.resid_pdrop, embd_pdrop=model_config.embd_pdrop,
+            attn_pdrop=model_config.attn_pdrop, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"stages.{name}.init_from={str(init_from)!r}: cannot load its model ({exc})") from None
+        raise UserError(f"stages.{name}.init_from={str(init_from.source)!r}: cannot load its model ({exc})") from None
     return model.train()  # from_pretrained returns eval mode
 
 
@@ -128,16 +139,17 @@ def _build_model(name: str, cfg: RecipeConfig, data: PreparedData, init_from: Pa
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
-def stage_trainer(stage: StageConfig, t: TrainerConfig, steps: int, validate_every: int, callbacks: list[pl.Callback],
-                  logger: CSVLogger | None) -> pl.Trainer:
+def stage_trainer(stage: StageConfig, trainer: TrainerConfig, steps: int, validate_every: int,
+                  callbacks: list[pl.Callback], logger: CSVLogger | None) -> pl.Trainer:
     """The stage's Lightning Trainer: accumulation, clipping and validation cadence from the stage, the engine from
     ``trainer`` (also built by bench/gpu_mfu.py, so that the benchmark times this very Trainer)."""
-    accumulate = stage.batch_size // (stage.micro_batch_size * t.devices * t.num_nodes)
+    accumulate = accumulation(stage.batch_size, stage.micro_batch_size, trainer.devices * trainer.num_nodes)
     return pl.Trainer(
         logger=logger if logger is not None else False, log_every_n_steps=stage.record_every_steps,
         enable_checkpointing=False, enable_model_summary=False,
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t),
-        precision=t.precision, enable_progress_bar=t.enable_progress_bar, **t.args,
+        accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
+        strategy=build_strategy(trainer), precision=trainer.precision,
+        enable_progress_bar=trainer.enable_progress_bar, **trainer.args,
         plugins=[AtomicCheckpointIO()],
         max_steps=steps,
         max_epochs=1,
@@ -152,38 +164,40 @@ def stage_trainer(stage: StageConfig, t: TrainerConfig, steps: int, validate_eve
 
 
 def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
-              init_from: Path | str | None = None) -> StageResult:
+              init_from: InitFrom | None = None) -> StageResult:
     """Train one stage (continuing from its last checkpoint if there is one) and export it (safetensors +
-    tokenizer) to ``runs/<run>/models/<name>``. ``init_from``: a model directory or hub id to start from."""
+    tokenizer) to ``runs/<run>/models/<name>``. ``init_from``: what the stage starts from (None: a fresh model)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = _build_model(name, cfg, data, init_from)
-    if stage.new_positions == "copy":
-        copy_learned_positions(model, cfg.stages[stage.init_from].context, stage.context)
+    if stage.new_positions == "copy":  # the checks allow it only after an earlier, shorter stage
+        copy_learned_positions(model, init_from.context, stage.context)
 
     train = PackedSequences(data.shards["train"], stage.context)
-    steps = stage_steps(len(train), stage.epochs, stage.batch_size)
+    counts = stage_counts(stage, len(data.shards["train"]), cfg.world_size)
+    steps = counts.steps
     if steps < 1:
         raise UserError(f"stages.{name}.epochs={stage.epochs} gives no optimizer step "
-                        f"({len(train)} windows, batch {stage.batch_size}); raise epochs or lower batch_size")
+                        f"({counts.windows} windows, batch {stage.batch_size}); raise epochs or lower batch_size")
     validation = PackedSequences(data.shards["validation"], stage.context)
     validation = Subset(validation, _evenly_spaced(len(validation), stage.validation_windows))
     seed = cfg.seed if stage.data_seed is None else stage.data_seed
     datamodule = StageData(train, validation, steps * stage.batch_size, seed, stage.micro_batch_size,
                            stage.batch_size)
 
-    tokens_per_step = stage.batch_size * stage.context
-    parameters = parameter_count(model.config)
+    tokens_per_step = counts.batch_tokens
+    parameters = exact_parameters(model.config)
     progress = ProgressAndCurves(name, tokens_per_step, steps, stage.record_every_steps, stage.print_every_s,
                                  flops_per_token(parameters, model.config.n_layer, model.config.n_embd, stage.context))
     every = None if stage.checkpoint_every_tokens is None else max(1, stage.checkpoint_every_tokens // tokens_per_step)
-    folder = cfg.work_dir / "checkpoints" / name
+    run = cfg.layout
+    folder = run.checkpoints(name)
     validate_every = min(stage.validate_every_steps, steps)
     saver = StageCheckpoints(folder, every, stage.keep_checkpoints, validate_every)
-    found = checkpoints(folder)  # resume=never removed them before the command started (results.start_steps)
+    found = checkpoints(folder)  # resume=never removed them before the command started (record.start_steps)
     resume_from = found[-1] if found and cfg.resume == "auto" else None
     first_step = 0 if resume_from is None else checkpoint_step(resume_from)
     # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s, MFU
-    csv = CSVLogger(cfg.work_dir / "logs", name=name, version=f"from-step-{first_step:09d}",
+    csv = CSVLogger(run.logs, name=name, version=f"from-step-{first_step:09d}",
                     flush_logs_every_n_steps=stage.record_every_steps)
     trainer = stage_trainer(stage, cfg.trainer, steps, validate_every,
                             [progress, saver, LearningRateMonitor(logging_interval="step")], csv)
@@ -203,7 +217,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
                           "continue from it", saver.stopped_by)
     seconds = progress.seconds_before + time.perf_counter() - started
 
-    export_dir = cfg.work_dir / "models" / name
+    export_dir = run.model(name)
     weights = None  # FSDP: the full weights, gathered on every rank; otherwise the model holds them
     if isinstance(trainer.strategy, FSDPStrategy):
         weights = {k.removeprefix("model."): v for k, v in trainer.strategy.lightning_module_state_dict().items()}
@@ -212,5 +226,5 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
             module.model.save_pretrained(tmp, state_dict=weights)
             data.tokenizer.save_pretrained(tmp)
     trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
-    return StageResult(name, export_dir, stage.context, steps, steps * tokens_per_step, seconds, parameters,
+    return StageResult(name, export_dir, stage.context, steps, counts.tokens, seconds, parameters,
                        progress.speed(), progress.train, progress.validation)

@@ -27,9 +27,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from reproduce.config import RecipeConfig, TokenizerConfig
 from reproduce.data.corpus import CLEANING_VERSION
+from reproduce.data.eval_items import set_manifest
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest, sha256_of
 from reproduce.data.shards import ShardedTokens
-from reproduce.data.sources import fingerprint
+from reproduce.data.sources import open_source
 from reproduce.data.split import SPLITS
 from reproduce.errors import UserError
 from reproduce.io import read_json
@@ -38,7 +39,6 @@ from reproduce.paths import config_file
 FORMAT_VERSION = 1  # bump when the layout or the token stream's construction changes
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.tsv"
-POINTER = "prepared.json"  # runs/<run>/prepared.json: which prepared set the run uses
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
@@ -69,8 +69,8 @@ def read_documents(folder: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
 
 
-def _manifest_rows(manifest: str) -> list[list[str]]:
-    return [[e.path, e.sha256] for e in read_manifest(config_file(manifest))]
+def _manifest_rows(manifest: Path) -> list[list[str]]:
+    return [[e.path, e.sha256] for e in read_manifest(manifest)]
 
 
 def tokenizer_fingerprint(tok: TokenizerConfig) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def tokenizer_fingerprint(tok: TokenizerConfig) -> dict[str, Any]:
         return {"kind": "bbpe", "vocab_size": tok.vocab_size, "min_frequency": tok.min_frequency,
                 "sample_characters": tok.sample_characters}
     if tok.kind == "released":
-        return {"kind": "released", "vocab_size": tok.vocab_size, "files": _manifest_rows(tok.manifest)}
+        return {"kind": "released", "vocab_size": tok.vocab_size, "files": _manifest_rows(config_file(tok.manifest))}
     local = Path(tok.name_or_path).expanduser()
     files = [[name, sha256_of(local / name)] for name in TOKENIZER_FILES if (local / name).is_file()]
     return {"kind": "pretrained", "name_or_path": tok.name_or_path, "files": files or None}
@@ -90,13 +90,13 @@ def prepared_inputs(cfg: RecipeConfig, resolver: Resolver | None = None) -> dict
     workers run, or anything printed."""
     resolver = resolver or make_resolver(cfg.data)
     data = cfg.data
-    sources = {name: {**fingerprint(name, source, resolver), "clean": source.clean, "weight": source.weight}
-               for name, source in data.sources.items()}
+    sources = {name: {**open_source(name, source).fingerprint(resolver), "clean": source.clean,
+                      "weight": source.weight} for name, source in data.sources.items()}
     contamination = cfg.contamination
     drop = None
     if contamination.drop:
         drop = {"n": contamination.n, "min_tokens": contamination.min_tokens,
-                "sets": {name: {**dataclasses.asdict(texts), "manifest": _manifest_rows(texts.manifest)}
+                "sets": {name: {**dataclasses.asdict(texts), "manifest": _manifest_rows(set_manifest(name, texts))}
                          for name, texts in sorted(contamination.sets.items())}}
     return {"format": FORMAT_VERSION, "cleaning": CLEANING_VERSION, "sources": sources,
             "split": {"seed": data.split_seed, "validation_fraction": data.validation_fraction,
@@ -127,7 +127,7 @@ def load_prepared(folder: Path, verify: bool = True) -> PreparedData:
 
 def run_prepared(cfg: RecipeConfig) -> PreparedData:
     """The prepared set a run's ``prepare`` step chose (runs/<run>/prepared.json)."""
-    pointer = cfg.work_dir / POINTER
+    pointer = cfg.layout.prepared_pointer
     if not pointer.is_file():
         raise UserError(f"{pointer} not found: run `reproduce prepare` with the same overrides first")
     return load_prepared(Path(read_json(pointer)["folder"]))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.errors import UserError
+from reproduce.layout import EVAL, PERPLEXITY, SUMMARY
 
 Key = tuple[str | int, ...]
 
@@ -195,3 +196,36 @@ class _Row(dict):
 
     def __missing__(self, column: str) -> Any:
         raise UserError(f"{self.path}: no column {column}; restore the header from git")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model scored on a suite: a run's stage (``results/<run>/summary.json``) or a ``reproduce eval`` model."""
+
+    model: str  # the run, or the results/eval/<name>/ folder
+    label: str  # the run's stage, or the suite
+    file: str  # under results/
+    key: Key  # where its metrics (task -> metric -> value) are in the file
+    of_run: bool
+
+
+def scored_models(results: Results, runs: Sequence[str]) -> list[Scored]:
+    """Every scored run stage (the suite of each run's summary) and every ``results/eval/<model>/<suite>.json``, in
+    that order: the one scan that tables and figures share."""
+    scored = []
+    for run in runs:
+        name = f"{run}/{SUMMARY}"
+        if results.has(name):
+            scored += [Scored(run, stage, name, ("suite", stage), True)
+                       for stage in sorted(results.load(name).get("suite", {}))]
+    for name in results.glob(f"{EVAL}/*/*.json"):
+        data = results.load(name) if not name.endswith("/" + PERPLEXITY) else None
+        if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+            scored.append(Scored(name.split("/")[1], name.rsplit("/", 1)[1].removesuffix(".json"), name,
+                                 ("metrics",), False))
+    return scored
+
+
+def eval_perplexities(results: Results) -> list[str]:
+    """Every ``results/eval/<model>/perplexity.json`` (``reproduce eval`` with texts), sorted."""
+    return results.glob(f"{EVAL}/*/{PERPLEXITY}")

@@ -1,0 +1,288 @@
+"""Every check of a config that reads nothing but the config: ranges, relations and choices, each failure one
+``UserError`` naming the key, the value and what to do. What the machine and the files must provide is checked in
+reproduce/preflight.py.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from reproduce.config import OptimConfig, RecipeConfig
+from reproduce.data.corpus import CLEANERS
+from reproduce.data.eval_items import FORMATS
+from reproduce.data.shards import MAX_VOCAB
+from reproduce.data.sources import KINDS
+from reproduce.errors import UserError
+from reproduce.layout import check_name
+
+RESUME = ("auto", "never")
+
+# ------------------------------------------------------------------------------------------------ choices
+# Lightning's and transformers' lists are copied here, so that checking needs no heavy import; tests/test_config.py
+# checks each against its library. The package's own lists are imported from where they are defined.
+
+NEW_POSITIONS = ("keep", "copy")
+PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true", "32", "16", "64", "bf16",
+              "transformer-engine", "transformer-engine-float16")  # Lightning's _PRECISION_INPUT
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")  # Lightning's AcceleratorRegistry, plus gpu and auto
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameters_true", "fsdp", "fsdp_cpu_offload",
+              "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3", "single_device")
+SHARDING_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
+ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
+ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
+LOSSES = ("plain", "chunked")
+EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
+BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
+# Lightning Trainer's arguments (its __init__ signature).
+TRAINER_ARGS = ("accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks", "fast_dev_run",
+                "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches",
+                "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
+                "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps", "log_every_n_steps",
+                "enable_checkpointing", "enable_progress_bar", "enable_model_summary", "accumulate_grad_batches",
+                "gradient_clip_val", "gradient_clip_algorithm", "deterministic", "benchmark", "inference_mode",
+                "use_distributed_sampler", "profiler", "detect_anomaly", "barebones", "plugins", "sync_batchnorm",
+                "reload_dataloaders_every_n_epochs", "default_root_dir")
+# Trainer arguments that a stage derives from its own config; setting them under trainer.args is an error.
+DERIVED_TRAINER_ARGS = ("max_steps", "max_epochs", "accumulate_grad_batches", "gradient_clip_val",
+                        "use_distributed_sampler", "callbacks", "val_check_interval", "check_val_every_n_epoch",
+                        "num_sanity_val_steps", "accelerator", "devices", "num_nodes", "strategy", "precision")
+
+# ------------------------------------------------------------------------------------------ pure checks
+
+
+def fail(key: str, value: Any, problem: str) -> UserError:
+    return UserError(f"{key}={value!r}: {problem}")
+
+
+def _positive(key: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
+        raise fail(key, value, "must be a positive number" + (" or null" if allow_none else ""))
+
+
+def _within(key: str, value: float, low: float, high: float, closed_low: bool = False) -> None:
+    ok = (low <= value if closed_low else low < value) and value < high
+    if not ok:
+        raise fail(key, value, f"must lie in {'[' if closed_low else '('}{low}, {high})")
+
+
+def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise fail(key, value, f"choose one of {', '.join(map(str, allowed))}")
+
+
+def _check_sources(cfg: RecipeConfig) -> None:
+    if not cfg.data.sources:
+        raise fail("data.sources", {}, "list at least one source (e.g. data=ruslit)")
+    for name, source in cfg.data.sources.items():
+        key = f"data.sources.{name}"
+        _choice(f"{key}.kind", source.kind, tuple(KINDS))
+        _choice(f"{key}.clean", source.clean, CLEANERS)
+        _positive(f"{key}.weight", source.weight)
+        kind = KINDS[source.kind]
+        if not getattr(source, kind.needs):
+            raise fail(f"{key}.{kind.needs}", getattr(source, kind.needs), f"a {source.kind} source needs it")
+        if kind.has_fields and not source.text_field:
+            raise fail(f"{key}.text_field", source.text_field, "name the field that holds the text")
+
+
+def _check_data(cfg: RecipeConfig) -> None:
+    data = cfg.data
+    _check_sources(cfg)
+    for key in ("max_line_chars", "shard_tokens", "print_every_s"):
+        _positive(f"data.{key}", getattr(data, key))
+    _positive("data.workers", data.workers, allow_none=True)
+    _within("data.validation_fraction", data.validation_fraction, 0, 1)
+    _within("data.test_fraction", data.test_fraction, 0, 1)
+    if data.validation_fraction + data.test_fraction >= 1:
+        raise fail("data.test_fraction", data.test_fraction,
+                   f"with data.validation_fraction={data.validation_fraction} it leaves nothing to train on")
+
+
+def _check_tokenizer(cfg: RecipeConfig) -> None:
+    tok = cfg.tokenizer
+    _choice("tokenizer.kind", tok.kind, TOKENIZER_KINDS)
+    if not BYTE_SYMBOLS_AND_SPECIALS < tok.vocab_size <= MAX_VOCAB:
+        raise fail("tokenizer.vocab_size", tok.vocab_size,
+                   f"must be above {BYTE_SYMBOLS_AND_SPECIALS} (bytes and special tokens) and at most "
+                   f"{MAX_VOCAB:,} (uint16 token shards)")
+    if tok.kind == "bbpe":
+        _positive("tokenizer.min_frequency", tok.min_frequency)
+        _positive("tokenizer.sample_characters", tok.sample_characters, allow_none=True)
+    elif tok.kind == "released" and not tok.manifest:
+        raise fail("tokenizer.manifest", tok.manifest, "a released tokenizer needs a manifest of vocab.json and "
+                   "merges.txt (e.g. tokenizer=rugpt3)")
+    elif tok.kind == "pretrained" and not tok.name_or_path:
+        raise fail("tokenizer.name_or_path", tok.name_or_path, "a pretrained tokenizer needs a Hugging Face model "
+                   "directory or hub id")
+    for name, stage in cfg.stages.items():
+        if stage.init_from is not None and stage.init_from not in cfg.stages and tok.kind != "pretrained":
+            raise fail(f"stages.{name}.init_from", stage.init_from,
+                       f"is not a stage ({', '.join(cfg.stages)}), so a released checkpoint, which brings its own "
+                       "tokenizer: add tokenizer=pretrained (name_or_path: stages.stage1.init_from)")
+
+
+def _check_model(cfg: RecipeConfig) -> None:
+    model = cfg.model
+    for key in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "layer_norm_epsilon",
+                "initializer_range"):
+        _positive(f"model.{key}", getattr(model, key))
+    if model.n_embd % model.n_head:
+        raise fail("model.n_head", model.n_head, f"must divide model.n_embd={model.n_embd}")
+    if model.vocab_size < cfg.tokenizer.vocab_size:
+        raise fail("model.vocab_size", model.vocab_size,
+                   f"is smaller than tokenizer.vocab_size={cfg.tokenizer.vocab_size}; the model needs a row per id")
+    for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        _within(f"model.{key}", getattr(model, key), 0, 1, closed_low=True)
+    _choice("model.activation_function", model.activation_function, ACTIVATIONS)
+    if model.attn_implementation is not None:
+        _choice("model.attn_implementation", model.attn_implementation, ATTENTION)
+
+
+def _check_optim(key: str, optim: OptimConfig) -> None:
+    _positive(f"{key}.lr", optim.lr)
+    if not 0 <= optim.min_lr <= optim.lr:
+        raise fail(f"{key}.min_lr", optim.min_lr, f"must lie in [0, {key}.lr={optim.lr}]")
+    _within(f"{key}.warmup_fraction", optim.warmup_fraction, 0, 1, closed_low=True)
+    if not optim.weight_decay >= 0:
+        raise fail(f"{key}.weight_decay", optim.weight_decay, "must be at least 0")
+    if len(optim.betas) != 2:
+        raise fail(f"{key}.betas", list(optim.betas), "give two values, e.g. [0.9,0.95]")
+    for i, beta in enumerate(optim.betas):
+        _within(f"{key}.betas[{i}]", beta, 0, 1, closed_low=True)
+    _positive(f"{key}.eps", optim.eps)
+    _positive(f"{key}.grad_clip", optim.grad_clip, allow_none=True)
+
+
+def _check_stages(cfg: RecipeConfig) -> None:
+    if not cfg.stages:
+        raise UserError("stages: no stage to train; choose a stage group (e.g. stage=mini)")
+    earlier: list[str] = []
+    for name, stage in cfg.stages.items():
+        key = f"stages.{name}"
+        for field_name in ("context", "epochs", "batch_size", "micro_batch_size", "validation_windows",
+                           "validate_every_steps", "record_every_steps", "print_every_s", "keep_checkpoints"):
+            _positive(f"{key}.{field_name}", getattr(stage, field_name))
+        _positive(f"{key}.checkpoint_every_tokens", stage.checkpoint_every_tokens, allow_none=True)
+        if stage.context > cfg.model.n_positions:
+            raise fail(f"{key}.context", stage.context, f"exceeds model.n_positions={cfg.model.n_positions}")
+        if stage.batch_size % (stage.micro_batch_size * cfg.world_size):
+            raise fail(f"{key}.batch_size", stage.batch_size,
+                       f"is not a multiple of micro_batch_size x devices x nodes = {stage.micro_batch_size} x "
+                       f"{cfg.trainer.devices} x {cfg.trainer.num_nodes}")
+        if stage.init_from in cfg.stages and stage.init_from not in earlier:
+            raise fail(f"{key}.init_from", stage.init_from, f"not an earlier stage ({', '.join(earlier) or 'none'})")
+        _choice(f"{key}.new_positions", stage.new_positions, NEW_POSITIONS)
+        shorter_earlier = stage.init_from in earlier and cfg.stages[stage.init_from].context < stage.context
+        if stage.new_positions == "copy" and not shorter_earlier:
+            raise fail(f"{key}.new_positions", stage.new_positions,
+                       "copies positions an earlier stage (init_from) learned at a shorter context; set it to keep")
+        _check_optim(f"{key}.optim", stage.optim)
+        earlier.append(name)
+
+
+def _check_trainer(cfg: RecipeConfig) -> None:
+    trainer = cfg.trainer
+    _choice("trainer.accelerator", trainer.accelerator, ACCELERATORS)
+    _positive("trainer.devices", trainer.devices)
+    _positive("trainer.num_nodes", trainer.num_nodes)
+    _choice("trainer.strategy", trainer.strategy, STRATEGIES)
+    _choice("trainer.precision", trainer.precision, PRECISIONS)
+    _choice("trainer.fsdp.sharding_strategy", trainer.fsdp.sharding_strategy, SHARDING_STRATEGIES)
+    _choice("trainer.loss", trainer.loss, LOSSES)
+    _positive("trainer.loss_chunk_tokens", trainer.loss_chunk_tokens)
+    if trainer.strategy.startswith("fsdp") and trainer.accelerator == "cpu":
+        raise fail("trainer.strategy", trainer.strategy, "Lightning's FSDP runs on GPUs only; use trainer=fsdp "
+                   "(GPUs), or strategy=ddp on CPUs")
+    for name, value in sorted(trainer.args.items()):
+        if name in DERIVED_TRAINER_ARGS:
+            raise fail(f"trainer.args.{name}", value, "is set by each stage or by a trainer key; remove it")
+        if name not in TRAINER_ARGS:
+            raise fail(f"trainer.args.{name}", value, "not an argument of Lightning's Trainer")
+
+
+def _check_eval(cfg: RecipeConfig) -> None:
+    perplexity = cfg.eval.perplexity
+    if not perplexity.contexts:
+        raise fail("eval.perplexity.contexts", list(perplexity.contexts), "give at least one context")
+    largest = max(perplexity.contexts)
+    for context in perplexity.contexts:
+        _positive("eval.perplexity.contexts", context)
+        if largest % context or context > cfg.model.n_positions:
+            raise fail("eval.perplexity.contexts", list(perplexity.contexts), f"each must divide the largest and be at "
+                       f"most model.n_positions={cfg.model.n_positions}")
+    if perplexity.max_tokens is not None and perplexity.max_tokens < largest:
+        raise fail("eval.perplexity.max_tokens", perplexity.max_tokens,
+                   f"scores fewer tokens than one block of the largest context ({largest}); raise it or use null")
+    _positive("eval.perplexity.batch_size", perplexity.batch_size)
+    _positive("eval.perplexity.stride", perplexity.stride, allow_none=True)
+    evaluation = cfg.eval
+    for name in evaluation.stages:
+        if name not in cfg.stages:
+            raise fail("eval.stages", list(evaluation.stages), f"no stage {name!r}; stages are {list(cfg.stages)}")
+    _positive("eval.batch_size", evaluation.batch_size)
+    _choice("eval.dtype", evaluation.dtype, EVAL_DTYPES)
+    _positive("eval.limit", evaluation.limit, allow_none=True)
+    if evaluation.num_fewshot is not None and evaluation.num_fewshot < 0:
+        raise fail("eval.num_fewshot", evaluation.num_fewshot, "must be 0 or more, or null for each task's own")
+    _choice("eval.prefix_token", evaluation.prefix_token, ("eos", "bos"))
+    if evaluation.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", evaluation.device):
+        raise fail("eval.device", evaluation.device, "choose cpu, cuda, cuda:<index> or mps, or null for the trainer's")
+    gen = evaluation.generate
+    _positive("eval.generate.max_new_tokens", gen.max_new_tokens)
+    _positive("eval.generate.num_samples", gen.num_samples)
+    _positive("eval.generate.top_k", gen.top_k, allow_none=True)
+    if gen.temperature < 0:
+        raise fail("eval.generate.temperature", gen.temperature, "must be 0 (greedy) or more")
+    if gen.top_p is not None and not 0 < gen.top_p <= 1:
+        raise fail("eval.generate.top_p", gen.top_p, "must lie in (0, 1], or null")
+
+
+def _check_plan(cfg: RecipeConfig) -> None:
+    plan = cfg.plan
+    if not 0 < plan.mfu <= 1:
+        raise fail("plan.mfu", plan.mfu, "must lie in (0, 1], e.g. 0.45")
+    _positive("plan.corpus_tokens", plan.corpus_tokens, allow_none=True)
+
+
+def _check_contamination(cfg: RecipeConfig) -> None:
+    contamination = cfg.contamination
+    _positive("contamination.n", contamination.n)
+    if not 1 <= contamination.min_tokens <= contamination.n:
+        raise fail("contamination.min_tokens", contamination.min_tokens,
+                   f"must lie in [1, contamination.n={contamination.n}]")
+    for name, texts in contamination.sets.items():
+        if texts.benchmark is None and texts.manifest is None:
+            raise fail(f"contamination.sets.{name}.manifest", texts.manifest,
+                       "give a manifest of the set's files, or a benchmark folder (benchmark=<name>)")
+        _choice(f"contamination.sets.{name}.format", texts.format, FORMATS)
+        if not texts.fields:
+            raise fail(f"contamination.sets.{name}.fields", list(texts.fields), "name at least one text field")
+    if contamination.drop and not contamination.sets:
+        raise fail("contamination.drop", contamination.drop, "drops documents by contamination.sets, and it is empty")
+
+
+def check_config(cfg: RecipeConfig) -> None:
+    """Types are checked by the schema; here ranges, relations and choices. Reads no file."""
+    check_name("run_name", cfg.run_name)
+    _choice("resume", cfg.resume, RESUME)
+    _check_data(cfg)
+    _check_tokenizer(cfg)
+    _check_model(cfg)
+    _check_trainer(cfg)
+    _check_stages(cfg)
+    _check_eval(cfg)
+    _check_plan(cfg)
+    _check_contamination(cfg)
+    check_paper_runs(cfg.paper.runs)
+
+
+def check_paper_runs(runs: list[str]) -> None:
+    if not runs:
+        raise fail("paper.runs", list(runs), "list at least one run (e.g. [mini])")
+    for name in runs:
+        check_name("paper.runs", name)

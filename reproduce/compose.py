@@ -1,0 +1,40 @@
+"""Compose a command's typed config from ``conf/`` and Hydra overrides; every composition error is one line."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from reproduce.config import PaperCommandConfig, RecipeConfig
+from reproduce.errors import UserError
+from reproduce.paths import CONF_DIR
+
+_OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception and its causes as one line, without OmegaConf's key/type trailer lines."""
+    parts: list[str] = []
+    while exc is not None:
+        lines = [line.strip() for line in str(exc).splitlines()]
+        text = " ".join(line for line in lines if line and not line.startswith(_OMEGACONF_TRAILER))
+        text = text.split(" Config search path:")[0]  # Hydra's list of where it looked
+        if text and text not in parts:
+            parts.append(text)
+        exc = exc.__cause__
+    return ": ".join(parts)
+
+
+def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
+    """The typed config of an entry config (conf/<config_name>.yaml) with Hydra overrides."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        line, cause = one_line(exc), exc
+        while cause is not None and not getattr(cause, "full_key", None):
+            cause = cause.__cause__
+        key = getattr(cause, "full_key", None)
+        raise UserError(f"{key}: {line}" if key and key not in line else line) from None

@@ -1,0 +1,85 @@
+"""The benchmark folders (reproduce/evaluate/tasks/<benchmark>/): each one holds everything the package knows of it.
+
+A folder is laid out as lm-eval's own task folders (task YAMLs, templates, ``utils.py``, a README with source,
+licence, prompt and metric), plus:
+
+- ``manifest.tsv``: its data files (path, sha256, url), resolved from the cache, the mirror or their URLs (sha256
+  checked); the task files name each one ``mirror:<path>``. A folder without it reads its data from the Hub.
+- ``benchmark.yaml``: ``contamination:``, where the items' texts are in those files (format, fields, files, header,
+  where; the keys of ``contamination.sets.<name>``, reproduce/config.py), so that the contamination report checks it.
+
+Adding a benchmark is its folder and its line in ``suites.yaml``. ``REPRODUCE_TASKS_DIR`` points at another folder
+laid out like this one (its own ``suites.yaml``), e.g. for benchmarks of one's own beside an installed package.
+Only the standard library and PyYAML here: the config schema reads the contamination fields at import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reproduce.errors import UserError
+
+TASKS_DIR = Path(os.environ.get("REPRODUCE_TASKS_DIR") or Path(__file__).parent / "tasks")
+MANIFEST = "manifest.tsv"
+SPEC = "benchmark.yaml"
+TASK_FILES = ("*.yaml", "_template_yaml")  # what lm-eval reads of a folder
+NOT_TASK_FILES = (MANIFEST, SPEC)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+
+    @property
+    def folder(self) -> Path:
+        return TASKS_DIR / self.name
+
+    @property
+    def manifest(self) -> Path | None:
+        """The folder's data manifest, or None for a benchmark whose data is on the Hub."""
+        path = self.folder / MANIFEST
+        return path if path.is_file() else None
+
+    def task_files(self) -> list[Path]:
+        """The files lm-eval reads (task YAMLs and templates), sorted."""
+        return sorted(p for pattern in TASK_FILES for p in self.folder.glob(pattern) if p.name not in NOT_TASK_FILES)
+
+    def contamination(self) -> dict[str, Any] | None:
+        """The ``contamination:`` section of benchmark.yaml (where the items' texts are), or None."""
+        path = self.folder / SPEC
+        if not path.is_file():
+            return None
+        try:
+            spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the file") from None
+        section = spec.get("contamination") if isinstance(spec, dict) else None
+        if section is not None and not isinstance(section, dict):
+            raise UserError(f"{path}: contamination must be a mapping (format, fields, ...); fix the file")
+        return section
+
+
+def benchmark(name: str) -> Benchmark:
+    """The benchmark folder ``name``; one line listing the folders if there is none."""
+    if not (TASKS_DIR / name).is_dir():
+        raise UserError(f"no benchmark folder {TASKS_DIR / name}; benchmarks: {', '.join(benchmark_names())}")
+    return Benchmark(name)
+
+
+def benchmark_names() -> list[str]:
+    return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def contamination_sets() -> dict[str, dict[str, Any]]:
+    """``contamination.sets``'s default: every benchmark with local data and a ``contamination:`` section."""
+    sets = {}
+    for name in benchmark_names():
+        section = Benchmark(name).contamination()
+        if section is not None and Benchmark(name).manifest is not None:
+            sets[name] = {"benchmark": name, **section}
+    return sets

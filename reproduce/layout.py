@@ -1,0 +1,233 @@
+"""Where everything of a run lives: every path and file name under ``results/`` and ``runs/``, and the rules for the
+names that come from input (run names, evaluation names, model-derived names).
+
+Every path built from input is resolved and must lie under its root before anything is read or written there; a
+name is plain (printable, no separator, no leading ``-`` or ``.``, at most ``MAX_NAME`` characters) and not the name
+of another command's folder (``RESERVED``). pipeline, train, evaluate, plan and paper ask this module for paths
+instead of joining them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reproduce.errors import UserError
+from reproduce.paths import SOURCE_ROOT
+
+MAX_NAME = 100  # characters of a run or evaluation name: a folder name, with room for "-<stage>" suffixes
+_PLAIN = re.compile(r"\w[\w.+=,@-]*")  # letters (any script), digits, _ . + = , @ -; sweeps name runs "lr0.001"
+
+# results/ and runs/ hold, besides one folder per run, these entries of other commands: no run may take their names.
+EVAL = "eval"  # results/eval/<name>/ (reproduce eval), runs/eval/lm_eval_tasks/<suite>/
+PUBLISHED = "published"  # results/published/*.csv
+PLAN = "plan"  # results/plan/<run>.{json,md}
+PERF = "perf"  # results/perf/*.json (bench/)
+MULTIRUN = "multirun"  # runs/multirun/ (Hydra sweeps)
+ARCHITECTURES = "architectures.json"  # results/architectures.json (reproduce paper)
+RESERVED = (EVAL, PUBLISHED, PLAN, PERF, MULTIRUN, ARCHITECTURES)
+
+# Results files of a run (results/<run>/), by the step that writes them (reproduce/steps.py).
+DATA = "data.json"
+CONTAMINATION = "contamination.json"
+TRAIN = "train.json"
+CURVES = "curves.json"
+SUMMARY = "summary.json"
+LOSS_BY_POSITION = "loss_by_position.json"
+SAMPLES = "samples.json"
+LM_EVAL = "lm_eval_*.json"  # lm_eval_<suite>_<stage>.json
+RECORD = "config.yaml"  # the values each step read (results/<run>/ and runs/<run>/)
+PAPER_RUN_FILES = (SUMMARY, CURVES)  # what every run of paper.runs must have; the rest is optional
+# Artifacts of a run (runs/<run>/).
+PREPARED_POINTER = "prepared.json"
+MODELS = "models"
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+TASK_FOLDERS = "lm_eval_tasks"
+LOG_FILE = "reproduce.log"
+# Files of results/eval/<name>/ besides one <suite>.json per suite.
+PERPLEXITY = "perplexity.json"
+GPU_MFU = f"{PERF}/gpu_mfu.json"  # bench/gpu_mfu.py; reproduce plan uses its measured MFU
+GPU_MFU_FILES = f"{PERF}/gpu_mfu*.json"  # every GPU throughput file (the paper's throughput figure)
+
+
+def check_name(key: str, name: str) -> str:
+    """``name`` as a folder name: plain, bounded, not reserved; one line naming ``key`` otherwise."""
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = "is empty"
+    elif len(name) > MAX_NAME:
+        problem = f"has {len(name)} characters, more than {MAX_NAME}"
+    elif not _PLAIN.fullmatch(name):
+        problem = "is not a plain folder name (letters, digits and _ . + = , @ -, starting with a letter or digit)"
+    elif name in RESERVED:
+        problem = f"is the folder of another command ({', '.join(RESERVED)} are reserved)"
+    if problem:
+        raise UserError(f"{key}={name!r}: {problem}; choose another name")
+    return name
+
+
+def under(key: str, root: Path, path: Path) -> Path:
+    """``path`` resolved, if it lies under ``root`` (resolved: links followed); one line naming ``key`` otherwise."""
+    resolved, top = Path(path).expanduser().resolve(), Path(root).expanduser().resolve()
+    if resolved != top and top not in resolved.parents:
+        raise UserError(f"{key}: {path} lies outside {root}; give a name, not a path")
+    return resolved
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The folders and files of one run: ``results/<run>/`` (committed results) and ``runs/<run>/`` (artifacts)."""
+
+    name: str
+    results: Path
+    work: Path
+
+    @classmethod
+    def of(cls, results_root: str | Path, runs_root: str | Path, name: str) -> RunLayout:
+        check_name("run_name", name)
+        return cls(name, Path(results_root) / name, Path(runs_root) / name)
+
+    def result(self, file: str) -> Path:
+        return self.results / file
+
+    def lm_eval(self, suite: str, stage: str) -> Path:
+        return self.results / f"lm_eval_{suite}_{stage}.json"
+
+    @property
+    def prepared_pointer(self) -> Path:
+        return self.work / PREPARED_POINTER
+
+    @property
+    def models(self) -> Path:
+        return self.work / MODELS
+
+    def model(self, stage: str) -> Path:
+        """The exported Hugging Face directory of a stage."""
+        return self.work / MODELS / stage
+
+    def checkpoints(self, stage: str) -> Path:
+        return self.work / CHECKPOINTS / stage
+
+    @property
+    def logs(self) -> Path:
+        return self.work / LOGS
+
+    @property
+    def task_folders(self) -> Path:
+        return self.work / TASK_FOLDERS
+
+    @property
+    def log_file(self) -> Path:
+        return self.work / LOG_FILE
+
+    def model_name(self, stage: str) -> str:
+        """How evaluation names a stage's model: ``<run>-<stage>``."""
+        return stage_model_name(self.name, stage)
+
+
+def stage_model_name(run: str, stage: str) -> str:
+    return f"{run}-{stage}"
+
+
+@dataclass(frozen=True)
+class EvalLayout:
+    """``reproduce eval``'s folders: ``results/eval/<name>/`` per scored model, ``runs/eval/`` for its task folders."""
+
+    results: Path
+    work: Path
+
+    @classmethod
+    def of(cls, results_root: str | Path, runs_root: str | Path) -> EvalLayout:
+        return cls(Path(results_root) / EVAL, Path(runs_root) / EVAL)
+
+    def model(self, name: str) -> Path:
+        """``results/eval/<name>/``, checked: a plain name that stays under results/eval/."""
+        check_name("eval.name", name)
+        return under("eval.name", self.results, self.results / name)
+
+    def suite_file(self, name: str, suite: str) -> Path:
+        return self.model(name) / f"{suite}.json"
+
+    def perplexity_file(self, name: str) -> Path:
+        return self.model(name) / PERPLEXITY
+
+    def task_folders(self, suite: str) -> Path:
+        return self.work / TASK_FOLDERS / suite
+
+
+def published_file(results_root: str | Path, name: str) -> Path:
+    """A published CSV: ``<paths.results>/published/<name>``, else the source checkout's ``results/published/<name>``
+    (so that `reproduce plan` reads it from any results folder in a checkout); the first when neither exists."""
+    path = Path(results_root) / PUBLISHED / name
+    if not path.is_file() and SOURCE_ROOT is not None and (SOURCE_ROOT / "results" / PUBLISHED / name).is_file():
+        return SOURCE_ROOT / "results" / PUBLISHED / name
+    return path
+
+
+def plan_files(results_root: str | Path, run: str) -> tuple[Path, Path]:
+    """``results/plan/<run>.json`` and ``.md``."""
+    folder = Path(results_root) / PLAN
+    return folder / f"{run}.json", folder / f"{run}.md"
+
+
+@dataclass(frozen=True)
+class MfuRun:
+    """One configuration timed by bench/gpu_mfu.py: the package's training path or the bare loop."""
+
+    model: str
+    context: int
+    micro_batch: int | None
+    path: str  # package | bare
+    variant: tuple[str, ...]  # overrides on top of the configured trainer (empty: as configured)
+    mfu: float | None
+    tokens_per_second: float | None
+
+
+@dataclass(frozen=True)
+class GpuMfu:
+    device: str  # the card as torch names it
+    precision: str | None
+    runs: tuple[MfuRun, ...]
+
+
+GPU_MFU_SHAPE = ('{"device": "NVIDIA H200", "meta": {"precision": "bf16-mixed"}, "runs": [{"model": "rugpt3_large", '
+                 '"context": 1024, "micro_batch": 8, "path": "package", "variant": [], "mfu": 0.5, '
+                 '"tokens_per_second": 1e5}, ...]}')
+
+
+def read_gpu_mfu(path: Path) -> GpuMfu:
+    """A results/perf/gpu_mfu*.json file (bench/gpu_mfu.py), checked field by field; one line if malformed."""
+    try:
+        return _gpu_mfu(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a GPU MFU file ({exc}); expected {GPU_MFU_SHAPE}: fix it, or rerun "
+                        "bench/gpu_mfu.py") from None
+
+
+def _number(value: Any, low: float, high: float) -> bool:
+    return type(value) in (int, float) and low < value <= high
+
+
+def _gpu_mfu(data: Any) -> GpuMfu:
+    if not isinstance(data, dict) or not isinstance(data.get("device"), str) or not isinstance(data.get("runs"), list):
+        raise ValueError("needs a device name and a list of runs")
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    runs = []
+    for i, run in enumerate(data["runs"]):
+        if not isinstance(run, dict) or not isinstance(run.get("model"), str) or not isinstance(run.get("path"), str) \
+                or type(run.get("context")) is not int or type(run.get("micro_batch", 0)) not in (int, type(None)) \
+                or not isinstance(run.get("variant", []), list):
+            raise ValueError(f"runs[{i}] needs model, path, context (and an integer micro_batch, a list variant)")
+        mfu, rate = run.get("mfu"), run.get("tokens_per_second")
+        if mfu is not None and not _number(mfu, 0, 1):
+            raise ValueError(f"runs[{i}].mfu={mfu!r} is not in (0, 1] or null")
+        if rate is not None and not _number(rate, 0, float("inf")):
+            raise ValueError(f"runs[{i}].tokens_per_second={rate!r} is not a positive number or null")
+        runs.append(MfuRun(run["model"], run["context"], run.get("micro_batch"), run["path"],
+                           tuple(map(str, run.get("variant", []))), mfu, rate))
+    precision = meta.get("precision")
+    return GpuMfu(data["device"], precision if isinstance(precision, str) else None, tuple(runs))

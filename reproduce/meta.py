@@ -1,0 +1,71 @@
+"""What every results file records beside its numbers: the package's and its engines' versions, the git state, the
+machine (CPU capability included: float digits depend on it), and a run's device, dtype, batch sizes and seed."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from reproduce import __version__
+from reproduce.paths import SOURCE_ROOT
+
+if TYPE_CHECKING:
+    from reproduce.config import RecipeConfig
+
+
+def _git(*args: str) -> str | None:
+    if SOURCE_ROOT is None:
+        return None
+    try:
+        out = subprocess.run(["git", *args], cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def package_metadata() -> dict[str, Any]:
+    """Versions of the package and its engines, the git state, the machine."""
+    import torch
+
+    # the source's state: what runs write into the checkout (results/, paper/) does not make it dirty
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)paper")
+    return {
+        "package": "reproduce",
+        "package_version": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "pytorch_lightning": _version("pytorch-lightning"),
+        "lm_eval": _version("lm_eval"),
+        "tokenizers": _version("tokenizers"),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels' instruction set: AVX2, AVX512, ...
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_metadata(cfg: RecipeConfig) -> dict[str, Any]:
+    """``package_metadata`` plus the run's own facts: device, dtype, batch sizes, seed."""
+    return {
+        **package_metadata(),
+        "run": cfg.run_name,
+        "seed": cfg.seed,
+        "device": cfg.trainer.accelerator,
+        "dtype": cfg.trainer.precision,
+        "batch_size": {name: stage.batch_size for name, stage in cfg.stages.items()},
+        "eval_batch_size": {"perplexity": cfg.eval.perplexity.batch_size, "suite": cfg.eval.batch_size},
+        "eval_dtype": cfg.eval.dtype,
+    }

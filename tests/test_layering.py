@@ -1,0 +1,127 @@
+"""The package's shape, read from its imports: every module in a layer, no upward import, no import circle, and no
+module over 450 lines. Imports inside functions count (a lazy import is still a dependency); those under
+``if TYPE_CHECKING:`` do not."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "reproduce"
+MAX_LINES = 450
+# From the top down. A module imports modules of its own layer or of lower ones; a prefix names a whole package.
+LAYERS = (
+    ("entry", ("cli",)),
+    ("commands", ("preflight", "pipeline")),
+    ("engines", ("record", "plan", "paper.tables", "paper.figures", "paper.published_tables", "paper.architectures",
+                 "paper.build", "train.stage", "evaluate.runner", "evaluate.inputs", "data.prepare", "data.scan",
+                 "data.shard_writer", "data.prepared_set")),
+    ("building blocks", ("checks", "compose", "steps", "model", "pretrained", "meta", "paper.formats", "paper.reader",
+                         "train.checkpoint", "train.progress", "evaluate.harness", "evaluate.lm_eval_tasks",
+                         "evaluate.suites", "data.sources", "data.eval_items", "data.contamination", "data.workers",
+                         "data.sequences")),
+    ("schemas", ("config",)),
+    ("leaves", ("errors", "paths", "io", "logs", "perf", "arithmetic", "layout", "evaluate.benchmarks",
+                "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records", "data.split",
+                "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),
+)
+
+
+def _modules() -> dict[str, Path]:
+    """Module name (without the ``reproduce.`` prefix; the package itself is "") -> file, task folders aside."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "tasks" in path.relative_to(PACKAGE).parts:
+            continue
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that ``path`` imports, anywhere in the file but under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in
+                   ast.unparse(node.test) for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names = [_short(a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            # "from reproduce.data import workers" imports a module, "from reproduce.io import write_json" its module
+            names = [_short(f"{node.module}.{a.name}") if _short(f"{node.module}.{a.name}") in modules
+                     else _short(node.module) for a in node.names]
+        else:
+            continue
+        found.update(name for name in names if name in modules)
+    return found
+
+
+def _short(name: str) -> str | None:
+    """A module's name inside the package ("" for the package itself), or None for another package."""
+    if name != "reproduce" and not name.startswith("reproduce."):
+        return None
+    return name.removeprefix("reproduce").removeprefix(".")
+
+
+def _layer(module: str) -> int:
+    """The index of the module's layer (0 is the top); the longest matching prefix decides."""
+    matches = [(len(prefix), i) for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
+               if module == prefix or prefix and module.startswith(prefix + ".")]
+    assert matches, f"reproduce.{module} is in no layer of tests/test_layering.py: add it where it belongs"
+    return max(matches)[1]
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(path, modules) - {name} for name, path in modules.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle, if there is any (depth-first search)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_layers() -> None:
+    upward = [f"reproduce.{a} ({LAYERS[_layer(a)][0]}) imports reproduce.{b} ({LAYERS[_layer(b)][0]})"
+              for a, targets in _graph().items() for b in targets if _layer(b) < _layer(a)]
+    assert upward == []
+
+
+def test_no_import_circle() -> None:
+    assert _cycle(_graph()) is None
+
+
+def test_the_checks_find_a_circle_and_an_upward_import() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+    assert _layer("config") > _layer("cli") and _layer("data.records") == len(LAYERS) - 1
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {name: n for name, path in _modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
