@@ -3,14 +3,22 @@ training (reproduce/train/stage.py) and ``reproduce plan`` both call these, so t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reproduce.config import ModelConfig, StageConfig
 
 # The keys that make a GPT-2 architecture (and its parameter count), as config.json and conf/model/*.yaml name them.
 ARCHITECTURE_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+# Where a model's config.json gives its longest input: GPT-2's n_positions, Llama's max_position_embeddings, ...
+CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx", "seq_length", "max_sequence_length")
+
+
+def model_context(config: Mapping[str, Any]) -> int | None:
+    """The longest input a model config (config.json, or a transformers config's ``to_dict()``) allows."""
+    return next((config[key] for key in CONTEXT_KEYS if isinstance(config.get(key), int) and config[key] > 0), None)
 
 
 def gpt2_parameters(model: ModelConfig) -> int:

@@ -5,11 +5,13 @@ reproduce/preflight.py.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
-from reproduce.config import OptimConfig, RecipeConfig
+from reproduce.config import GenerateConfig, OptimConfig, PaperConfig, RecipeConfig
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.eval_items import FORMATS
 from reproduce.data.shards import MAX_VOCAB
@@ -36,6 +38,8 @@ TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
 LOSSES = ("plain", "chunked")
 EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
 BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeds are unsigned 32-bit
+HALF_PRECISIONS = ("16-mixed", "16-true", "16")  # fp16: Lightning turns it into emulated bf16 on CPUs
 # Lightning Trainer's arguments (its __init__ signature).
 TRAINER_ARGS = ("accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks", "fast_dev_run",
                 "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches",
@@ -195,6 +199,9 @@ def _check_trainer(cfg: RecipeConfig) -> None:
     _choice("trainer.fsdp.sharding_strategy", trainer.fsdp.sharding_strategy, SHARDING_STRATEGIES)
     _choice("trainer.loss", trainer.loss, LOSSES)
     _positive("trainer.loss_chunk_tokens", trainer.loss_chunk_tokens)
+    if trainer.precision in HALF_PRECISIONS and trainer.accelerator == "cpu":
+        raise fail("trainer.precision", trainer.precision, "fp16 on CPUs runs as emulated bf16 in Lightning, so the "
+                   "run would record a precision it did not use; use 32-true, or bf16-mixed on a CPU with native bf16")
     if trainer.strategy.startswith("fsdp") and trainer.accelerator == "cpu":
         raise fail("trainer.strategy", trainer.strategy, "Lightning's FSDP runs on GPUs only; use trainer=fsdp "
                    "(GPUs), or strategy=ddp on CPUs")
@@ -238,8 +245,28 @@ def _check_eval(cfg: RecipeConfig) -> None:
     _positive("eval.generate.top_k", gen.top_k, allow_none=True)
     if gen.temperature < 0:
         raise fail("eval.generate.temperature", gen.temperature, "must be 0 (greedy) or more")
+    if gen.temperature == 0 and gen.num_samples > 1:
+        raise fail("eval.generate.num_samples", gen.num_samples, "greedy decoding (temperature 0) gives one sample "
+                   "per prompt; set eval.generate.num_samples=1")
     if gen.top_p is not None and not 0 < gen.top_p <= 1:
         raise fail("eval.generate.top_p", gen.top_p, "must lie in (0, 1], or null")
+    if evaluation.model is None:  # the recipe's samples (a model named by model= is checked against its own context)
+        check_generation_fits("model.n_positions", cfg.model.n_positions, gen, gen.prompts)
+    if evaluation.name is not None:
+        check_name("eval.name", evaluation.name)
+
+
+def check_generation_fits(key: str, context: int, gen: GenerateConfig, prompts: list[str],
+                          tokens: Callable[[str], int] | None = None) -> None:
+    """Each prompt, after the </s> it follows, plus ``max_new_tokens`` fits the model's context. Without a tokenizer a
+    prompt counts as its UTF-8 bytes, at least its tokens under a byte-level BPE."""
+    count = tokens or (lambda text: len(text.encode("utf-8")))
+    longest = max(prompts, key=count, default="")
+    needed = 1 + count(longest) + gen.max_new_tokens
+    if needed > context:
+        raise fail("eval.generate.max_new_tokens", gen.max_new_tokens,
+                   f"with the prompt {longest[:40]!r} ({count(longest)} {'tokens' if tokens else 'bytes'}) after </s> "
+                   f"needs {needed} positions, more than {key}={context}; lower it or shorten the prompt")
 
 
 def _check_plan(cfg: RecipeConfig) -> None:
@@ -266,10 +293,36 @@ def _check_contamination(cfg: RecipeConfig) -> None:
         raise fail("contamination.drop", contamination.drop, "drops documents by contamination.sets, and it is empty")
 
 
+def _check_finite(value: Any, key: str = "") -> None:
+    """Every float of the config is a number: nan and inf are refused wherever they appear."""
+    if dataclasses.is_dataclass(value):
+        for item in dataclasses.fields(value):
+            _check_finite(getattr(value, item.name), f"{key}.{item.name}" if key else item.name)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{key}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise fail(key, value, "must be a finite number")
+
+
+def _check_seeds(cfg: RecipeConfig) -> None:
+    """Seeds go to numpy's and Lightning's generators, which take 0 .. 2**32 - 1."""
+    seeds = {"seed": cfg.seed, "data.split_seed": cfg.data.split_seed, "eval.generate.seed": cfg.eval.generate.seed,
+             **{f"stages.{name}.data_seed": stage.data_seed for name, stage in cfg.stages.items()}}
+    for key, value in seeds.items():
+        if value is not None and not 0 <= value <= MAX_SEED:
+            raise fail(key, value, f"must lie in [0, {MAX_SEED}] (numpy's and Lightning's seeds)")
+
+
 def check_config(cfg: RecipeConfig) -> None:
     """Types are checked by the schema; here ranges, relations and choices. Reads no file."""
     check_name("run_name", cfg.run_name)
     _choice("resume", cfg.resume, RESUME)
+    _check_finite(cfg)
+    _check_seeds(cfg)
     _check_data(cfg)
     _check_tokenizer(cfg)
     _check_model(cfg)
@@ -278,11 +331,13 @@ def check_config(cfg: RecipeConfig) -> None:
     _check_eval(cfg)
     _check_plan(cfg)
     _check_contamination(cfg)
-    check_paper_runs(cfg.paper.runs)
+    check_paper_runs(cfg.paper)
 
 
-def check_paper_runs(runs: list[str]) -> None:
-    if not runs:
-        raise fail("paper.runs", list(runs), "list at least one run (e.g. [mini])")
-    for name in runs:
-        check_name("paper.runs", name)
+def check_paper_runs(paper: PaperConfig) -> None:
+    """The runs of the paper are plain names of folders under results/ (extra runs too)."""
+    if not paper.runs:
+        raise fail("paper.runs", list(paper.runs), "list at least one run (e.g. [mini])")
+    for key in ("runs", "extra_runs"):
+        for name in getattr(paper, key):
+            check_name(f"paper.{key}", name)

@@ -8,6 +8,7 @@ line is never rewritten: Lightning re-executes it as typed to start more process
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 
@@ -16,9 +17,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from reproduce.compose import one_line
+from reproduce.compose import compose_config, one_line
 from reproduce.config import PaperCommandConfig, RecipeConfig
 from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.locks import locked
 from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
 from reproduce.preflight import check_recipe, load
@@ -28,6 +30,13 @@ from reproduce.train.distributed import is_rank_zero
 
 HELP = ("-h", "--help")
 MULTIRUN = ("-m", "--multirun")
+# Hydra's flags that reproduce passes on to hydra.main, and whether each takes a value (None: optionally, one of
+# INFO_CHOICES); any other flag is an error of one line.
+HYDRA_FLAGS = {"--hydra-help": False, "--version": False, "--cfg": True, "-c": True, "--resolve": False,
+               "--package": True, "-p": True, "--info": None, "-i": None, "--multirun": False, "-m": False,
+               "--run": False, "-r": False, "--shell-completion": False, "-sc": False}
+CFG_CHOICES = ("job", "hydra", "all")
+INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
 def usage() -> str:
@@ -113,14 +122,16 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         (pipeline.evaluate_models if name == "eval" else pipeline.generate)(cfg)
         return
     rank_zero = is_rank_zero(cfg.trainer.devices)
-    setup_logging(cfg.layout.log_file, cfg.verbose, rank_zero)
-    if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
-        remove_stale_temporaries(cfg.layout.results, cfg.layout.work)
-        start_steps(cfg, COMMANDS[name].steps)
-    if name == "run":
-        pipeline.run(cfg)
-    else:
-        function(STEP[name].function)(cfg)
+    # one process per run: rank zero holds runs/<run>/.lock (the other ranks are its own, started by the launcher)
+    with locked(cfg.layout.work, "run") if rank_zero else contextlib.nullcontext():
+        setup_logging(cfg.layout.log_file, cfg.verbose, rank_zero)
+        if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
+            remove_stale_temporaries(cfg.layout.results, cfg.layout.work)
+            start_steps(cfg, COMMANDS[name].steps)
+        if name == "run":
+            pipeline.run(cfg)
+        else:
+            function(STEP[name].function)(cfg)
 
 
 def sweep(overrides: list[str]) -> list[list[str]]:
@@ -147,11 +158,43 @@ def check_sweep(name: str, overrides: list[str]) -> None:
             owners[cfg.run_name] = combo
 
 
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides); an unknown flag or a missing value is one line."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            continue
+        flag, given, value = arg.partition("=")
+        if flag not in HYDRA_FLAGS:
+            raise UserError(f"unknown flag {flag}; reproduce takes key=value overrides and Hydra's flags "
+                            f"{', '.join(f for f in HYDRA_FLAGS if f.startswith('--'))} (`reproduce --help`)")
+        flags.append(arg)
+        takes = HYDRA_FLAGS[flag]
+        if not given and (takes or takes is None and i < len(args) and args[i] in INFO_CHOICES):
+            if i == len(args):
+                raise UserError(f"{flag} needs a value" + (f": one of {', '.join(CFG_CHOICES)}"
+                                                          if flag in ("--cfg", "-c") else ""))
+            value = args[i]
+            flags.append(value)
+            i += 1
+        if flag in ("--cfg", "-c") and value not in CFG_CHOICES:
+            raise UserError(f"{flag} {value}: choose one of {', '.join(CFG_CHOICES)}")
+    return flags, overrides
+
+
 def run_hydra(name: str, args: list[str]) -> None:
-    """Sweeps and Hydra's flags: hydra.main composes, launches, and calls ``execute`` for each job."""
+    """Sweeps and Hydra's flags: hydra.main composes, launches, and calls ``execute`` for each job. Every job of a
+    sweep is checked first; otherwise the config is composed first, so that a misspelt key or a bad value is one
+    line here rather than Hydra's report."""
     command = COMMANDS[name]
-    if any(a in MULTIRUN for a in args):
-        check_sweep(name, [a for a in args if not a.startswith("-")])
+    flags, overrides = split_flags(args)
+    if any(flag in MULTIRUN for flag in flags):
+        check_sweep(name, overrides)
+    else:
+        compose_config(command.config_name, overrides)
 
     def job(cfg: DictConfig) -> None:
         sys.argv = typed  # Lightning re-executes the command line as typed

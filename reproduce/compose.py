@@ -37,4 +37,20 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
         while cause is not None and not getattr(cause, "full_key", None):
             cause = cause.__cause__
         key = getattr(cause, "full_key", None)
-        raise UserError(f"{key}: {line}" if key and key not in line else line) from None
+        raise UserError((f"{key}: {line}" if key and key not in line else line) + _quoting_hint(line, overrides)) \
+            from None
+
+
+def _quoting_hint(line: str, overrides: list[str]) -> str:
+    """Hydra's grammar takes unquoted values of Latin letters, digits and a few signs; say how to quote the rest."""
+    if not any(word in line for word in ("Lexer", "mismatched input", "no viable alternative", "extraneous input")):
+        return ""
+    odd = next((o for o in overrides if not o.isascii() or " " in o.partition("=")[2]), None)
+    if odd is None:
+        return ""
+    key, _, value = odd.partition("=")
+    if value.startswith("[") and value.endswith("]"):  # a list: each item quoted
+        value = "[" + ",".join(f"'{item.strip()}'" for item in value[1:-1].split(",")) + "]"
+    else:
+        value = f"'{value}'"
+    return f"; quote a value with spaces or non-Latin letters, in the shell and for Hydra: \"{key}={value}\""

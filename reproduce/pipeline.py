@@ -17,6 +17,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from reproduce import layout
+from reproduce.checksums import sums_problem
 from reproduce.config import RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
@@ -29,7 +30,7 @@ from reproduce.data.prepared_set import (
     prepared_inputs,
     run_prepared,
 )
-from reproduce.evaluate.inputs import ModelRef, eval_device, find_models, text_files
+from reproduce.evaluate.inputs import ModelRef, eval_device, named_models, read_texts
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths, unigram_perplexity
 from reproduce.evaluate.runner import (
     evaluate_model,
@@ -41,6 +42,7 @@ from reproduce.evaluate.runner import (
 )
 from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.io import read_json, write_json
+from reproduce.locks import all_locked
 from reproduce.meta import package_metadata, run_metadata
 from reproduce.paper.build import make_paper
 from reproduce.record import missing_output
@@ -108,7 +110,8 @@ def wait_for_prepared_data(cfg: RecipeConfig, poll_s: float = 2.0) -> None:
 
 
 def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
-    """Stages of this config trained before (exported, and in train.json), up to the first one that is not."""
+    """Stages of this config trained before (in train.json, with an export that matches its SHA256SUMS), up to the
+    first one that is not."""
     run = cfg.layout
     train_json, curves_json = run.result(layout.TRAIN), run.result(layout.CURVES)
     if cfg.resume != "auto" or not (train_json.is_file() and curves_json.is_file()):
@@ -116,7 +119,11 @@ def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
     records, curves = read_json(train_json)["stages"], read_json(curves_json)
     finished = {}
     for name in cfg.stages:
-        if name not in records or not (run.model(name) / "model.safetensors").is_file():
+        if name not in records:
+            break
+        if problem := sums_problem(run.model(name)):
+            log.warning(f"[{name}] warning: the export {run.model(name)} is damaged or partial ({problem}); "
+                        "exporting it again from the stage's last checkpoint")
             break
         finished[name] = {"record": records[name],
                           **{kind: [p for p in curves[kind] if p["stage"] == name] for kind in ("train", "validation")}}
@@ -166,7 +173,7 @@ def _perplexity(cfg: RecipeConfig, data: PreparedData, device: str) -> tuple[dic
     autocast = _AUTOCAST.get(cfg.trainer.precision)
     rows, by_position = [], {}
     for name in cfg.stages:
-        model = GPT2LMHeadModel.from_pretrained(cfg.layout.model(name)).to(device)
+        model = GPT2LMHeadModel.from_pretrained(cfg.layout.model(name), trust_remote_code=False).to(device)
         for context in contexts:
             row = model_perplexity(model, blocks, context, byte_lengths, cfg.eval.perplexity.batch_size, autocast)
             by_position.setdefault(name, {})[str(context)] = row.pop("nll_by_position")
@@ -229,15 +236,6 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     return summary
 
 
-def _named(refs: list[ModelRef], name: str | None) -> list[ModelRef]:
-    """``eval.name`` in place of the models' own names (a run's stages keep their -<stage> suffix)."""
-    if name is None:
-        return refs
-    if len(refs) == 1:
-        return [ModelRef(name, refs[0].source)]
-    return [ModelRef(f"{name}-{Path(ref.source).name}", ref.source) for ref in refs]
-
-
 def run_test_texts(run_dir: Path) -> list[str]:
     """The test documents of the run a run directory holds, decoded from its prepared shards."""
     data = load_prepared(Path(read_json(run_dir / layout.PREPARED_POINTER)["folder"]))
@@ -248,25 +246,26 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     """`reproduce eval model=...`: each model ``eval.model`` names on the suite, and its sliding-window perplexity on
     ``eval.perplexity.texts`` (a run's models without texts: the run's test documents); results/eval/<name>/."""
     evaluation = cfg.eval
-    refs = _named(find_models(evaluation.model), evaluation.name)
+    refs = named_models(evaluation.model, evaluation.name)
     suite = load_suite(evaluation.suite, evaluation.tasks)
     device = eval_device(evaluation.device, cfg.trainer.accelerator)
     folders = layout.EvalLayout.of(cfg.paths.results, cfg.paths.runs)
     include = write_suite_tasks(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
     run_dir = Path(evaluation.model).expanduser()
-    texts = [f.read_text(encoding="utf-8") for pattern in evaluation.perplexity.texts for f in text_files(pattern)]
-    if not texts and (run_dir / layout.PREPARED_POINTER).is_file():
-        texts = run_test_texts(run_dir)
+    texts = read_texts(evaluation.perplexity.texts)
+    if not evaluation.perplexity.texts and (run_dir / layout.PREPARED_POINTER).is_file():
+        texts.texts = run_test_texts(run_dir)
     results: dict[str, Any] = {}
-    for ref in refs:
-        results[ref.name] = evaluate_model(ref, suite, include, evaluation, device, cfg.seed,
-                                           folders.suite_file(ref.name, suite.name), cfg.verbose)
-        if texts:
-            row = perplexity_of_texts(ref, texts, evaluation, device)
-            write_json(folders.perplexity_file(ref.name),
-                       {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
-                                 "seed": cfg.seed, "texts": evaluation.perplexity.texts or f"{run_dir} test documents"},
-                        **row})
+    with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
+        for ref in refs:
+            results[ref.name] = evaluate_model(ref, suite, include, evaluation, device, cfg.seed,
+                                               folders.suite_file(ref.name, suite.name), cfg.verbose)
+            if texts.texts:
+                row = perplexity_of_texts(ref, texts.texts, evaluation, device)
+                write_json(folders.perplexity_file(ref.name),
+                           {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
+                                     "seed": cfg.seed, "texts": evaluation.perplexity.texts or
+                                     f"{run_dir} test documents", "skipped": texts.skipped}, **row})
             log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} bits/byte "
                      f"over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
     log.info(f"[done] results in {folders.results}")
@@ -279,7 +278,7 @@ def generate(cfg: RecipeConfig, data: None = None) -> dict[str, list[dict[str, A
     prompts = [gen.prompt] if gen.prompt is not None else list(gen.prompts)
     device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
     samples = {}
-    for ref in _named(find_models(cfg.eval.model), cfg.eval.name):
+    for ref in named_models(cfg.eval.model, cfg.eval.name):
         samples[ref.name] = generate_samples(ref.source, gen, prompts, device)
         for sample in samples[ref.name]:
             print(f"[{ref.name} #{sample['sample_index']}] {sample['prompt']}{sample['text']}", flush=True)

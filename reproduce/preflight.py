@@ -13,7 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from reproduce.checks import check_config, check_paper_runs, fail
+from reproduce.arithmetic import model_context
+from reproduce.checks import check_config, check_generation_fits, check_paper_runs, fail
 from reproduce.compose import compose_config
 from reproduce.config import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
 from reproduce.data.eval_items import read_items
@@ -21,15 +22,25 @@ from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
 from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import benchmark
-from reproduce.evaluate.inputs import check_tokenizer, eval_device, find_models, text_files
+from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
 from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.layout import PAPER_RUN_FILES, PLAN, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
 from reproduce.paths import config_file
 from reproduce.plan import published_compute
-from reproduce.pretrained import check_init_checkpoint, load_pretrained_tokenizer
+from reproduce.pretrained import (
+    check_causal_lm,
+    check_init_checkpoint,
+    load_pretrained_tokenizer,
+    load_tokenizer,
+)
 from reproduce.record import check_record, require_step
 from reproduce.steps import COMMANDS, earlier_steps
+
+# The environment each launcher of Lightning's cluster environments sets on every node (what their detect() reads,
+# without importing Lightning: seconds); NODE_RANK is Lightning's own, set by hand on each node.
+LAUNCHER_VARIABLES = {"SLURM": ("SLURM_NTASKS",), "torchrun": ("RANK", "LOCAL_RANK", "GROUP_RANK"),
+                      "LSF": ("LSB_JOBID",), "MPI": ("OMPI_COMM_WORLD_SIZE",), "NODE_RANK": ("NODE_RANK",)}
 
 
 def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[Path]:
@@ -53,23 +64,39 @@ def check_eval_device(cfg: RecipeConfig) -> None:
             raise UserError(f"eval.device={device}: no CUDA device here; use eval.device=cpu")
 
 
-def check_eval_command(cfg: RecipeConfig) -> None:
-    """`reproduce eval model=...` and `reproduce generate`: the models, their tokenizers, the suite and its data, the
-    texts, the device; nothing of the recipe's own steps is needed."""
+def check_eval_command(cfg: RecipeConfig, command: str) -> None:
+    """`reproduce eval model=...` and `reproduce generate`: the models (causal LMs transformers loads natively), their
+    tokenizers and contexts, the suite and its data, the texts, the device; nothing of the recipe's own steps is
+    needed."""
     check_config(cfg)
-    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
+    evaluation = cfg.eval
+    suite = load_suite(evaluation.suite, evaluation.tasks)
     check_suite(suite)
     check_eval_device(cfg)
-    for ref in find_models(cfg.eval.model):
+    folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
+    for ref in named_models(evaluation.model, evaluation.name):
+        folders.model(ref.name)  # a plain name that stays under results/eval/
         check_tokenizer(ref)
+        context = model_context(check_causal_lm("model", ref.source))
+        stride = evaluation.perplexity.stride
+        if stride is not None and stride > context:
+            raise fail("eval.perplexity.stride", stride, f"is more than the context of {ref.source} ({context}); "
+                       "lower it")
+        if command == "generate":
+            tokenizer = load_tokenizer("model", ref.source)
+            check_generation_fits(f"the context of {ref.source}", context, evaluation.generate,
+                                  [evaluation.generate.prompt or ""],
+                                  lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"]))
     resolver = make_resolver(cfg.data)
     for manifest in manifests_needed(cfg, ("eval",)):
         for entry in read_manifest(manifest):
             resolver.resolve(entry)
-    for pattern in cfg.eval.perplexity.texts:
+    for pattern in evaluation.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
-    folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
+    if evaluation.perplexity.texts and not read_texts(evaluation.perplexity.texts).texts:
+        raise UserError(f"eval.perplexity.texts={list(evaluation.perplexity.texts)}: no file holds text (each is "
+                        "empty, binary, or neither UTF-8 nor cp1251 Russian)")
     check_writable("paths.results", folders.results)
     check_writable("paths.runs", folders.work)
 
@@ -86,13 +113,15 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     if command == "generate" and cfg.eval.model is None:
         raise UserError("reproduce generate needs model=<run dir | Hugging Face dir | hub id> (and prompt=...)")
     if cfg.eval.model is not None and command in ("eval", "generate"):
-        check_eval_command(cfg)
+        check_eval_command(cfg, command)
         return
     steps = COMMANDS[command].steps
     check_config(cfg)
     if {"train", "eval"} & set(steps):
         check_accelerator(cfg.trainer)
         check_compiler(cfg.trainer)
+    if "train" in steps:
+        check_launcher(cfg.trainer)
     check_writable("paths.results", cfg.layout.results)
     check_writable("paths.runs", cfg.layout.work)
     if "prepare" in steps:
@@ -159,7 +188,7 @@ def load(command: str, config_name: str, overrides: list[str]) -> RecipeConfig |
     """Compose and check a command's config; raises ``UserError`` on the first problem."""
     cfg = compose_config(config_name, overrides)
     if isinstance(cfg, PaperCommandConfig):
-        check_paper_runs(cfg.paper.runs)
+        check_paper_runs(cfg.paper)
         check_paper_inputs(cfg.paths, cfg.paper.runs)
     else:
         check_recipe(cfg, command)
@@ -183,6 +212,15 @@ def check_accelerator(trainer: TrainerConfig) -> None:
         raise fail("trainer.accelerator", "mps", "MPS is not available here; use trainer=cpu")
     elif trainer.accelerator == "tpu":
         raise fail("trainer.accelerator", "tpu", "TPUs are not supported by this package; use gpu or cpu")
+
+
+def check_launcher(trainer: TrainerConfig) -> None:
+    """Several nodes need a launcher that starts this process on each of them (else the first waits forever)."""
+    if trainer.num_nodes == 1 or any(all(v in os.environ for v in names) for names in LAUNCHER_VARIABLES.values()):
+        return
+    raise fail("trainer.num_nodes", trainer.num_nodes, f"no multi-node launcher ({', '.join(LAUNCHER_VARIABLES)}) "
+               "started this process, so it would wait for nodes that never join; launch it with "
+               "conf/launch/slurm.sbatch or torchrun, or set trainer.num_nodes=1")
 
 
 def check_compiler(trainer: TrainerConfig) -> None:

@@ -1,14 +1,20 @@
-"""Released checkpoints a stage starts from (``init_from``) and their tokenizers: a Hugging Face model directory
-or hub id. Checked before any work: found, GPT-2-style, and matching the run's model config."""
+"""Checkpoints the package reads but did not train: a Hugging Face model directory or hub id that a stage starts
+from (``init_from``), that ``reproduce eval`` scores, and their tokenizers. Checked before any work: found, a model
+transformers loads natively (never a model folder's own code: ``trust_remote_code`` is always False), weights that
+are no pickle (local folders), and, to start a stage, GPT-2-style and matching the run's model config."""
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from reproduce.arithmetic import CONTEXT_KEYS, model_context
 from reproduce.config import ModelConfig, TokenizerConfig
 from reproduce.data.shards import MAX_VOCAB
 from reproduce.errors import UserError
@@ -17,7 +23,8 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # Architecture keys the model config must share with the checkpoint (dropout and attention kernel may differ).
 MATCHED_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "activation_function",
                 "layer_norm_epsilon")
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLED = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")  # torch.save files: pickles
 
 
 def locate(key: str, name_or_path: str, filename: str) -> Path:
@@ -50,31 +57,100 @@ def _read_json(key: str, name_or_path: str, path: Path) -> dict[str, Any]:
         raise UserError(f"{key}={name_or_path!r}: {path} is not readable JSON ({exc})") from None
 
 
+@functools.cache
+def transformers_table(module: str, name: str) -> frozenset[str]:
+    """The model types of a table of transformers.models.auto (e.g. ``modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES``)
+    read from the module's source, where it is a literal, so that the pre-flight does not import torch (seconds);
+    imported where the source holds no literal."""
+    package = importlib.util.find_spec("transformers")
+    source = Path(next(iter(package.submodule_search_locations))) / "models" / "auto" / f"{module}.py"
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        value = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                     and any(isinstance(t, ast.Name) and t.id == name for t in node.targets))
+        return frozenset(key for key, _ in ast.literal_eval(value.args[0]))
+    except (OSError, StopIteration, SyntaxError, ValueError, AttributeError, IndexError, TypeError):
+        loaded = importlib.import_module(f"transformers.models.auto.{module}")
+        return frozenset(getattr(loaded, name))
+
+
+def check_causal_lm(key: str, name_or_path: str) -> dict[str, Any]:
+    """A checkpoint transformers loads natively as a causal LM, running none of the folder's code: no ``auto_map``
+    in its config or tokenizer config, a model type transformers knows with a causal LM class, a context length, and
+    (a local folder) safetensors weights, not pickled ones. Returns its config."""
+    config = _read_json(key, name_or_path, locate(key, name_or_path, "config.json"))
+    if "auto_map" in config:
+        raise UserError(f"{key}={name_or_path!r}: its config.json maps to code of its own (auto_map), which this "
+                        "package never runs; give a model that transformers loads natively")
+    model_type = config.get("model_type")
+    if model_type not in transformers_table("modeling_auto", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"):
+        raise UserError(f"{key}={name_or_path!r}: model_type {model_type!r} is not a causal language model that "
+                        "transformers knows (a model folder's own code is never run); give one transformers loads "
+                        "natively: GPT-2, Llama, Mistral, ...")
+    if model_context(config) is None:
+        raise UserError(f"{key}={name_or_path!r}: its config.json gives no context length ({', '.join(CONTEXT_KEYS)})")
+    directory = Path(name_or_path).expanduser()
+    if directory.is_dir():
+        tokenizer_config = directory / "tokenizer_config.json"
+        if tokenizer_config.is_file() and "auto_map" in _read_json(key, name_or_path, tokenizer_config):
+            raise UserError(f"{key}={name_or_path!r}: its tokenizer_config.json maps to code of its own (auto_map), "
+                            "which this package never runs")
+        check_weights(key, name_or_path, directory)
+    return config
+
+
+def check_weights(key: str, name_or_path: str, directory: Path) -> None:
+    """A local model folder holds safetensors weights; pickled ones (pytorch_model.bin, ...) are refused."""
+    if any((directory / name).is_file() for name in WEIGHTS):
+        return
+    pickled = sorted(p.name for pattern in PICKLED for p in directory.glob(pattern))
+    if pickled:
+        raise UserError(f"{key}={name_or_path!r}: its weights are pickled ({', '.join(pickled)}), which this package "
+                        "does not load; convert them once: AutoModelForCausalLM.from_pretrained(folder)."
+                        "save_pretrained(folder) writes model.safetensors")
+    raise UserError(f"{key}={name_or_path!r}: {directory} has no weights ({', '.join(WEIGHTS)})")
+
+
 def check_init_checkpoint(key: str, init_from: str, model: ModelConfig) -> None:
     """A GPT-2 checkpoint with weights whose architecture is the model config's (one line lists the overrides)."""
-    config = _read_json(key, init_from, locate(key, init_from, "config.json"))
+    config = check_causal_lm(key, init_from)
     if config.get("model_type") != "gpt2":
         raise UserError(f"{key}={init_from!r}: model_type is {config.get('model_type')!r}; only GPT-2 checkpoints "
                         "(GPT2LMHeadModel) can start a stage")
-    directory = Path(init_from).expanduser()
-    if directory.is_dir() and not any((directory / name).is_file() for name in WEIGHTS):
-        raise UserError(f"{key}={init_from!r}: {directory} has no weights ({', '.join(WEIGHTS)})")
     differ = [f"model.{k}={config[k]}" for k in MATCHED_KEYS if k in config and config[k] != getattr(model, k)]
     if differ:
         raise UserError(f"{key}={init_from!r}: the model config differs from the checkpoint's; set {' '.join(differ)} "
                         "(or the model group of that checkpoint)")
 
 
-def load_pretrained_tokenizer(tok: TokenizerConfig):
-    """The fast tokenizer of ``tokenizer.name_or_path`` (no remote code), checked against the config."""
+def load_causal_lm(key: str, name_or_path: str | Path) -> Any:
+    """A causal LM with transformers' own classes (never the folder's code): weights from safetensors, or from a
+    hub repository's pickled file with torch.load(weights_only=True), which runs no code; one line if it fails."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise UserError(f"{key}={str(name_or_path)!r}: cannot load the model ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+
+
+def load_tokenizer(key: str, name_or_path: str | Path) -> Any:
+    """A checkpoint's tokenizer with transformers' own classes (never the folder's code); one line if it fails."""
     from transformers import AutoTokenizer
 
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{key}={str(name_or_path)!r}: cannot load its tokenizer ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+
+
+def load_pretrained_tokenizer(tok: TokenizerConfig):
+    """The fast tokenizer of ``tokenizer.name_or_path`` (no remote code), checked against the config."""
     key = "tokenizer.name_or_path"
     locate(key, tok.name_or_path, "tokenizer_config.json")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok.name_or_path, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{key}={tok.name_or_path!r}: cannot load its tokenizer ({exc})") from None
+    tokenizer = load_tokenizer(key, tok.name_or_path)
     if not tokenizer.is_fast:
         raise UserError(f"{key}={tok.name_or_path!r}: has no fast tokenizer (tokenizer.json or vocab.json + "
                         "merges.txt); the data step needs one")

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from reproduce.checksums import sums_problem
 from reproduce.config import RecipeConfig
 from reproduce.errors import UserError
 from reproduce.io import write_text
@@ -45,15 +46,28 @@ def step_values(cfg: RecipeConfig, steps: tuple[str, ...]) -> dict[str, Any]:
     return {key: plain[key] for step in steps for key in step_keys(cfg, step)}
 
 
-def read_record(folder: Path) -> dict[str, Any]:
+def read_record(folder: Path, overwrite: bool = False) -> dict[str, Any]:
+    """A folder's config record ({} where there is none); an unreadable one is one line, unless it is being
+    replaced (``overwrite``)."""
     path = folder / RECORD
     if not path.is_file():
         return {}
     try:
         record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: unreadable config record ({exc}); delete it or pass overwrite=true") from None
-    return record if isinstance(record, dict) else {}
+        if not isinstance(record, dict):
+            raise ValueError("not a mapping of config keys")
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
+        if overwrite:
+            return {}
+        reason = " ".join(str(exc).split())[:160]
+        raise UserError(f"{path}: unreadable config record ({reason}); pass overwrite=true to replace the run's "
+                        "results, or choose another run_name") from None
+    return record
+
+
+def outputs(folder: Path, step: str, kind: str) -> list[Path]:
+    """What ``step`` wrote in ``folder``: its ``results`` (results/<run>/) or its ``artifacts`` (runs/<run>/)."""
+    return [path for pattern in getattr(STEP[step], kind) for path in folder.glob(pattern)]
 
 
 def changed_steps(record: dict[str, Any], cfg: RecipeConfig, steps: tuple[str, ...]) -> dict[str, list[str]]:
@@ -72,11 +86,19 @@ def changed_steps(record: dict[str, Any], cfg: RecipeConfig, steps: tuple[str, .
 
 
 def check_record(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
-    """Stop (one line) if results/<run>/ or runs/<run>/ hold outputs of another config, unless overwrite=true."""
+    """Stop (one line) if results/<run>/ or runs/<run>/ hold outputs of another config, or outputs that their record
+    (config.yaml) does not vouch for, unless overwrite=true: nothing is removed that the user did not ask to replace."""
     if cfg.overwrite:
         return
-    for folder in (cfg.layout.results, cfg.layout.work):
-        changed = changed_steps(read_record(folder), cfg, steps)
+    for folder, kind in ((cfg.layout.results, "results"), (cfg.layout.work, "artifacts")):
+        record = read_record(folder)
+        for step in NAMES:
+            found = outputs(folder, step, kind)
+            if found and not all(key in record for key in step_keys(cfg, step)):
+                raise UserError(f"{folder} holds {found[0].name} of {step}, and its {RECORD} does not say which "
+                                f"config made it; pass overwrite=true to replace the run's outputs, or choose another "
+                                "run_name")
+        changed = changed_steps(record, cfg, steps)
         if changed:
             diffs = [d for step in changed.values() for d in step]
             more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
@@ -84,14 +106,20 @@ def check_record(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
                             f"run_name=..., or pass overwrite=true to replace them")
 
 
-def missing_output(cfg: RecipeConfig, step: str) -> Path | None:
-    """The first file that a finished ``step`` would have written for ``cfg`` and that is not there."""
+def missing_output(cfg: RecipeConfig, step: str) -> str | None:
+    """What a finished ``step`` would have written for ``cfg`` and is not there ("<path> is missing"), or is damaged
+    (an export that does not match its SHA256SUMS); None when all is there."""
     run = cfg.layout
     needed = [run.result(name) for name in STEP[step].results if "*" not in name]
     needed += [run.work / name for name in STEP[step].artifacts if name != CHECKPOINTS]
+    missing = next((path for path in needed if not path.exists()), None)
+    if missing is not None:
+        return f"{missing} is missing"
     if step == "train":
-        needed += [run.model(name) / "model.safetensors" for name in cfg.stages]
-    return next((path for path in needed if not path.exists()), None)
+        for name in cfg.stages:
+            if problem := sums_problem(run.model(name)):
+                return f"the export {run.model(name)} is damaged or partial: {problem}"
+    return None
 
 
 def require_step(cfg: RecipeConfig, step: str, command: str) -> None:
@@ -99,7 +127,7 @@ def require_step(cfg: RecipeConfig, step: str, command: str) -> None:
     record = read_record(cfg.layout.work)
     missing = missing_output(cfg, step)
     if missing or not all(key in record for key in step_keys(cfg, step)) or changed_steps(record, cfg, (step,)):
-        found = f" ({missing} is missing)" if missing else ""
+        found = f" ({missing})" if missing else ""
         raise UserError(f"{cfg.layout.work}: no {step} output for this config{found}; run `reproduce {step}` with the "
                         f"same overrides before `reproduce {command}`")
 
@@ -108,14 +136,13 @@ def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
     """Before a command's work: remove outputs that no record vouches for, or that a changed step (or
     ``resume=never``) makes stale, from the first such step on; then record the config. What is left is reusable."""
     for folder, kind in ((cfg.layout.results, "results"), (cfg.layout.work, "artifacts")):
-        record = read_record(folder)
+        record = read_record(folder, cfg.overwrite)
         unvouched = [step for step in NAMES if not all(key in record for key in step_keys(cfg, step))]
         redo = [*changed_steps(record, cfg, steps), *unvouched, *(steps if cfg.resume == "never" else ())]
         stale = downstream(redo)
         for step in stale:
-            for pattern in getattr(STEP[step], kind):
-                for path in folder.glob(pattern):
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+            for path in outputs(folder, step, kind):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
             for key in step_keys(cfg, step):
                 record.pop(key, None)
         record.update(step_values(cfg, steps))

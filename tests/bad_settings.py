@@ -6,6 +6,7 @@ Shared by tests/test_bad_settings.py (exit code 2, message, no traceback, no fil
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,45 @@ SETTINGS = [
     Case("train with nothing prepared", ["train"],
          "no prepare output for this config (results/mini/data.json is missing)"),
     Case("eval with nothing trained", ["eval"], "no prepare output for this config"),
+    # names that would reach outside their folders, or into another command's
+    Case("run name of another command's folder", ["run_name=eval"], "run_name='eval': is the folder of another"),
+    Case("run name of the published tables", ["run_name=published"], "run_name='published': is the folder of"),
+    Case("run name of 300 characters", [f"run_name={'x' * 300}"], "has 300 characters, more than 100"),
+    Case("run name starting with a dash", ["run_name=-x"], "run_name='-x': is not a plain folder name"),
+    Case("blank run name", ["run_name=' '"], "run_name=' ': is not a plain folder name"),
+    Case("run name with a line break", ["run_name=a\nb"], "run_name=a"),
+    Case("evaluation name that climbs out", ["eval", "model=nosuch", "eval.name=../../outside/x"],
+         "eval.name='../../outside/x': is not a plain folder name"),
+    Case("absolute evaluation name", ["eval", "model=nosuch", "eval.name=/abs/path"],
+         "eval.name='/abs/path': is not a plain folder name"),
+    Case("extra paper run outside results", ["paper", "paper.extra_runs=[../outside/run]"],
+         "paper.extra_runs='../outside/run': is not a plain folder name"),
+    # values that pass their type and fail later
+    Case("negative seed", ["seed=-1"], "seed=-1: must lie in [0, 4294967295]"),
+    Case("seed of 2**32", ["seed=4294967296"], "seed=4294967296: must lie in [0, 4294967295]"),
+    Case("negative split seed", ["data.split_seed=-1"], "data.split_seed=-1: must lie in [0"),
+    Case("negative data seed of a stage", ["stages.stage2.data_seed=-3"], "stages.stage2.data_seed=-3: must lie in"),
+    Case("infinite weight decay", ["stages.stage1.optim.weight_decay=inf"],
+         "stages.stage1.optim.weight_decay=inf: must be a finite number"),
+    Case("source weight nan", ["data.sources.ruslit.weight=nan"], "data.sources.ruslit.weight=nan: must be a finite"),
+    Case("greedy samples of two", ["eval.generate.temperature=0"],
+         "eval.generate.num_samples=2: greedy decoding (temperature 0) gives one sample per prompt"),
+    Case("temperature nan", ["eval.generate.temperature=nan"], "eval.generate.temperature=nan: must be a finite"),
+    Case("temperature inf", ["eval.generate.temperature=inf"], "eval.generate.temperature=inf: must be a finite"),
+    Case("samples past the model's context", ["eval.generate.max_new_tokens=300"],
+         "eval.generate.max_new_tokens=300: with the prompt"),
+    Case("fp16 on a CPU", ["trainer.precision=16-mixed"], "trainer.precision='16-mixed': fp16 on CPUs"),
+    Case("several nodes without a launcher", ["trainer.num_nodes=2", "stages.stage1.batch_size=16",
+                                              "stages.stage2.batch_size=16"],
+         "trainer.num_nodes=2: no multi-node launcher"),
+    # Hydra's own errors
+    Case("misspelt key with --cfg job", ["train", "--cfg", "job", "stages.stage1.contxt=64"],
+         "Could not override 'stages.stage1.contxt'"),
+    Case("unknown flag", ["--foo"], "unknown flag --foo"),
+    Case("unknown --cfg choice", ["--cfg", "everything"], "--cfg everything: choose one of job, hydra, all"),
+    Case("Cyrillic value left unquoted", ["eval.generate.prompts=[Привет]"],
+         "quote a value with spaces or non-Latin letters, in the shell and for Hydra: "
+         "\"eval.generate.prompts=['Привет']\""),
 ]
 
 
@@ -154,6 +194,26 @@ def file_settings(tmp: Path) -> list[Case]:
     model.mkdir(exist_ok=True)
     for name in ("config.json", "vocab.json", "merges.txt"):
         shutil.copy(released / name, model / name)
+    (model / "model.safetensors").write_bytes(b"")  # the checks look for it; nothing is loaded
+    config = json.loads((released / "config.json").read_text(encoding="utf-8"))
+    folders = {"remote_code": {"auto_map": {"AutoModelForCausalLM": "modeling.Evil"}},
+               "unknown_type": {"model_type": "evil_lm"}, "not_causal": {"model_type": "vit"}, "pickled": {}}
+    for name, changes in folders.items():
+        shutil.copytree(model, tmp / name, dirs_exist_ok=True)
+        (tmp / name / "config.json").write_text(json.dumps({**config, **changes}), encoding="utf-8")
+    (tmp / "pickled" / "model.safetensors").unlink()
+    (tmp / "pickled" / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    shutil.copytree(model, tmp / "remote_tokenizer", dirs_exist_ok=True)
+    (tmp / "remote_tokenizer" / "tokenizer_config.json").write_text(
+        json.dumps({"auto_map": {"AutoTokenizer": ["tok.Evil", None]}}), encoding="utf-8")
+    (tmp / "binary.txt").write_bytes(b"\x00\x01\x02 not text")
+    (tmp / "latin1.txt").write_bytes("Ça ira, façade".encode("latin-1"))
+    records = tmp / "records"  # results of runs whose config record is unreadable or missing
+    for run, record in (("broken", b"\xff\xfe: not yaml"), ("unrecorded", None)):
+        (records / run).mkdir(parents=True, exist_ok=True)
+        (records / run / "data.json").write_text("{}\n", encoding="utf-8")
+        if record is not None:
+            (records / run / "config.yaml").write_bytes(record)
     (tmp / "no_tokenizer").mkdir(exist_ok=True)
     shutil.copy(released / "config.json", tmp / "no_tokenizer" / "config.json")
     mirror = tmp / "mirror"  # a mirror whose first RuBLiMP file was edited
@@ -165,6 +225,11 @@ def file_settings(tmp: Path) -> list[Case]:
     (results / "r").mkdir(exist_ok=True)
     for name in ("summary.json", "curves.json"):
         (results / "r" / name).write_text("{}\n", encoding="utf-8")
+    typed = json.loads((SOURCE_ROOT / "results" / "mini" / "summary.json").read_text(encoding="utf-8"))
+    typed["perplexity"][0]["context"] = "abc"  # a string where the table needs an integer
+    (results / "typed").mkdir(exist_ok=True)
+    (results / "typed" / "summary.json").write_text(json.dumps(typed), encoding="utf-8")
+    shutil.copy(SOURCE_ROOT / "results" / "mini" / "curves.json", results / "typed" / "curves.json")
     return [
         Case("missing manifest", [f"data.sources.ruslit.manifest={tmp / 'absent.tsv'}"],
              "absent.tsv': not found in the working directory or conf/"),
@@ -192,7 +257,32 @@ def file_settings(tmp: Path) -> list[Case]:
              "nosuch/summary.json not found: run `reproduce run_name=nosuch` first"),
         Case("paper of a malformed results file", ["paper", f"paths.results={results}", "paper.runs=[r]",
                                                    f"paths.paper={tmp / 'paper'}"],
-             "r/summary.json: no field perplexity; regenerate the file"),
+             "r/summary.json: no field run; regenerate the file"),
+        Case("paper of a wrongly typed results field", ["paper", f"paths.results={results}", "paper.runs=[typed]",
+                                                        f"paths.paper={tmp / 'paper'}"],
+             "typed/summary.json: field perplexity[0].context is 'abc', not an integer"),
+        Case("model folder with code of its own", ["eval", f"model={tmp / 'remote_code'}"],
+             "its config.json maps to code of its own (auto_map), which this package never runs"),
+        Case("model folder of a type transformers does not know", ["eval", f"model={tmp / 'unknown_type'}"],
+             "model_type 'evil_lm' is not a causal language model that transformers knows"),
+        Case("model folder that is no causal LM", ["generate", f"model={tmp / 'not_causal'}", "prompt=x"],
+             "model_type 'vit' is not a causal language model"),
+        Case("model folder with pickled weights", ["eval", f"model={tmp / 'pickled'}"],
+             "its weights are pickled (pytorch_model.bin), which this package does not load"),
+        Case("tokenizer with code of its own", ["eval", f"model={tmp / 'remote_tokenizer'}"],
+             "its tokenizer_config.json maps to code of its own"),
+        Case("stride past the model's context", ["eval", f"model={model}", "eval.perplexity.stride=99999"],
+             "eval.perplexity.stride=99999: is more than the context of"),
+        Case("generation past the model's context", ["generate", f"model={model}", "prompt=Однажды",
+                                                     "eval.generate.max_new_tokens=4000"],
+             "eval.generate.max_new_tokens=4000: with the prompt 'Однажды'"),
+        Case("texts that are no text", ["eval", f"model={model}", f"eval.perplexity.texts=[{tmp}/binary.txt,"
+                                                                  f"{tmp}/latin1.txt]"],
+             "no file holds text (each is empty, binary, or neither UTF-8 nor cp1251 Russian)"),
+        Case("unreadable config record", ["train", f"paths.results={records}", "run_name=broken"],
+             "broken/config.yaml: unreadable config record"),
+        Case("results without their config record", ["train", f"paths.results={records}", "run_name=unrecorded"],
+             "holds data.json of prepare, and its config.yaml does not say which config made it"),
         Case("paper folder under a file", ["paper", f"paths.results={results}", "paper.runs=[r]",
                                            f"paths.paper={tmp / 'a_file' / 'paper'}"], "paths.paper: "),
     ]

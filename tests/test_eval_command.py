@@ -48,11 +48,15 @@ def save_tiny_model(folder: Path, mirror: Path, n_positions: int) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, mirror: Path) -> Path:
+    """`reproduce eval` of a tiny model, in a folder that is no git checkout; texts of every kind prepare decodes."""
     tmp = tmp_path_factory.mktemp("eval")
     save_tiny_model(tmp / "tiny", mirror, n_positions=256)
     (tmp / "text.txt").write_text(TEXT, encoding="utf-8")
-    cli("eval", "model=tiny", "eval.limit=3", "eval.batch_size=4", "eval.perplexity.texts=[text.txt]",
-        "eval.perplexity.stride=16", cwd=tmp)
+    (tmp / "cp1251.txt").write_bytes(TEXT.encode("cp1251"))
+    (tmp / "empty.txt").write_text("\n", encoding="utf-8")
+    out = cli("eval", "model=tiny", "eval.limit=3", "eval.batch_size=4",
+              "eval.perplexity.texts=[text.txt,cp1251.txt,empty.txt]", "eval.perplexity.stride=16", cwd=tmp)
+    assert out.stderr == ""  # nothing on the terminal but our lines: no "fatal: not a git repository" from lm-eval
     return tmp
 
 
@@ -74,9 +78,31 @@ def test_results_file_holds_every_task_and_what_changes_a_score(evaluated: Path)
 
 
 def test_perplexity_of_text_files(evaluated: Path) -> None:
+    """Texts are decoded as prepare decodes documents: the cp1251 one is the same text again, the empty one is
+    skipped and recorded."""
     row = read_json(evaluated / "results" / "eval" / "tiny" / "perplexity.json")
-    assert row["bytes"] == len(TEXT.encode("utf-8")) and row["stride"] == 16 and row["context"] == 256
-    assert row["perplexity"] > 1 and row["meta"]["texts"] == ["text.txt"]
+    assert row["bytes"] == 2 * len(TEXT.encode("utf-8")) and row["stride"] == 16 and row["context"] == 256
+    assert row["perplexity"] > 1 and row["meta"]["texts"] == ["text.txt", "cp1251.txt", "empty.txt"]
+    assert row["n_texts"] == 2 and row["meta"]["skipped"] == [{"file": "empty.txt", "reason": "empty"}]
+
+
+def test_any_causal_lm_transformers_loads_is_scored_at_its_own_context(tmp_path: Path, mirror: Path) -> None:
+    """A Llama (context from max_position_embeddings, no n_positions) goes through the same command."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_bbpe(["Кошка спит. Мы идём домой."] * 50, vocab_size=300, min_frequency=2)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=320,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    cli("eval", "model=llama", "eval.tasks=[rublimp]", "eval.limit=1", "eval.perplexity.texts=[text.txt]",
+        cwd=tmp_path)
+    row = read_json(tmp_path / "results" / "eval" / "llama" / "perplexity.json")
+    assert (row["context"], row["stride"]) == (320, 160) and row["perplexity"] > 1
+    assert read_json(tmp_path / "results" / "eval" / "llama" / "ru_local.json")["metrics"]["rublimp"]["n"] == 45
 
 
 def test_the_plain_lm_eval_command_gives_the_same_numbers(evaluated: Path) -> None:

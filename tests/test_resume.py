@@ -1,11 +1,14 @@
 """Checkpoints and exact resume: a stage killed (SIGKILL) at three random points and stopped by SIGTERM and SIGUSR1,
 resumed each time, ends with the same bytes as an uninterrupted run; a non-finite loss keeps the last good
-checkpoint; a rerun reuses finished steps and stages."""
+checkpoint; a rerun reuses finished steps and stages. Faults: a damaged checkpoint, export or prepared set, and a
+missing config record, each verified before it is trusted and lost nothing."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,11 +127,88 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(reference: Pat
     assert not (reference / "runs" / "diverged" / "models").exists()
 
 
-def test_truncated_checkpoint_is_one_clear_line(reference: Path) -> None:
-    args = _diverging_args(reference)
-    newest = checkpoints(reference / "runs" / "diverged" / "checkpoints" / "stage1")[-1]
-    newest.write_bytes(newest.read_bytes()[:1000])
+def _copy_run(tmp: Path, source: str, name: str) -> list[str]:
+    """A copy of a finished run under another name (its prepared set shared), and that name's arguments."""
+    for root in ("results", "runs"):
+        shutil.copytree(tmp / root / source, tmp / root / name)
+    return _args(tmp, name)
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(reference: Path) -> None:
+    """The stage's newest checkpoint no longer matches its sha256: one warning line, the one before it resumes, and
+    the stage ends with the same weights as the uninterrupted run."""
+    args = _copy_run(reference, "reference", "damaged_checkpoint")
+    runs = reference / "runs" / "damaged_checkpoint"
+    newest = checkpoints(runs / "checkpoints" / "stage2")[-1]
+    _flip_last_byte(newest)
+    shutil.rmtree(runs / "models" / "stage2")  # the stage must be trained (its end re-run) to need the checkpoint
+    out = _reproduce("train", *args, cwd=reference)
+    warning = f"[stage2] warning: {newest} is damaged (its bytes do not match its sha256); resuming from the checkpoint"
+    assert warning in out.stdout and "resumed at step" in out.stdout
+    assert _models(reference, "damaged_checkpoint") == _models(reference, "reference")
+
+
+def test_every_checkpoint_damaged_is_one_line(reference: Path) -> None:
+    args = _copy_run(reference, "reference", "all_damaged")
+    runs = reference / "runs" / "all_damaged"
+    folder = runs / "checkpoints" / "stage2"
+    for path in checkpoints(folder):
+        path.write_bytes(path.read_bytes()[:1000])
+    shutil.rmtree(runs / "models" / "stage2")
+    out = _reproduce("train", *args, cwd=reference, code=2)
+    assert out.stderr.strip().splitlines()[-1] == (f"error: stages.stage2: every checkpoint in {folder} is damaged; "
+                                                   "delete the folder to train the stage from its start")
+
+
+def test_a_damaged_export_is_exported_again_never_loaded(reference: Path) -> None:
+    args = _copy_run(reference, "reference", "damaged_export")
+    export = reference / "runs" / "damaged_export" / "models" / "stage1"
+    _flip_last_byte(export / "model.safetensors")
+    out = _reproduce("eval", *args, cwd=reference, code=2)  # a later step refuses it
+    assert "the export" in out.stderr and "is damaged or partial: model.safetensors does not match its sha256" in \
+        out.stderr
+    out = _reproduce("train", *args, cwd=reference)
+    assert f"[stage1] warning: the export {export} is damaged or partial" in out.stdout
+    assert _models(reference, "damaged_export") == _models(reference, "reference")
+
+
+def test_a_damaged_prepared_set_says_how_to_make_it_again(reference: Path) -> None:
+    args = _copy_run(reference, "reference", "damaged_data")
+    pointer = reference / "runs" / "damaged_data" / "prepared.json"
+    folder = Path(read_json(pointer)["folder"])
+    copy = reference / "prepared_copy" / folder.name  # the reference run's own set stays intact
+    shutil.copytree(folder, copy)
+    pointer.write_text(json.dumps({**read_json(pointer), "folder": copy.as_posix()}), encoding="utf-8")
+    args = [a if not a.startswith("paths.prepared=") else f"paths.prepared={copy.parent}" for a in args]
+    shards = {p.name: p.read_bytes() for p in (copy / "train").glob("shard-*.bin")}
+    (copy / "tokenizer" / "tokenizer.json").write_text("{not json", encoding="utf-8")
     out = _reproduce("train", *args, cwd=reference, code=2)
     (line,) = out.stderr.strip().splitlines()
-    assert line.startswith(f"error: {newest}: not a readable checkpoint (")
-    assert line.endswith("); delete it to resume from the one before, or pass resume=never")
+    assert line.startswith(f"error: {copy / 'tokenizer'}: unreadable tokenizer (") and line.endswith(
+        "delete the folder and run `reproduce prepare` with the run's overrides: it is made again, the same bytes, "
+        "and nothing else of the run is lost")
+    shutil.rmtree(copy)  # as the line says
+    _reproduce("prepare", *args, cwd=reference)
+    assert {p.name: p.read_bytes() for p in (copy / "train").glob("shard-*.bin")} == shards
+    assert _models(reference, "damaged_data") == _models(reference, "reference")  # nothing else lost
+
+
+def test_a_missing_config_record_removes_nothing(reference: Path) -> None:
+    args = _copy_run(reference, "reference", "no_record")
+    results = reference / "results" / "no_record"
+    (results / "config.yaml").unlink()
+    before = {p.name: p.read_bytes() for p in results.iterdir()}
+    out = _reproduce("train", *args, cwd=reference, code=2)
+    assert out.stderr.strip() == (f"error: {results} holds data.json of prepare, and its config.yaml does not say "
+                                  "which config made it; pass overwrite=true to replace the run's outputs, or choose "
+                                  "another run_name")
+    assert {p.name: p.read_bytes() for p in results.iterdir()} == before
+    (results / "config.yaml").write_bytes(b"\xff\xfe not yaml")  # undecodable: the same, never "delete it"
+    out = _reproduce("train", *args, cwd=reference, code=2)
+    assert "unreadable config record" in out.stderr and "delete" not in out.stderr

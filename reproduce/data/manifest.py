@@ -7,7 +7,6 @@ into the cache. Every copy is checked against the manifest's sha256 before use.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reproduce.checksums import sha256_of
 from reproduce.errors import UserError
 from reproduce.io import atomic_path
 from reproduce.paths import default_mirror
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 _HASH_CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 COLUMNS = ("path", "sha256", "url")
-# Files already hashed in this process: (path, size, mtime) -> sha256, so a file checked before the run is
-# not hashed again when a step reads it.
-_HASHED: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -71,18 +68,6 @@ def _row_problem(entry: Entry) -> str | None:
     if not entry.url:
         return "empty url"
     return None
-
-
-def sha256_of(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHED:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(_HASH_CHUNK):
-                digest.update(chunk)
-        _HASHED[key] = digest.hexdigest()
-    return _HASHED[key]
 
 
 class Resolver:

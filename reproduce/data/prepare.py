@@ -151,7 +151,8 @@ def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: 
             write_json(work / "sample.json", {"sampled_characters": sampled})
             with atomic_dir(folder / "tokenizer") as tmp:
                 tokenizer.save_pretrained(tmp)
-        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")  # what every later step loads
+        # what every later step loads
+        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", trust_remote_code=False)
         sampled = read_json(work / "sample.json")["sampled_characters"]
         timings["tokenizer_s"] = time.perf_counter() - started
 

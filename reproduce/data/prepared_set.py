@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from reproduce.checksums import sha256_of
 from reproduce.config import RecipeConfig, TokenizerConfig
 from reproduce.data.corpus import CLEANING_VERSION
 from reproduce.data.eval_items import set_manifest
-from reproduce.data.manifest import Resolver, make_resolver, read_manifest, sha256_of
+from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.shards import ShardedTokens
 from reproduce.data.sources import open_source
 from reproduce.data.split import SPLITS
@@ -113,15 +114,31 @@ def prepared_folder(cfg: RecipeConfig, inputs: dict[str, Any] | None = None) -> 
     return Path(cfg.paths.prepared) / inputs_hash(inputs or prepared_inputs(cfg))
 
 
+REMAKE = ("delete the folder and run `reproduce prepare` with the run's overrides: it is made again, the same bytes, "
+          "and nothing else of the run is lost")
+
+
 def load_prepared(folder: Path, verify: bool = True) -> PreparedData:
-    """The tokenizer and the checked shards of a complete prepared set."""
+    """The tokenizer and the checked shards of a complete prepared set; one line (with the way to remake it) for a
+    damaged one."""
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{folder}: no complete prepared set ({MANIFEST} missing); run `reproduce prepare`")
-    manifest = read_json(manifest_path)
-    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-    shards = {name: ShardedTokens([folder / shard["file"] for shard in manifest["splits"][name]["shards"]],
-                                  len(tokenizer), verify) for name in SPLITS}
+    try:
+        manifest = read_json(manifest_path)
+        shard_files = {name: [folder / shard["file"] for shard in manifest["splits"][name]["shards"]]
+                       for name in SPLITS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{manifest_path}: unreadable ({type(exc).__name__}: {exc}); {REMAKE}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", trust_remote_code=False)
+    except Exception as exc:  # tokenizers' Rust parser raises a bare Exception for a damaged tokenizer.json
+        raise UserError(f"{folder / 'tokenizer'}: unreadable tokenizer ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); {REMAKE}") from None
+    try:
+        shards = {name: ShardedTokens(files, len(tokenizer), verify) for name, files in shard_files.items()}
+    except UserError as exc:
+        raise UserError(f"{exc}; {REMAKE}") from None
     return PreparedData(folder, tokenizer, shards, manifest)
 
 
@@ -130,4 +147,9 @@ def run_prepared(cfg: RecipeConfig) -> PreparedData:
     pointer = cfg.layout.prepared_pointer
     if not pointer.is_file():
         raise UserError(f"{pointer} not found: run `reproduce prepare` with the same overrides first")
-    return load_prepared(Path(read_json(pointer)["folder"]))
+    try:
+        folder = Path(read_json(pointer)["folder"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{pointer}: unreadable ({type(exc).__name__}); run `reproduce prepare` with the run's "
+                        "overrides to write it again") from None
+    return load_prepared(folder)

@@ -80,19 +80,19 @@ def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = T
         with path.open("rb") as f:
             raw = f.read(HEADER_SIZE)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read token shard ({exc.strerror}); re-run data preparation") from None
+        raise UserError(f"{path}: cannot read token shard ({exc.strerror})") from None
     if len(raw) < HEADER_SIZE or raw[:8] != MAGIC:
-        raise UserError(f"{path}: not a token shard (bad magic); delete it and re-run data preparation")
+        raise UserError(f"{path}: not a token shard (bad magic)")
     _, version, header_size, vocab, _, count, digest = _HEADER.unpack(raw)
     if version != VERSION or header_size != HEADER_SIZE:
-        raise UserError(f"{path}: shard format version {version}, this code reads {VERSION}; re-run data preparation")
+        raise UserError(f"{path}: shard format version {version}, this code reads {VERSION}")
     if path.stat().st_size != HEADER_SIZE + count * DTYPE.itemsize:
-        raise UserError(f"{path}: truncated shard (header says {count} tokens); delete it and re-run data preparation")
+        raise UserError(f"{path}: truncated shard (header says {count} tokens)")
     if vocab_size is not None and vocab != vocab_size:
         raise UserError(f"{path}: shard was made with a {vocab}-token vocabulary, the tokenizer has {vocab_size}")
     tokens = np.memmap(path, dtype=DTYPE, mode="r", offset=HEADER_SIZE, shape=(count,))
     if verify and _sha256(tokens) != digest:
-        raise UserError(f"{path}: token checksum mismatch (corrupt shard); delete it and re-run data preparation")
+        raise UserError(f"{path}: token checksum mismatch (corrupt shard)")
     return tokens
 
 

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
+from reproduce.checksums import sha256_of
 from reproduce.data.corpus import CLEANERS
-from reproduce.data.manifest import Resolver, read_manifest, sha256_of
+from reproduce.data.manifest import Resolver, read_manifest
 from reproduce.data.records import Record, Skip
 from reproduce.errors import UserError
 from reproduce.paths import config_file

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import lm_eval
 from datasets.exceptions import DatasetGenerationError
+from lm_eval import evaluator
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.utils import handle_non_serializable
-from transformers import AutoTokenizer
 
 from reproduce.errors import UserError
+from reproduce.pretrained import load_tokenizer
 
 PREFIX_TOKENS = ("eos", "bos")
+
+
+def _quiet_git_hash() -> str | None:
+    """lm-eval's ``get_git_commit_hash`` (the working directory's commit, in its results), without the "fatal: not a
+    git repository" that its git call prints on the terminal outside a checkout."""
+    try:
+        return subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+evaluator.get_git_commit_hash = _quiet_git_hash
 
 
 class PackageHFLM(HFLM):
@@ -46,13 +61,13 @@ class PackageHFLM(HFLM):
 def model_arguments(model: str | Path, batch_size: int, dtype: str, device: str, prefix_token: str) -> dict[str, Any]:
     """HFLM's arguments, as ``lm_eval --model hf --model_args`` takes them; the prefix token is an id of the model's
     tokenizer (``eos``: </s>, the document separator the package's models are trained with)."""
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer = load_tokenizer("model", model)
     prefix_id = getattr(tokenizer, f"{prefix_token}_token_id")
     if prefix_id is None:
         raise UserError(f"eval.prefix_token={prefix_token}: the tokenizer of {model} has no {prefix_token} token; "
                         f"choose one of {', '.join(PREFIX_TOKENS)}")
     return {"pretrained": str(model), "backend": "causal", "dtype": dtype, "device": device,
-            "batch_size": batch_size, "prefix_token_id": prefix_id}
+            "batch_size": batch_size, "prefix_token_id": prefix_id, "trust_remote_code": False}
 
 
 def cli_model_args(args: dict[str, Any]) -> str:

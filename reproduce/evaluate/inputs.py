@@ -1,14 +1,21 @@
 """What evaluation reads: the models ``model=`` names (run dir, Hugging Face dir, hub id), their tokenizers, the
-device, and text files."""
+device, and text files (decoded as ``reproduce prepare`` decodes documents)."""
 
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from reproduce.checksums import sums_problem
+from reproduce.data.corpus import decode
 from reproduce.errors import UserError
+from reproduce.layout import MAX_NAME
 from reproduce.pretrained import HUB_ID, locate
+
+_NOT_PLAIN = re.compile(r"[^\w.+=,@-]+")
+BINARY, BINARY_PROBE = b"\x00", 1 << 16  # a NUL byte in the first 64 KiB marks a binary file, as in prepare
 
 
 @dataclass(frozen=True)
@@ -17,25 +24,48 @@ class ModelRef:
     source: str  # a Hugging Face directory or hub id
 
 
+def plain_name(text: str) -> str:
+    """A folder name made from a model's folder or hub id: other characters become "_", at most MAX_NAME long."""
+    name = _NOT_PLAIN.sub("_", text).lstrip(".-_")[:MAX_NAME]
+    return name or "model"
+
+
 def run_models(run_dir: Path) -> list[ModelRef]:
     """The exported stages of a run directory (runs/<run>/models/<stage>/), named <run>-<stage>."""
     models = run_dir / "models"
     found = sorted(p.name for p in models.iterdir() if (p / "model.safetensors").is_file())
     if not found:
         raise UserError(f"model={run_dir}: a run directory with no exported stage under models/; train it first")
-    return [ModelRef(f"{run_dir.name}-{stage}", (models / stage).as_posix()) for stage in found]
+    for stage in found:
+        if problem := sums_problem(models / stage):
+            raise UserError(f"model={run_dir}: the export {models / stage} is damaged or partial ({problem}); run "
+                            "`reproduce train` with the run's overrides to export it again")
+    run = plain_name(run_dir.resolve().name)
+    return [ModelRef(plain_name(f"{run}-{stage}"), (models / stage).as_posix()) for stage in found]
 
 
 def find_models(spec: str) -> list[ModelRef]:
-    """What ``model=`` names: a run directory (each exported stage), a Hugging Face directory, or a hub id."""
+    """What ``model=`` names: a run directory (each exported stage), a Hugging Face directory, or a hub id; each named
+    by a plain folder name of results/eval/ (a path's last part, resolved: ``runs/mini/..`` is ``runs``)."""
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "models").is_dir():
         return run_models(path)
     if path.is_dir() or HUB_ID.fullmatch(spec) and not path.exists():
         locate("model", spec, "config.json")
-        return [ModelRef(path.name if path.is_dir() else spec.replace("/", "--"), spec)]
+        return [ModelRef(plain_name(path.resolve().name if path.is_dir() else spec.replace("/", "--")), spec)]
     raise UserError(f"model={spec!r}: no such directory, and not a hub id (owner/name); give a run directory "
                     "(runs/<run>), a Hugging Face model directory or a hub id")
+
+
+def named_models(spec: str, name: str | None) -> list[ModelRef]:
+    """The models ``model=`` names, with ``eval.name`` in place of their own names (a run's stages keep their
+    -<stage> suffix)."""
+    refs = find_models(spec)
+    if name is None:
+        return refs
+    if len(refs) == 1:
+        return [ModelRef(name, refs[0].source)]
+    return [ModelRef(f"{name}-{plain_name(Path(ref.source).name)}", ref.source) for ref in refs]
 
 
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
@@ -59,3 +89,29 @@ def eval_device(device: str | None, accelerator: str) -> str:
 def text_files(pattern: str) -> list[Path]:
     """The files a path or glob names, sorted."""
     return sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True) if Path(p).is_file())
+
+
+@dataclass
+class Texts:
+    """The texts of ``eval.perplexity.texts``, decoded as ``reproduce prepare`` decodes documents (UTF-8, else cp1251
+    Russian); the files that are not text, or empty, are skipped and recorded."""
+
+    texts: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def read_texts(patterns: list[str]) -> Texts:
+    found = Texts()
+    for pattern in patterns:
+        for path in text_files(pattern):
+            raw = path.read_bytes()
+            decoded = None if BINARY in raw[:BINARY_PROBE] else decode(raw)
+            reason = ("binary (NUL bytes)" if BINARY in raw[:BINARY_PROBE] else "neither UTF-8 nor cp1251 Russian text"
+                      if decoded is None else "empty" if not decoded[0].strip() else None)
+            if reason:
+                found.skipped.append({"file": path.as_posix(), "reason": reason})
+            else:
+                found.texts.append(decoded[0])
+                found.files.append(path.as_posix())
+    return found

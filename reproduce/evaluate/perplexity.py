@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reproduce.arithmetic import model_context
+
 
 def token_byte_lengths(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
     """UTF-8 bytes each id stands for: a byte-level BPE token has one character per byte; special tokens 0."""
@@ -101,9 +103,9 @@ def text_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
 
     Each text is tokenized whole, without special tokens, and ``</s>`` (the document separator the models were
     trained with) is put before it as the first context token; it is never scored, so every token of the text,
-    the first included, is scored once. The model reads windows of ``context`` tokens (default
-    ``model.config.n_positions``) that start ``stride`` tokens apart; a window predicts the token after each of
-    its positions and only the predictions not made by an earlier window count (the first window's all), so a
+    the first included, is scored once. The model reads windows of ``context`` tokens (default: the model's own,
+    ``reproduce.arithmetic.model_context``) that start ``stride`` tokens apart; a window predicts the token after
+    each of its positions and only the predictions not made by an earlier window count (the first window's all), so a
     token is predicted from between ``context - stride + 1`` and ``context`` tokens (fewer near a text's start).
     ``stride == context`` gives disjoint windows with no carried-over context. Windows of all texts are batched
     ``batch_size`` at a time; a text's ragged last window is right-padded, which under causal attention leaves
@@ -111,11 +113,12 @@ def text_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
 
     ``bytes`` are the UTF-8 bytes of the texts, so ``bits_per_byte`` compares models with different tokenizers.
     """
-    context = context or model.config.n_positions
+    positions = model_context(model.config.to_dict())
+    context = context or positions
     if not texts:
         raise ValueError("text_perplexity needs at least one text; got an empty list")
-    if not 1 <= context <= model.config.n_positions:
-        raise ValueError(f"context {context} must be in [1, n_positions={model.config.n_positions}]")
+    if not 1 <= context <= positions:
+        raise ValueError(f"context {context} must be in [1, the model's {positions} positions]")
     if not 1 <= stride <= context:
         raise ValueError(f"stride {stride} must be in [1, context={context}]")
     if batch_size < 1:

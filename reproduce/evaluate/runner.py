@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from reproduce.arithmetic import model_context
 from reproduce.config import EvalConfig, GenerateConfig
 from reproduce.data.manifest import Resolver, read_manifest
 from reproduce.errors import UserError
@@ -21,6 +22,7 @@ from reproduce.evaluate.lm_eval_tasks import data_names, write_tasks
 from reproduce.evaluate.suites import Suite
 from reproduce.io import write_json
 from reproduce.meta import package_metadata
+from reproduce.pretrained import load_causal_lm, load_tokenizer
 
 log = logging.getLogger("reproduce")
 
@@ -95,28 +97,22 @@ def sample_settings(evaluation: EvalConfig) -> dict[str, Any]:
 
 def generate_samples(model: str | Path, gen: GenerateConfig, prompts: list[str], device: str) -> list[dict[str, Any]]:
     """Samples of one model for each prompt, with the generation settings of ``gen``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from reproduce.evaluate.generate import generate
 
-    lm = AutoModelForCausalLM.from_pretrained(model).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    lm = load_causal_lm("model", model).to(device)
+    tokenizer = load_tokenizer("model", model)
     return generate(lm, tokenizer, prompts, gen.max_new_tokens, gen.temperature, gen.top_k, gen.top_p, gen.seed,
                     gen.num_samples, device=device)
 
 
 def perplexity_of_texts(ref: ModelRef, texts: list[str], evaluation: EvalConfig, device: str) -> dict[str, Any]:
     """Sliding-window perplexity and bits per byte of one model on whole texts, at its full context."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from reproduce.evaluate.perplexity import text_perplexity
 
-    model = AutoModelForCausalLM.from_pretrained(ref.source).to(device)
-    context = model.config.n_positions
-    stride = evaluation.perplexity.stride or max(1, context // 2)
-    if stride > context:
-        raise UserError(f"eval.perplexity.stride={stride}: more than the model's context {context}; lower it")
+    model = load_causal_lm("model", ref.source).to(device)
+    context = model_context(model.config.to_dict())
+    stride = evaluation.perplexity.stride or max(1, context // 2)  # the pre-flight checked it against the context
     autocast = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(evaluation.dtype)
-    row = text_perplexity(model, AutoTokenizer.from_pretrained(ref.source), texts, context, stride,
+    row = text_perplexity(model, load_tokenizer("model", ref.source), texts, context, stride,
                           evaluation.perplexity.batch_size, autocast)
     return {**row, "parameters": model.num_parameters()}

@@ -12,6 +12,7 @@ from typing import Any
 
 from reproduce.errors import UserError
 from reproduce.layout import EVAL, PERPLEXITY, SUMMARY
+from reproduce.paper.schemas import check_fields, schema_of
 
 Key = tuple[str | int, ...]
 
@@ -98,7 +99,7 @@ class Results:
             path = self.path(name)
             if not path.is_file():
                 raise missing(path)
-            self._files[name] = _read_csv(path) if path.suffix == ".csv" else _read_json(path)
+            self._files[name] = _read_csv(path) if path.suffix == ".csv" else _read_json(path, schema_of(name))
         return self._files[name]
 
     def value(self, name: str, *key: str | int) -> Any:
@@ -108,8 +109,13 @@ class Results:
             raise no_field(self.path(name), key) from None
 
     def num(self, name: str, *key: str | int, fmt: str) -> Num:
-        """The field ``key`` of ``name`` as one traced cell."""
-        return Num("{}", [(self.value(name, *key), Ref(name, key, fmt))])
+        """The field ``key`` of ``name`` as one traced cell; one line if the field is no number the cell can show."""
+        value = self.value(name, *key)
+        try:
+            return Num("{}", [(value, Ref(name, key, fmt))])
+        except (TypeError, ValueError):
+            raise UserError(f"{self.path(name)}: field {'.'.join(map(str, key))} is {value!r:.60}, which a table "
+                            f"cell cannot show as {fmt!r}; fix the file") from None
 
     def published(self, name: str, columns: Sequence[str]) -> list[dict[str, str]]:
         """The rows of ``published/<name>``, checked: the ``columns`` and ``source`` exist, and a row with a value in
@@ -163,11 +169,17 @@ def _traced(value: Any, path: Path, key: Key = ()) -> Any:
     return value
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, schema: Any) -> Any:
+    """A JSON results file, its fields checked against ``schema`` (reproduce/paper/schemas.py) when it has one."""
     try:
-        return _traced(json.loads(path.read_text(encoding="utf-8")), path)
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); run `make reproduce` again") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({type(exc).__name__}); restore it or rerun") from None
+    if schema is not None:
+        check_fields(path, data, schema)
+    return _traced(data, path)
 
 
 def _header(path: Path) -> list[str]:

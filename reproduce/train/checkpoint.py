@@ -4,11 +4,13 @@ A checkpoint is Lightning's (model, optimizer, scheduler, loops, callbacks' stat
 that step boundary. The data cursor needs no field of its own: a stage's samples come in a fixed (seed, epoch)
 order, and after ``global_step`` optimizer steps exactly ``global_step * batch_size`` of them are consumed.
 SIGTERM, SIGUSR1 and SIGUSR2 (the preemption and requeue signals of SLURM and submitit) make the stage save one at
-the next step boundary and stop.
+the next step boundary and stop. Each checkpoint has its sha256 beside it (``step-<n>.ckpt.sha256``), written before
+the checkpoint gets its name; a resume takes the newest one that matches it.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import signal
@@ -20,18 +22,22 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from reproduce.checksums import sidecar, sidecar_problem, write_sidecar
 from reproduce.errors import STOP_SIGNALS, UserError
 from reproduce.io import atomic_path
 
+log = logging.getLogger("reproduce")
 _NAME = re.compile(r"step-(\d{9})\.ckpt")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO, writing to a temporary name and renaming, and loading with weights_only."""
+    """Lightning's checkpoint IO, writing to a temporary name, then its sha256 beside it, then renaming; loading with
+    weights_only."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+            write_sidecar(tmp, Path(path))
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = True) -> dict:
         try:
@@ -53,6 +59,21 @@ def checkpoints(folder: Path) -> list[Path]:
     """The stage's checkpoints, oldest first."""
     found = [p for p in folder.glob("step-*.ckpt") if _NAME.fullmatch(p.name)] if folder.is_dir() else []
     return sorted(found, key=checkpoint_step)
+
+
+def last_good_checkpoint(folder: Path, stage: str) -> Path | None:
+    """The newest checkpoint whose bytes match its sha256 (None when there is none yet). A damaged one is passed over
+    with a warning line; when every one is damaged, one error line."""
+    found = checkpoints(folder)
+    for path in reversed(found):
+        problem = sidecar_problem(path)
+        if problem is None:
+            return path
+        log.warning(f"[{stage}] warning: {path} is damaged ({problem}); resuming from the checkpoint before it")
+    if found:
+        raise UserError(f"stages.{stage}: every checkpoint in {folder} is damaged; delete the folder to train the "
+                        "stage from its start")
+    return None
 
 
 def _rng_state() -> dict[str, Any]:
@@ -135,6 +156,7 @@ class StageCheckpoints(pl.Callback):
         if trainer.is_global_zero:
             for old in checkpoints(self.folder)[: -self.keep]:
                 old.unlink(missing_ok=True)
+                sidecar(old).unlink(missing_ok=True)
 
     # -- what a checkpoint carries besides Lightning's own state
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
 from reproduce.arithmetic import accumulation, flops_per_token, stage_counts
+from reproduce.checksums import write_sums
 from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
 from reproduce.data.prepared_set import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
@@ -28,10 +29,17 @@ from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
 from reproduce.model import CausalLM, NonFiniteLoss, copy_learned_positions, exact_parameters, gpt2_config
 from reproduce.perf import mfu
-from reproduce.train.checkpoint import AtomicCheckpointIO, StageCheckpoints, checkpoint_step, checkpoints
+from reproduce.train.checkpoint import (
+    AtomicCheckpointIO,
+    StageCheckpoints,
+    checkpoint_step,
+    checkpoints,
+    last_good_checkpoint,
+)
 from reproduce.train.progress import ProgressAndCurves
 
 log = logging.getLogger("reproduce")
+MODEL_CARD = "README.md"  # an export's model card, rewritten as results come in: not in its SHA256SUMS
 
 
 @dataclass(frozen=True)
@@ -193,8 +201,8 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     folder = run.checkpoints(name)
     validate_every = min(stage.validate_every_steps, steps)
     saver = StageCheckpoints(folder, every, stage.keep_checkpoints, validate_every)
-    found = checkpoints(folder)  # resume=never removed them before the command started (record.start_steps)
-    resume_from = found[-1] if found and cfg.resume == "auto" else None
+    # resume=never removed them before the command started (record.start_steps)
+    resume_from = last_good_checkpoint(folder, name) if cfg.resume == "auto" else None
     first_step = 0 if resume_from is None else checkpoint_step(resume_from)
     # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s, MFU
     csv = CSVLogger(run.logs, name=name, version=f"from-step-{first_step:09d}",
@@ -225,6 +233,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         with atomic_dir(export_dir) as tmp:
             module.model.save_pretrained(tmp, state_dict=weights)
             data.tokenizer.save_pretrained(tmp)
+            write_sums(tmp, skip=(MODEL_CARD,))  # what "trained before" and every reader of the export verify
     trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
     return StageResult(name, export_dir, stage.context, steps, counts.tokens, seconds, parameters,
                        progress.speed(), progress.train, progress.validation)
