@@ -126,9 +126,10 @@ def reproduce(args: list[str], expect: int = 0) -> float:
     return time.perf_counter() - started
 
 
-def stopped_and_resumed(args: list[str], folder: Path) -> dict[str, Any]:
-    """``reproduce train <args>``, stopped by SIGTERM once the stage's first checkpoint is in ``folder``; then the same
-    command again, which resumes from the checkpoint the signal made and finishes every step."""
+def stopped_and_resumed(args: list[str], folder: Path, train_json: Path) -> dict[str, Any]:
+    """``reproduce train <args>``, stopped by SIGTERM once stage 1's first checkpoint is in ``folder``; then the same
+    command again, which resumes from the checkpoint the signal made and trains every step (``train_json``)."""
+    from reproduce.io import read_json
     from reproduce.train.checkpoint import checkpoint_step, checkpoints
 
     stop = threading.Event()
@@ -153,9 +154,11 @@ def stopped_and_resumed(args: list[str], folder: Path) -> dict[str, Any]:
     if stopped_at <= seen["checkpoint"]:
         raise CheckFailed(f"the SIGTERM after the checkpoint of step {seen['checkpoint']} made no newer checkpoint")
     resumed_s = reproduce(["train", *args])
-    return {"first_checkpoint_step": seen["checkpoint"], "stopped_at_step": stopped_at,
-            "final_step": checkpoint_step(checkpoints(folder)[-1]), "seconds": {"stopped": stopped_s,
-                                                                              "resumed": resumed_s}}
+    final, steps = checkpoint_step(checkpoints(folder)[-1]), read_json(train_json)["stages"]["stage1"]["steps"]
+    if final != steps:
+        raise CheckFailed(f"stage 1 resumed at step {stopped_at} ended at step {final} of {steps}")
+    return {"first_checkpoint_step": seen["checkpoint"], "stopped_at_step": stopped_at, "final_step": final,
+            "seconds": {"stopped": stopped_s, "resumed": resumed_s}}
 
 
 class Check:
@@ -165,7 +168,6 @@ class Check:
         self.tiny, self.mfu_budget_s = tiny, mfu_budget_s
         self.results, self.runs, self.prepared = (root / "results", root / "runs", root / "prepared") if tiny else (
             ROOT / "results", ROOT / "runs", ROOT / "prepared")
-        self.paths = [f"paths.results={self.results}", f"paths.runs={self.runs}", f"paths.prepared={self.prepared}"]
         self.data = ["data.allow_download=false"]
         if tiny:
             shutil.copytree(ROOT / "results" / "published", self.results / "published", dirs_exist_ok=True)
@@ -183,8 +185,11 @@ class Check:
         path.write_text("\n".join(keep) + "\n", encoding="utf-8")
         return path
 
-    def recipe(self, run: str, *extra: str) -> list[str]:
-        return [f"experiment={RUN}", f"run_name={run}", *self.paths, *self.data, *(TINY if self.tiny else []), *extra]
+    def recipe(self, run: str, *extra: str, results: Path | None = None) -> list[str]:
+        """The overrides of ``run``: experiment=gpu_check (--tiny: shrunk), its folders (results: ``results``)."""
+        paths = [f"paths.results={results or self.results}", f"paths.runs={self.runs}",
+                 f"paths.prepared={self.prepared}"]
+        return [f"experiment={RUN}", f"run_name={run}", *paths, *self.data, *(TINY if self.tiny else []), *extra]
 
     def fresh(self, run: str, results: Path, keep: str | None = None) -> None:
         """Start ``run`` over: its artifacts and results go (the prepared set stays, and is reused)."""
@@ -195,13 +200,18 @@ class Check:
 
     # -- a. MFU
     def mfu(self) -> dict[str, Any]:
+        import torch
         from gpu_mfu import bench
 
         out = self.results / "perf" / "gpu_mfu.json"
         configs = TINY_MFU_CONFIGS if self.tiny else MFU_CONFIGS
         extra = ("trainer.compile=false",) if self.tiny else ()  # compiling costs half a minute a run on 2 cores
-        result = bench(configs, VARIANTS, OPT_IN, out, steps=2 if self.tiny else 10, warmup=1 if self.tiny else 3,
-                       budget_s=self.mfu_budget_s, extra=extra)
+        precision = torch.get_float32_matmul_precision()  # the bench sets "high"; the recipe's parts keep their own
+        try:
+            result = bench(configs, VARIANTS, OPT_IN, out, steps=2 if self.tiny else 10, warmup=1 if self.tiny else 3,
+                           budget_s=self.mfu_budget_s, extra=extra)
+        finally:
+            torch.set_float32_matmul_precision(precision)
         return {"file": str(out), "device": result["device"], "runs": len(result["runs"]),
                 "skipped": len(result["skipped"]), "first": result["runs"][0] if result["runs"] else None}
 
@@ -212,7 +222,7 @@ class Check:
         self.fresh(RUN, self.results, keep=self.file.name)
         args, seconds = self.recipe(RUN), {}
         seconds["prepare"] = reproduce(["prepare", *args])
-        train = stopped_and_resumed(args, self.runs / RUN / "checkpoints" / "stage1")
+        train = stopped_and_resumed(args, self.runs / RUN / "checkpoints" / "stage1", self.results / RUN / "train.json")
         seconds["eval"] = reproduce(["eval", *args])
         paper = self.runs / RUN / "paper"
         seconds["paper"] = reproduce(["paper", f"paper.runs=[{RUN}]", "paper.extra_runs=[]",
@@ -237,9 +247,10 @@ class Check:
             run = f"{RUN}_{engine}"
             self.fresh(run, results)
             options = TINY_ENGINE if self.tiny else ENGINE
-            args = [*self.recipe(run, f"trainer={engine}", "trainer.devices=1", *options), f"paths.results={results}"]
+            args = self.recipe(run, f"trainer={engine}", "trainer.devices=1", *options, results=results)
             reproduce(["prepare", *args])
-            facts[engine] = stopped_and_resumed(args, self.runs / run / "checkpoints" / "stage1")
+            facts[engine] = stopped_and_resumed(args, self.runs / run / "checkpoints" / "stage1",
+                                                results / run / "train.json")
             facts[engine]["export_vs_checkpoint"] = export_equals_checkpoint(self.runs / run)
         if len(engines) == 2:
             facts["ddp_vs_fsdp_max_abs_logit_difference"] = logit_difference(
@@ -287,7 +298,8 @@ def export_equals_checkpoint(run_dir: Path) -> dict[str, Any]:
 
     export = run_dir / "models" / "stage1"
     final = checkpoints(run_dir / "checkpoints" / "stage1")[-1]
-    weights = {k.removeprefix("model."): v for k, v in torch.load(final, weights_only=True)["state_dict"].items()}
+    state = torch.load(final, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {key.removeprefix("model."): value for key, value in state.items()}
     model = GPT2LMHeadModel.from_pretrained(export)
     vocab, rows = model.config.vocab_size, weights["transformer.wte.weight"].shape[0]
     if rows != vocab:

@@ -16,10 +16,11 @@ unpack() {  # unpack .gpu_site/$1.tar.xz into $GPU_SITE/$1
     [ -f ".gpu_site/$1.tar.xz" ] || return 0
     mkdir -p "$GPU_SITE/$1"
     "$PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
-        ".gpu_site/$1.tar.xz" "$GPU_SITE/$1" || { echo "error: cannot unpack .gpu_site/$1.tar.xz" >&2; exit 2; }
+        ".gpu_site/$1.tar.xz" "$GPU_SITE/$1" \
+        || { echo "error: cannot unpack .gpu_site/$1.tar.xz into $GPU_SITE" >&2; exit 2; }
 }
 if ! "$PYTHON" -c 'import importlib.util as u, sys
-sys.exit(any(u.find_spec(m) is None for m in ("hydra", "omegaconf", "lm_eval", "datasets")))'; then
+sys.exit(any(u.find_spec(m) is None for m in ("hydra", "omegaconf", "lm_eval", "datasets")))' 2>/dev/null; then
     unpack site && export PYTHONPATH="$GPU_SITE/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 if [ -z "${REPRODUCE_DATA_MIRROR:-}" ] && [ ! -d ../shared/data ] && [ -f .gpu_site/data.tar.xz ]; then

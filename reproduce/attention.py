@@ -3,8 +3,8 @@ no mask, registered with transformers' AttentionInterface and chosen by ``model.
 
 Why: transformers' own ``sdpa`` kernel passes a dense T x T causal mask to SDPA whenever torch.compile traces the model
 in transformers 5.17 and earlier (transformers issue #48925, fixed in 5.18 by #48975). With a mask, SDPA cannot use its
-flash kernel and runs the memory-efficient one over the whole T x T square. A kernel name that transformers does not
-know builds no mask at all, on every version, so this function always reaches the causal kernels.
+flash kernel (most likely the memory-efficient one runs, over the whole T x T square). For a kernel name it does not
+know, transformers builds no mask at all (5.17 and 5.24 checked), so this function always reaches the causal kernels.
 
 It serves training and validation on packed windows: queries and keys have the same length, nothing is padded (a
 padding mask, had one been given, is not applied). Decoding with a cache needs another kernel, and exports never carry

@@ -157,7 +157,7 @@ def loss_function(kind: str, chunk: int, compile: bool, vocab: int | None = None
     row of the model's), compiled with torch.compile in ``mode`` (None: its default) if asked: the model and the loss
     in one graph; the model itself stays unwrapped, so its weights keep their names."""
     if kind == "plain":
-        fn = causal_lm_loss if vocab is None else functools.partial(causal_lm_loss, vocab=vocab)
+        fn = functools.partial(causal_lm_loss, vocab=vocab)
     else:
         fn = functools.partial(chunked_causal_lm_loss, chunk=chunk, vocab=vocab)
     return torch.compile(fn, mode=mode) if compile else fn
@@ -181,7 +181,8 @@ class NonFiniteLoss(Exception):
 
 class CausalLM(pl.LightningModule):
     """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``, the
-    loss and its speed-ups (compile, chunked loss, fused AdamW) from ``trainer``.
+    loss and its speed-ups (compile, chunked loss, fused AdamW) from ``trainer``; ``vocab_size`` is the real
+    vocabulary of a model whose rows are padded (pad_vocabulary), whose loss leaves the padding out.
 
     The training loss is not read on the host after each micro-step (a read waits for the device to finish):
     losses stay on the device until ``read_losses`` (every ``record_every_steps``, and before a checkpoint)
@@ -193,8 +194,8 @@ class CausalLM(pl.LightningModule):
         super().__init__()
         self.model, self.optim, self.total_steps = model, optim, total_steps
         self.fused_optimizer = trainer.fused_optimizer
-        vocab = None if vocab_size is None or vocab_size == model.config.vocab_size else vocab_size  # padded: the real
-        self.loss = loss_function(trainer.loss, trainer.loss_chunk_tokens, trainer.compile, vocab, trainer.compile_mode)
+        self.loss = loss_function(trainer.loss, trainer.loss_chunk_tokens, trainer.compile, vocab_size,
+                                  trainer.compile_mode)
         self.loss_window: list[float] = []  # train losses since the last curve point, read
         self._unread: list[tuple[int, torch.Tensor]] = []  # (step, loss) not read yet
 
