@@ -33,7 +33,9 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameter
               "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3", "single_device")
 SHARDING_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
-ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention",
+             "sdpa_causal")  # the last: the package's own (reproduce/attention.py)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
 LOSSES = ("plain", "chunked")
 EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -133,7 +135,7 @@ def _check_tokenizer(cfg: RecipeConfig) -> None:
 def _check_model(cfg: RecipeConfig) -> None:
     model = cfg.model
     for key in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "layer_norm_epsilon",
-                "initializer_range"):
+                "initializer_range", "pad_vocab_multiple"):
         _positive(f"model.{key}", getattr(model, key))
     if model.n_embd % model.n_head:
         raise fail("model.n_head", model.n_head, f"must divide model.n_embd={model.n_embd}")
@@ -198,6 +200,8 @@ def _check_trainer(cfg: RecipeConfig) -> None:
     _choice("trainer.precision", trainer.precision, PRECISIONS)
     _choice("trainer.fsdp.sharding_strategy", trainer.fsdp.sharding_strategy, SHARDING_STRATEGIES)
     _choice("trainer.loss", trainer.loss, LOSSES)
+    if trainer.compile_mode is not None:
+        _choice("trainer.compile_mode", trainer.compile_mode, COMPILE_MODES)
     _positive("trainer.loss_chunk_tokens", trainer.loss_chunk_tokens)
     if trainer.precision in HALF_PRECISIONS and trainer.accelerator == "cpu":
         raise fail("trainer.precision", trainer.precision, "fp16 on CPUs runs as emulated bf16 in Lightning, so the "

@@ -94,7 +94,8 @@ class ModelConfig:
     attn_pdrop: float = 0.0
     layer_norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
-    attn_implementation: str | None = None
+    attn_implementation: str | None = None  # transformers' kernel name, or sdpa_causal (reproduce/attention.py)
+    pad_vocab_multiple: int = 1  # embedding rows padded to a multiple of this in training (exports: vocab_size rows)
 
 
 @dataclass
@@ -144,6 +145,7 @@ class TrainerConfig:
     enable_progress_bar: bool = False
     # the fast step (conf/trainer/gpu.yaml says what each choice gave on a GPU)
     compile: bool = False  # torch.compile the loss: the model and the cross-entropy in one graph
+    compile_mode: str | None = None  # torch.compile's mode (null: its default), e.g. max-autotune-no-cudagraphs
     fused_optimizer: bool = False  # AdamW's fused kernel: one launch for all parameters
     loss: str = "plain"  # plain: the logits, then cross-entropy | chunked: LM head + cross-entropy a chunk at a time
     loss_chunk_tokens: int = 8192  # chunked: tokens per chunk (a chunk's logits are chunk x vocab)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,7 +15,10 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from reproduce.arithmetic import ARCHITECTURE_KEYS
+from reproduce.attention import register_attention
 from reproduce.config import ModelConfig, OptimConfig, TrainerConfig
+
+register_attention()  # model.attn_implementation=sdpa_causal names it, for every model built or loaded here
 
 # Keys of the model config passed to GPT2Config as they are.
 GPT2_CONFIG_KEYS = (*ARCHITECTURE_KEYS, "activation_function", "resid_pdrop", "embd_pdrop", "attn_pdrop",
@@ -45,9 +49,57 @@ def copy_learned_positions(model: GPT2LMHeadModel, learned: int, context: int) -
             table[start : start + n] = table[:n]
 
 
-def causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over windows of context+1 tokens."""
+# The weights that hold a row per vocabulary id (the LM head is tied to the embedding).
+VOCABULARY_ROWS = ("transformer.wte.weight", "lm_head.weight")
+
+
+def padded_vocabulary(vocab_size: int, multiple: int) -> int:
+    """``vocab_size`` rounded up to a multiple of ``multiple`` (50257 -> 50304 for 64)."""
+    return -(-vocab_size // multiple) * multiple
+
+
+def pad_vocabulary(model: GPT2LMHeadModel, multiple: int) -> None:
+    """Give the embedding (and the tied LM head) rows up to a multiple of ``multiple``, so that the products with the
+    vocabulary as a dimension run on whole tiles (nanoGPT's 50257 -> 50304). The new rows start at zero and stay
+    there: no input is a padding id, and the losses leave their logits out, so they get no gradient. The random
+    generators are left as they were: the real weights and every later draw equal an unpadded model's."""
+    vocab = model.config.vocab_size
+    padded = padded_vocabulary(vocab, multiple)
+    if padded == vocab:
+        return
+    device = model.get_input_embeddings().weight.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model.resize_token_embeddings(padded, mean_resizing=False)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[vocab:] = 0
+
+
+def save_export(model: GPT2LMHeadModel, folder: Path, vocab_size: int,
+                state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """``save_pretrained`` with the vocabulary sliced back to ``vocab_size`` rows (padding dropped), so that
+    ``AutoModelForCausalLM.from_pretrained`` builds the model as configured and its ids are the tokenizer's.
+    ``state_dict``: the full weights of a sharded model (FSDP), else the model's own. The attention kernel is not
+    part of config.json: an export loads with transformers' default."""
+    padded = model.config.vocab_size
+    if padded == vocab_size:
+        model.save_pretrained(folder, state_dict=state_dict)
+        return
+    state = model.state_dict() if state_dict is None else state_dict
+    state = {key: value[:vocab_size] if key in VOCABULARY_ROWS else value for key, value in state.items()}
+    model.config.vocab_size = vocab_size
+    try:
+        model.save_pretrained(folder, state_dict=state)
+    finally:
+        model.config.vocab_size = padded
+
+
+def causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor, vocab: int | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over windows of context+1 tokens. ``vocab``: the real vocabulary, when the model
+    has padding rows past it (pad_vocabulary): their logits are left out, so the loss and every gradient are the
+    unpadded model's."""
     logits = model(input_ids=windows[:, :-1]).logits
+    if vocab is not None and vocab < logits.shape[-1]:
+        logits = logits[..., :vocab]
     return F.cross_entropy(logits.float().flatten(0, 1), windows[:, 1:].flatten())
 
 
@@ -55,11 +107,12 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, ``chunk`` rows at a time: a chunk's logits
     live only while it is processed, and their gradient is taken in the same pass (the fused linear cross-entropy of
     Liger-Kernel, Hsu et al. 2024, in plain PyTorch), so the (tokens x vocabulary) logits never exist whole, in any
-    dtype. The log-sum-exp runs in float32; under autocast the products run in its dtype."""
+    dtype. The log-sum-exp runs in float32; under autocast the products run in its dtype. Rows of ``weight`` from
+    ``vocab`` on are padding: their logits are -inf, so they take no probability and get no gradient."""
 
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                chunk: int) -> torch.Tensor:
+                chunk: int, vocab: int) -> torch.Tensor:
         n = hidden.shape[0]
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros_like(weight, dtype=torch.float32)
@@ -67,7 +120,10 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         for start in range(0, n, chunk):
             h, t = hidden[start : start + chunk], targets[start : start + chunk]
             logits = h @ weight.T
-            log_probs = logits.float().log_softmax(-1)
+            scores = logits.float()
+            if vocab < weight.shape[0]:
+                scores[:, vocab:] = float("-inf")
+            log_probs = scores.log_softmax(-1)
             total = total - log_probs.gather(1, t[:, None]).sum()
             grad_logits = log_probs.exp_().scatter_add_(1, t[:, None], log_probs.new_full((len(t), 1), -1.0))
             grad_logits = grad_logits.div_(n).to(logits.dtype)  # d(mean loss)/d(logits) = (softmax - one-hot) / n
@@ -79,24 +135,32 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_output, grad_weight * grad_output, None, None
+        return grad_hidden * grad_output, grad_weight * grad_output, None, None, None
 
 
-def chunked_causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor, chunk: int) -> torch.Tensor:
+def chunked_causal_lm_loss(model: GPT2LMHeadModel, windows: torch.Tensor, chunk: int,
+                           vocab: int | None = None) -> torch.Tensor:
     """``causal_lm_loss`` through ``ChunkedLinearCrossEntropy`` (GPT-2's LM head is a matrix without bias)."""
     hidden = model.transformer(input_ids=windows[:, :-1]).last_hidden_state.flatten(0, 1)
     targets = windows[:, 1:].flatten()
+    weight = model.lm_head.weight
+    vocab = weight.shape[0] if vocab is None else vocab
     if not torch.is_grad_enabled():  # evaluation: no gradient to take along
-        return torch.cat([F.cross_entropy((h @ model.lm_head.weight.T).float(), t, reduction="none")
+        return torch.cat([F.cross_entropy((h @ weight.T).float()[:, :vocab], t, reduction="none")
                           for h, t in zip(hidden.split(chunk), targets.split(chunk), strict=True)]).mean()
-    return ChunkedLinearCrossEntropy.apply(hidden, model.lm_head.weight, targets, chunk)
+    return ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk, vocab)
 
 
-def loss_function(kind: str, chunk: int, compile: bool) -> Callable[[GPT2LMHeadModel, torch.Tensor], torch.Tensor]:
-    """The training and validation loss of ``trainer.loss`` (plain | chunked), compiled with torch.compile if asked
-    (the model and the loss in one graph; the model itself stays unwrapped, so its weights keep their names)."""
-    fn = causal_lm_loss if kind == "plain" else functools.partial(chunked_causal_lm_loss, chunk=chunk)
-    return torch.compile(fn) if compile else fn
+def loss_function(kind: str, chunk: int, compile: bool, vocab: int | None = None,
+                  mode: str | None = None) -> Callable[[GPT2LMHeadModel, torch.Tensor], torch.Tensor]:
+    """The training and validation loss of ``trainer.loss`` (plain | chunked) over the real ``vocab`` (None: every
+    row of the model's), compiled with torch.compile in ``mode`` (None: its default) if asked: the model and the loss
+    in one graph; the model itself stays unwrapped, so its weights keep their names."""
+    if kind == "plain":
+        fn = functools.partial(causal_lm_loss, vocab=vocab)
+    else:
+        fn = functools.partial(chunked_causal_lm_loss, chunk=chunk, vocab=vocab)
+    return torch.compile(fn, mode=mode) if compile else fn
 
 
 def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -117,18 +181,21 @@ class NonFiniteLoss(Exception):
 
 class CausalLM(pl.LightningModule):
     """Trains a GPT2LMHeadModel on packed windows; the optimizer and schedule come from a stage's ``optim``, the
-    loss and its speed-ups (compile, chunked loss, fused AdamW) from ``trainer``.
+    loss and its speed-ups (compile, chunked loss, fused AdamW) from ``trainer``; ``vocab_size`` is the real
+    vocabulary of a model whose rows are padded (pad_vocabulary), whose loss leaves the padding out.
 
     The training loss is not read on the host after each micro-step (a read waits for the device to finish):
     losses stay on the device until ``read_losses`` (every ``record_every_steps``, and before a checkpoint)
     takes them all at once, averaged over ranks, and stops on a non-finite one before any checkpoint holds it.
     """
 
-    def __init__(self, model: GPT2LMHeadModel, optim: OptimConfig, total_steps: int, trainer: TrainerConfig):
+    def __init__(self, model: GPT2LMHeadModel, optim: OptimConfig, total_steps: int, trainer: TrainerConfig,
+                 vocab_size: int | None = None):
         super().__init__()
         self.model, self.optim, self.total_steps = model, optim, total_steps
         self.fused_optimizer = trainer.fused_optimizer
-        self.loss = loss_function(trainer.loss, trainer.loss_chunk_tokens, trainer.compile)
+        self.loss = loss_function(trainer.loss, trainer.loss_chunk_tokens, trainer.compile, vocab_size,
+                                  trainer.compile_mode)
         self.loss_window: list[float] = []  # train losses since the last curve point, read
         self._unread: list[tuple[int, torch.Tensor]] = []  # (step, loss) not read yet
 

@@ -8,6 +8,7 @@ import typing
 
 import pytest
 import pytorch_lightning as pl
+import torch._inductor
 from lightning_fabric.connector import _PRECISION_INPUT
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.strategies import StrategyRegistry
@@ -16,6 +17,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from reproduce import checks
+from reproduce.attention import SDPA_CAUSAL, register_attention
 from reproduce.cli import sweep
 from reproduce.compose import compose_config
 from reproduce.errors import UserError
@@ -31,7 +33,10 @@ def test_choices_are_the_libraries_own() -> None:
     assert set(checks.STRATEGIES) - {"auto"} <= set(StrategyRegistry.available_strategies())
     assert set(checks.SHARDING_STRATEGIES) <= set(ShardingStrategy.__members__)
     assert set(checks.ACTIVATIONS) <= set(ACT2FN)
-    assert set(checks.ATTENTION) - {"eager"} <= set(ALL_ATTENTION_FUNCTIONS.keys())
+    assert set(checks.ATTENTION) - {"eager", SDPA_CAUSAL} <= set(ALL_ATTENTION_FUNCTIONS.keys())  # transformers'
+    register_attention()  # the package's own: a name transformers knows once registered
+    assert SDPA_CAUSAL in checks.ATTENTION and SDPA_CAUSAL in ALL_ATTENTION_FUNCTIONS.keys()
+    assert set(checks.COMPILE_MODES) <= set(torch._inductor.list_mode_options())
     trainer_args = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     assert set(checks.TRAINER_ARGS) <= trainer_args and set(checks.DERIVED_TRAINER_ARGS) <= trainer_args
 
@@ -48,6 +53,8 @@ def test_mini_model_takes_the_tokenizers_vocabulary() -> None:
     ("data.test_fraction=0.995", "leaves nothing to train on"),
     ("stages.stage2.optim.grad_clip=0", "stages.stage2.optim.grad_clip=0.0: must be a positive number or null"),
     ("model.attn_pdrop=1", "model.attn_pdrop=1.0: must lie in [0, 1)"),
+    ("model.pad_vocab_multiple=0", "model.pad_vocab_multiple=0: must be a positive number"),
+    ("trainer.compile_mode=fast", "trainer.compile_mode='fast': choose one of default, reduce-overhead"),
 ])
 def test_relations_between_values_are_checked(override: str, message: str) -> None:
     with pytest.raises(UserError, match=re.escape(message)):

@@ -1,5 +1,6 @@
 """The fast training step: the chunked loss equals the plain cross-entropy and its gradient, and the fast
-configuration (torch.compile, chunked loss, fused AdamW) trains along the plain one's loss curve."""
+configuration (torch.compile, chunked loss, fused AdamW, causal SDPA without a mask, a padded vocabulary) trains along
+the plain one's loss curve."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from transformers import GPT2LMHeadModel
 from reproduce.compose import compose_config
 from reproduce.config import RecipeConfig
 from reproduce.data.sequences import PackedSequences
-from reproduce.model import CausalLM, causal_lm_loss, chunked_causal_lm_loss, gpt2_config
+from reproduce.model import CausalLM, causal_lm_loss, chunked_causal_lm_loss, gpt2_config, pad_vocabulary
 from reproduce.train.progress import ProgressAndCurves
 from reproduce.train.stage import StageData, stage_trainer
 from tests.conftest import tiny_model_config
@@ -61,7 +62,8 @@ def _curve(cfg: RecipeConfig, tokens: np.ndarray) -> list[float]:
     trainer = stage_trainer(stage, cfg.trainer, steps, steps, [progress], None)
     torch.manual_seed(cfg.seed)
     model = GPT2LMHeadModel(gpt2_config(cfg.model, 1, 2))
-    trainer.fit(CausalLM(model, stage.optim, steps, cfg.trainer), datamodule=data)
+    pad_vocabulary(model, cfg.model.pad_vocab_multiple)  # as run_stage builds it
+    trainer.fit(CausalLM(model, stage.optim, steps, cfg.trainer, cfg.model.vocab_size), datamodule=data)
     return [point["loss"] for point in progress.train]
 
 
@@ -72,8 +74,11 @@ def test_fast_configuration_follows_the_plain_loss_curve() -> None:
                  f"stages.stage1.context={CONTEXT}", "stages.stage1.batch_size=8", "stages.stage1.micro_batch_size=4",
                  "stages.stage1.optim.warmup_fraction=0"]
     plain = compose_config("reproduce", overrides)
-    fast = dataclasses.replace(plain, trainer=dataclasses.replace(
-        plain.trainer, compile=True, fused_optimizer=True, loss="chunked", loss_chunk_tokens=24))
+    assert plain.model.attn_implementation == "sdpa" and plain.model.pad_vocab_multiple == 1
+    fast = dataclasses.replace(
+        plain, trainer=dataclasses.replace(plain.trainer, compile=True, fused_optimizer=True, loss="chunked",
+                                           loss_chunk_tokens=24),
+        model=dataclasses.replace(plain.model, attn_implementation="sdpa_causal", pad_vocab_multiple=64))
     tokens = np.tile(np.random.default_rng(0).integers(0, VOCAB, 50), 40).astype(np.uint16)  # a pattern to learn
     expected, curve = _curve(plain, tokens), _curve(fast, tokens)
     assert len(curve) == len(expected) == 6 and expected[-1] < expected[0]  # it learns
@@ -95,3 +100,19 @@ def test_fused_adamw_clips_under_mixed_precision() -> None:
     expected, curve = _curve(unfused, tokens), _curve(fused, tokens)
     np.testing.assert_allclose(curve, expected, rtol=1e-3)
     assert not np.allclose(_curve(unclipped, tokens), expected, rtol=1e-3)  # the clipping took effect
+
+
+def test_compile_mode_reaches_torch_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """trainer.compile_mode is the mode torch.compile gets (null: torch's default)."""
+    modes = []
+
+    def compile_(fn: object, **kwargs: object) -> object:
+        modes.append(kwargs.get("mode"))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    cfg = compose_config("reproduce", ["trainer=gpu", "trainer.compile_mode=max-autotune-no-cudagraphs"])
+    model = _model()
+    CausalLM(model, cfg.stages["stage1"].optim, 1, cfg.trainer)
+    CausalLM(model, cfg.stages["stage1"].optim, 1, compose_config("reproduce", ["trainer=gpu"]).trainer)
+    assert modes == ["max-autotune-no-cudagraphs", None]

@@ -22,7 +22,7 @@ LAYERS = (
                          "evaluate.lm_eval_tasks", "evaluate.suites", "data.sources", "data.eval_items",
                          "data.contamination", "data.workers", "data.sequences")),
     ("schemas", ("config",)),
-    ("leaves", ("errors", "paths", "io", "logs", "perf", "arithmetic", "layout", "locks", "checksums",
+    ("leaves", ("errors", "paths", "io", "logs", "perf", "arithmetic", "layout", "locks", "checksums", "attention",
                 "evaluate.benchmarks",
                 "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records", "data.split",
                 "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),

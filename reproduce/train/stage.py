@@ -27,7 +27,15 @@ from reproduce.data.prepared_set import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
 from reproduce.errors import Interrupted, UserError
 from reproduce.io import atomic_dir
-from reproduce.model import CausalLM, NonFiniteLoss, copy_learned_positions, exact_parameters, gpt2_config
+from reproduce.model import (
+    CausalLM,
+    NonFiniteLoss,
+    copy_learned_positions,
+    exact_parameters,
+    gpt2_config,
+    pad_vocabulary,
+    save_export,
+)
 from reproduce.perf import mfu
 from reproduce.train.checkpoint import (
     AtomicCheckpointIO,
@@ -193,7 +201,8 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
                            stage.batch_size)
 
     tokens_per_step = counts.batch_tokens
-    parameters = exact_parameters(model.config)
+    parameters = exact_parameters(model.config)  # the model as configured and exported, without vocabulary padding
+    pad_vocabulary(model, cfg.model.pad_vocab_multiple)
     progress = ProgressAndCurves(name, tokens_per_step, steps, stage.record_every_steps, stage.print_every_s,
                                  flops_per_token(parameters, model.config.n_layer, model.config.n_embd, stage.context))
     every = None if stage.checkpoint_every_tokens is None else max(1, stage.checkpoint_every_tokens // tokens_per_step)
@@ -209,7 +218,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
                     flush_logs_every_n_steps=stage.record_every_steps)
     trainer = stage_trainer(stage, cfg.trainer, steps, validate_every,
                             [progress, saver, LearningRateMonitor(logging_interval="step")], csv)
-    module = CausalLM(model, stage.optim, steps, cfg.trainer)
+    module = CausalLM(model, stage.optim, steps, cfg.trainer, cfg.model.vocab_size)
     started = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -231,7 +240,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         weights = {k.removeprefix("model."): v for k, v in trainer.strategy.lightning_module_state_dict().items()}
     if trainer.is_global_zero:
         with atomic_dir(export_dir) as tmp:
-            module.model.save_pretrained(tmp, state_dict=weights)
+            save_export(module.model, tmp, cfg.model.vocab_size, weights)
             data.tokenizer.save_pretrained(tmp)
             write_sums(tmp, skip=(MODEL_CARD,))  # what "trained before" and every reader of the export verify
     trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
