@@ -34,7 +34,7 @@ ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
 LOSSES = ("plain", "chunked")
-EVAL_DTYPES = ("float32", "bfloat16", "float16", "auto")
+EVAL_DTYPES = ("float32", "bfloat16", "float16", "float64", "auto")  # float64: exact comparisons, slow
 BYTE_SYMBOLS_AND_SPECIALS = 256 + 5  # a byte-level BPE holds every byte and ruGPT-3's 5 special tokens
 # Lightning Trainer's arguments (its __init__ signature).
 TRAINER_ARGS = ("accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks", "fast_dev_run",

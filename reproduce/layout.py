@@ -149,8 +149,9 @@ class EvalLayout:
         check_name("eval.name", name)
         return under("eval.name", self.results, self.results / name)
 
-    def suite_file(self, name: str, suite: str) -> Path:
-        return self.model(name) / f"{suite}.json"
+    def suite_file(self, name: str, suite: str, shots: int | None = None) -> Path:
+        """``<suite>.json``, or ``<suite>_<k>shot.json`` for k > 0 demonstrations (each k keeps its own file)."""
+        return self.model(name) / (f"{suite}_{shots}shot.json" if shots else f"{suite}.json")
 
     def perplexity_file(self, name: str) -> Path:
         return self.model(name) / PERPLEXITY

@@ -20,9 +20,9 @@ from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
 from reproduce.errors import UserError
-from reproduce.evaluate.benchmarks import benchmark
+from reproduce.evaluate.benchmarks import PENLP_SPLITS
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, find_models, text_files
-from reproduce.evaluate.suites import check_suite, load_suite
+from reproduce.evaluate.suites import Suite, check_suite, load_suite, manifest_resolver, suite_files
 from reproduce.layout import PAPER_RUN_FILES, PLAN, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
 from reproduce.paths import config_file
@@ -32,15 +32,24 @@ from reproduce.record import check_record, require_step
 from reproduce.steps import COMMANDS, earlier_steps
 
 
-def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[Path]:
-    """The manifests whose files the steps read: the released tokenizer's, and those of the suite's benchmarks."""
-    needed = []
-    if "prepare" in steps and cfg.tokenizer.kind == "released":
-        needed.append(config_file(cfg.tokenizer.manifest))
-    if "eval" in steps:
-        needed += [m for name in load_suite(cfg.eval.suite, cfg.eval.tasks).benchmarks
-                   if (m := benchmark(name).manifest) is not None]
-    return needed
+def eval_suite(cfg: RecipeConfig) -> Suite:
+    """The configured suite, its settings checked, and its data reachable (the Hub when it reads from there)."""
+    evaluation = cfg.eval
+    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
+    check_suite(suite)
+    return suite
+
+
+def check_suite_files(suite: Suite, resolver: Resolver) -> None:
+    """Every data file the suite reads is found and matches its sha256 (cache, mirror or download)."""
+    resolve = manifest_resolver(resolver)
+    for item in suite_files(suite):
+        try:
+            resolve(item.benchmark, item.path)
+        except UserError as exc:
+            if item.role is None:
+                raise
+            raise UserError(f"eval.suite={suite.name} needs {PENLP_SPLITS[item.role]}: {exc}") from None
 
 
 def check_eval_device(cfg: RecipeConfig) -> None:
@@ -57,15 +66,11 @@ def check_eval_command(cfg: RecipeConfig) -> None:
     """`reproduce eval model=...` and `reproduce generate`: the models, their tokenizers, the suite and its data, the
     texts, the device; nothing of the recipe's own steps is needed."""
     check_config(cfg)
-    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
-    check_suite(suite)
+    suite = eval_suite(cfg)
     check_eval_device(cfg)
     for ref in find_models(cfg.eval.model):
         check_tokenizer(ref)
-    resolver = make_resolver(cfg.data)
-    for manifest in manifests_needed(cfg, ("eval",)):
-        for entry in read_manifest(manifest):
-            resolver.resolve(entry)
+    check_suite_files(suite, make_resolver(cfg.data))
     for pattern in cfg.eval.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
@@ -108,10 +113,10 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
         for name, source in cfg.data.sources.items():
             open_source(name, source).check(resolver)
     if "eval" in steps:
-        check_suite(load_suite(cfg.eval.suite, cfg.eval.tasks))
+        check_suite_files(eval_suite(cfg), resolver)
         check_eval_device(cfg)
-    for manifest in manifests_needed(cfg, steps):
-        for entry in read_manifest(manifest):
+    if "prepare" in steps and cfg.tokenizer.kind == "released":
+        for entry in read_manifest(config_file(cfg.tokenizer.manifest)):
             resolver.resolve(entry)
     if "contamination" in steps or "prepare" in steps and cfg.contamination.drop:
         for name, texts in cfg.contamination.sets.items():  # files found and checked, fields present: 0.3 s for all

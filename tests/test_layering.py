@@ -23,8 +23,8 @@ LAYERS = (
                          "data.sequences")),
     ("schemas", ("config",)),
     ("leaves", ("errors", "paths", "io", "logs", "perf", "arithmetic", "layout", "evaluate.benchmarks",
-                "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records", "data.split",
-                "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),
+                "evaluate.penlp", "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records",
+                "data.split", "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),
 )
 
 
