@@ -207,7 +207,7 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     save("perplexity", started)
 
     started = time.perf_counter()
-    suite = load_suite(cfg.eval.suite, cfg.eval.tasks, cfg.eval.num_fewshot)
+    suite = load_suite(cfg.eval.suite, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit)
     check_suite(suite)
     inputs = suite_inputs(suite, run.task_folders, make_resolver(cfg.data))
     summary["suite_name"] = suite.name
@@ -249,7 +249,7 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     ``eval.perplexity.texts`` (a run's models without texts: the run's test documents); results/eval/<name>/."""
     evaluation = cfg.eval
     refs = _named(find_models(evaluation.model), evaluation.name)
-    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot)
+    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
     device = eval_device(evaluation.device, cfg.trainer.accelerator)
     folders = layout.EvalLayout.of(cfg.paths.results, cfg.paths.runs)
     inputs = suite_inputs(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
