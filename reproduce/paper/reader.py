@@ -57,10 +57,9 @@ class Derived(Num):
     fmt: str
 
     def __new__(cls, operation: str, fmt: str, *cells: Num) -> Derived:
-        values = tuple(float(v) for c in cells for v in c.values)
-        cell = str.__new__(cls, format(OPERATIONS[operation](*values), fmt))
-        cell.values = tuple(v for c in cells for v in c.values)
-        cell.refs = tuple(r for c in cells for r in c.refs)
+        values = tuple(v for c in cells for v in c.values)  # a CSV's are text: read as numbers
+        cell = str.__new__(cls, format(OPERATIONS[operation](*map(float, values)), fmt))
+        cell.values, cell.refs = values, tuple(r for c in cells for r in c.refs)
         cell.template, cell.operation, cell.fmt = "{}", operation, fmt
         return cell
 
