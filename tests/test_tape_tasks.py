@@ -239,3 +239,46 @@ def test_a_generation_longer_than_the_context_is_refused(tmp_path) -> None:
     assert len(model.generate_until([SimpleNamespace(args=(short, settings))] * 2)) == 2
     with pytest.raises(UserError, match="the model's context is 32"):
         model.generate_until([SimpleNamespace(args=(long, settings))])
+
+
+def test_the_suite_runs_through_lm_eval_on_local_files(tmp_path) -> None:
+    """The folder with its Hub paths pointed at local JSONL files of handwritten items, scored by lm-eval with a tiny
+    model at k = 0 and 1: every group's metrics, the five zero-shot episodes equal."""
+    import json
+    import shutil
+
+    from reproduce.evaluate.harness import model_arguments, run_lm_eval, task_metrics
+
+    folder = tmp_path / "tape"
+    shutil.copytree(FOLDER, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, hub_name in DATASETS.items():
+        data = tmp_path / "data" / hub_name
+        data.mkdir(parents=True)
+        golds = GOLDS[name]
+        splits = {"train": [_make(name, i, golds[i % 2], episode=eps) for i, eps in enumerate(EPISODES)],
+                  "test": [_make(name, 7, golds[0]), _make(name, 8, golds[1])]}
+        for split, docs in splits.items():
+            (data / f"{split}.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs),
+                                                 encoding="utf-8")
+        template = folder / f"_{name}_yaml"
+        text = template.read_text(encoding="utf-8")
+        template.write_text(re.sub(rf"hf://datasets/RussianNLP/tape@[0-9a-f]{{40}}/dummy/episodes/{hub_name}",
+                                   data.as_posix(), text), encoding="utf-8")
+    lines = [_make(n, i, GOLDS[n][0])[field] for n, field in (("winograd", "text"), ("multiq", "support_text"),
+                                                              ("chegeka", "question")) for i in range(10)]
+    tokenizer = train_bbpe(lines * 3 + ["Вопрос: Ответ: нет да Волге Окна"] * 10, vocab_size=400, min_frequency=1)
+    torch.manual_seed(1)
+    model_dir = tmp_path / "model"
+    GPT2LMHeadModel(gpt2_config(tiny_model_config(len(tokenizer), n_positions=512), 1, 2)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    args = model_arguments(model_dir, batch_size=4, dtype="float32", device="cpu", prefix_token="eos")
+    tasks = [f"tape_{name}" for name in DATASETS]
+    for k in (0, 1):
+        metrics = task_metrics(run_lm_eval(args, folder, tasks, num_fewshot=k))
+        for name in DATASETS:
+            episodes = [metrics[f"tape_{name}_ep{i}"] for i in range(1, 6)]
+            assert {m: metrics[f"tape_{name}"][m] for m in METRICS[name]} == pytest.approx(
+                {m: sum(e[m] for e in episodes) / 5 for m in METRICS[name]}), (name, k)
+            assert all(e["n"] == 2 for e in episodes)
+            if k == 0:
+                assert all(e == episodes[0] for e in episodes), name
