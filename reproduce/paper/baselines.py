@@ -81,6 +81,12 @@ def rucola_table(results: Results) -> Table:
                  sources=[results.label(PUB + RUCOLA)])
 
 
+def _rucola_dev(results: Results, size: str, domain: str) -> int | None:
+    """The row of RuCoLA's published dev result for a size and domain, if there is one."""
+    rows = results.published(RUCOLA, ("mcc", "accuracy"))
+    return next((i for i, r in enumerate(rows) if (r["model"], r["split"], r["domain"]) == (size, "dev", domain)), None)
+
+
 def released_folders(results: Results) -> dict[str, str]:
     """size -> the results/eval/ folder of its released checkpoint (the ai-forever name first), where one exists."""
     folders = {}
@@ -112,7 +118,6 @@ def versus_table(results: Results) -> Table:
     """For every published number with a task of ours (TAPE at each k, RuCoLA PenLP on dev): published, ours and the
     difference, per size; ours from results/eval/<released checkpoint>/, n/r until it is scored."""
     index, folders = _leaderboard(results), released_folders(results)
-    rucola = results.published(RUCOLA, ("mcc", "accuracy"))
     rows, used = [], set()
     for prefix, task, acc_metric in TAPE_TASKS:
         for column, metric in ((f"{prefix}_acc", acc_metric), (f"{prefix}_f1", "f1")):
@@ -129,8 +134,7 @@ def versus_table(results: Results) -> Table:
     for domain, column, metric in RUCOLA_METRICS:
         cells = []
         for size in SIZES:
-            i = next((i for i, r in enumerate(rucola) if (r["model"], r["split"], r["domain"]) == (size, "dev",
-                                                                                                    domain)), None)
+            i = _rucola_dev(results, size, domain)
             pub = pub_cell(results, RUCOLA, i, column) if i is not None else NOT_REPORTED
             file = f"{EVAL}/{folders[size]}/{suite_file_name(PENLP)}" if size in folders else None
             percent = column == "accuracy"
@@ -164,9 +168,8 @@ def published_accuracy(results: Results, scored: Scored) -> dict[str, float]:
     if size is None or scored.of_run:
         return {}
     if scored.label == PENLP:
-        row = next((r for r in results.published(RUCOLA, ("accuracy",)) if (r["model"], r["split"], r["domain"]) ==
-                    (size, "dev", "in_domain")), None)
-        return {PENLP: float(row["accuracy"]) / 100} if row else {}
+        i = _rucola_dev(results, size, "in_domain")
+        return {PENLP: float(results.value(PUB + RUCOLA, i, "accuracy")) / 100} if i is not None else {}
     k = demonstrations(results, scored)
     if scored.label != suite_file_name("tape", k).removesuffix(".json"):
         return {}

@@ -12,14 +12,16 @@ import re
 import string
 from collections import Counter
 
+from datasets import Dataset
 from lm_eval.api.samplers import ContextSampler
 
 EPISODES = 5  # TAPE samples five sets of k demonstrations from train for each k in {1, 4, 8}
 OPTION = re.compile(r"\s*\(([A-D])\)\s*")  # RuWorldTree / RuOpenBookQA: "<stem> (A) ... (B) ... (C) ... (D) ..."
 LETTERS = ["A", "B", "C", "D"]
+PUNCTUATION = set(string.punctuation)  # what SQuAD's normalisation removes
 
 
-def _originals(docs, name: str, gold: str):  # noqa: ANN001, ANN202 (a datasets.Dataset in and out)
+def _originals(docs: Dataset, name: str, gold: str) -> Dataset:
     """The items TAPE left unperturbed (`perturbation` is the dataset's name); each must carry its gold field."""
     docs = docs.filter(lambda doc: doc["perturbation"] == name)
     if any(doc[gold] in (None, "", -1, []) for doc in docs):
@@ -29,13 +31,13 @@ def _originals(docs, name: str, gold: str):  # noqa: ANN001, ANN202 (a datasets.
 
 
 # Winograd: is `answer` what `reference` refers to in `text`? label 1 yes, 0 no.
-def winograd_docs(docs):  # noqa: ANN001, ANN201
+def winograd_docs(docs: Dataset) -> Dataset:
     return _originals(docs, "winograd", "label")
 
 
 def winograd_text(doc: dict) -> str:
-    return f"{doc['text'].strip()}\nВопрос: В этом тексте «{doc['reference'].strip()}» относится к «" \
-           f"{doc['answer'].strip()}»?\nОтвет:"
+    return (f"{doc['text'].strip()}\nВопрос: В этом тексте «{doc['reference'].strip()}» относится к "
+            f"«{doc['answer'].strip()}»?\nОтвет:")
 
 
 # RuWorldTree, RuOpenBookQA: four options inside `question`, the gold letter in `answer`.
@@ -47,7 +49,7 @@ def split_options(question: str) -> tuple[str, list[str]]:
     return stem.strip(), [option.strip() for option in rest[1::2]]
 
 
-def _with_options(docs, name: str):  # noqa: ANN001, ANN202
+def _with_options(docs: Dataset, name: str) -> Dataset:
     def add(doc: dict) -> dict:
         stem, options = split_options(doc["question"])
         return {"stem": stem, "options": options, "gold": LETTERS.index(doc["answer"].strip())}
@@ -55,11 +57,11 @@ def _with_options(docs, name: str):  # noqa: ANN001, ANN202
     return _originals(docs, name, "answer").map(add)
 
 
-def ruworldtree_docs(docs):  # noqa: ANN001, ANN201
+def ruworldtree_docs(docs: Dataset) -> Dataset:
     return _with_options(docs, "ru_worldtree")
 
 
-def ruopenbookqa_docs(docs):  # noqa: ANN001, ANN201
+def ruopenbookqa_docs(docs: Dataset) -> Dataset:
     return _with_options(docs, "ru_openbook")
 
 
@@ -80,7 +82,7 @@ def macro_f1(items: list[tuple[int, int]]) -> float:
 
 
 # MultiQ: two Wikipedia passages and a multi-hop question; the golds are the `main_answers` segments.
-def multiq_docs(docs):  # noqa: ANN001, ANN201
+def multiq_docs(docs: Dataset) -> Dataset:
     return _originals(docs, "multiq", "main_answers")
 
 
@@ -97,7 +99,7 @@ def multiq_results(doc: dict, results: list[str]) -> dict[str, float]:
 
 
 # CheGeKa: a Jeopardy!-style question in a category; one gold answer.
-def chegeka_docs(docs):  # noqa: ANN001, ANN201
+def chegeka_docs(docs: Dataset) -> Dataset:
     return _originals(docs, "chegeka", "answer")
 
 
@@ -112,7 +114,7 @@ def chegeka_results(doc: dict, results: list[str]) -> dict[str, float]:
 # Exact match and token F1 as SQuAD's official script (transformers' squad_metrics, which MERA's TAPE tasks use).
 def normalize_answer(text: str) -> str:
     """Lowercased, without punctuation, English articles and extra whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = "".join(ch for ch in text.lower() if ch not in PUNCTUATION)
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
 
 
