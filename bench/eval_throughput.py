@@ -37,7 +37,7 @@ from reproduce.data.manifest import make_resolver  # noqa: E402
 from reproduce.evaluate.harness import model_arguments, run_lm_eval, task_metrics  # noqa: E402
 from reproduce.evaluate.inputs import ModelRef, text_files  # noqa: E402
 from reproduce.evaluate.perplexity import text_perplexity, text_windows  # noqa: E402
-from reproduce.evaluate.runner import evaluate_model, write_suite_tasks  # noqa: E402
+from reproduce.evaluate.runner import evaluate_model, suite_inputs  # noqa: E402
 from reproduce.evaluate.suites import load_suite  # noqa: E402
 from reproduce.io import write_json  # noqa: E402
 from reproduce.meta import package_metadata  # noqa: E402
@@ -133,7 +133,7 @@ def main() -> None:
 
     suite = load_suite("ru_local")
     with tempfile.TemporaryDirectory() as tmp:
-        tasks = write_suite_tasks(suite, Path(tmp) / "tasks", make_resolver(cfg.data))
+        tasks = suite_inputs(suite, Path(tmp) / "tasks", make_resolver(cfg.data))
         pairs = rublimp_pairs(tasks, args.limit)
         model_args = model_arguments(args.model, BATCH, "float32", "cpu", "eos")
         started = time.perf_counter()

@@ -149,14 +149,20 @@ class EvalLayout:
         check_name("eval.name", name)
         return under("eval.name", self.results, self.results / name)
 
-    def suite_file(self, name: str, suite: str) -> Path:
-        return self.model(name) / f"{suite}.json"
+    def suite_file(self, name: str, suite: str, shots: int | None = None) -> Path:
+        return self.model(name) / suite_file_name(suite, shots)
 
     def perplexity_file(self, name: str) -> Path:
         return self.model(name) / PERPLEXITY
 
     def task_folders(self, suite: str) -> Path:
         return self.work / TASK_FOLDERS / suite
+
+
+def suite_file_name(suite: str, shots: int | None = None) -> str:
+    """A suite's results file in results/eval/<model>/: ``<suite>.json``, or ``<suite>_<k>shot.json`` for k > 0
+    demonstrations (each k keeps its own file)."""
+    return f"{suite}_{shots}shot.json" if shots else f"{suite}.json"
 
 
 def published_file(results_root: str | Path, name: str) -> Path:

@@ -38,7 +38,7 @@ from reproduce.evaluate.runner import (
     perplexity_of_texts,
     rublimp_summary,
     sample_settings,
-    write_suite_tasks,
+    suite_inputs,
 )
 from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.io import read_json, write_json
@@ -214,13 +214,13 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     save("perplexity", started)
 
     started = time.perf_counter()
-    suite = load_suite(cfg.eval.suite, cfg.eval.tasks)
+    suite = load_suite(cfg.eval.suite, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit)
     check_suite(suite)
-    include = write_suite_tasks(suite, run.task_folders, make_resolver(cfg.data))
+    inputs = suite_inputs(suite, run.task_folders, make_resolver(cfg.data))
     summary["suite_name"] = suite.name
     for name in cfg.eval.stages:
         ref = ModelRef(run.model_name(name), run.model(name).as_posix())
-        metrics = evaluate_model(ref, suite, include, cfg.eval, device, cfg.seed, run.lm_eval(suite.name, name),
+        metrics = evaluate_model(ref, suite, inputs, cfg.eval, device, cfg.seed, run.lm_eval(suite.name, name),
                                  cfg.verbose)
         summary["suite"][name] = metrics
         if "rublimp" in metrics:
@@ -247,10 +247,10 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     ``eval.perplexity.texts`` (a run's models without texts: the run's test documents); results/eval/<name>/."""
     evaluation = cfg.eval
     refs = named_models(evaluation.model, evaluation.name)
-    suite = load_suite(evaluation.suite, evaluation.tasks)
+    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
     device = eval_device(evaluation.device, cfg.trainer.accelerator)
     folders = layout.EvalLayout.of(cfg.paths.results, cfg.paths.runs)
-    include = write_suite_tasks(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
+    inputs = suite_inputs(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
     run_dir = Path(evaluation.model).expanduser()
     texts = read_texts(evaluation.perplexity.texts)
     if not evaluation.perplexity.texts and (run_dir / layout.PREPARED_POINTER).is_file():
@@ -258,16 +258,17 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
         for ref in refs:
-            results[ref.name] = evaluate_model(ref, suite, include, evaluation, device, cfg.seed,
-                                               folders.suite_file(ref.name, suite.name), cfg.verbose)
+            results[ref.name] = evaluate_model(ref, suite, inputs, evaluation, device, cfg.seed,
+                                               folders.suite_file(ref.name, suite.name, evaluation.num_fewshot),
+                                               cfg.verbose)
             if texts.texts:
                 row = perplexity_of_texts(ref, texts.texts, evaluation, device)
                 write_json(folders.perplexity_file(ref.name),
                            {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
                                      "seed": cfg.seed, "texts": evaluation.perplexity.texts or
                                      f"{run_dir} test documents", "skipped": texts.skipped}, **row})
-            log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} bits/byte "
-                     f"over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
+                log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} "
+                         f"bits/byte over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
     log.info(f"[done] results in {folders.results}")
     return results
 

@@ -21,9 +21,9 @@ from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
 from reproduce.errors import UserError
-from reproduce.evaluate.benchmarks import benchmark
+from reproduce.evaluate.benchmarks import PENLP_SPLITS
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
-from reproduce.evaluate.suites import check_suite, load_suite
+from reproduce.evaluate.suites import Suite, check_suite, load_suite, manifest_resolver, suite_files
 from reproduce.layout import PAPER_RUN_FILES, PLAN, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
 from reproduce.paths import config_file
@@ -43,15 +43,24 @@ LAUNCHER_VARIABLES = {"SLURM": ("SLURM_NTASKS",), "torchrun": ("RANK", "LOCAL_RA
                       "LSF": ("LSB_JOBID",), "MPI": ("OMPI_COMM_WORLD_SIZE",), "NODE_RANK": ("NODE_RANK",)}
 
 
-def manifests_needed(cfg: RecipeConfig, steps: tuple[str, ...]) -> list[Path]:
-    """The manifests whose files the steps read: the released tokenizer's, and those of the suite's benchmarks."""
-    needed = []
-    if "prepare" in steps and cfg.tokenizer.kind == "released":
-        needed.append(config_file(cfg.tokenizer.manifest))
-    if "eval" in steps:
-        needed += [m for name in load_suite(cfg.eval.suite, cfg.eval.tasks).benchmarks
-                   if (m := benchmark(name).manifest) is not None]
-    return needed
+def eval_suite(cfg: RecipeConfig) -> Suite:
+    """The configured suite, its settings checked, and its data reachable (the Hub when it reads from there)."""
+    evaluation = cfg.eval
+    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
+    check_suite(suite)
+    return suite
+
+
+def check_suite_files(suite: Suite, resolver: Resolver) -> None:
+    """Every data file the suite reads is found and matches its sha256 (cache, mirror or download)."""
+    resolve = manifest_resolver(resolver)
+    for item in suite_files(suite):
+        try:
+            resolve(item.benchmark, item.path)
+        except UserError as exc:
+            if item.role is None:
+                raise
+            raise UserError(f"eval.suite={suite.name} needs {PENLP_SPLITS[item.role]}: {exc}") from None
 
 
 def check_eval_device(cfg: RecipeConfig) -> None:
@@ -70,8 +79,7 @@ def check_eval_command(cfg: RecipeConfig, command: str) -> None:
     needed."""
     check_config(cfg)
     evaluation = cfg.eval
-    suite = load_suite(evaluation.suite, evaluation.tasks)
-    check_suite(suite)
+    suite = eval_suite(cfg)
     check_eval_device(cfg)
     folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
     for ref in named_models(evaluation.model, evaluation.name):
@@ -87,10 +95,7 @@ def check_eval_command(cfg: RecipeConfig, command: str) -> None:
             check_generation_fits(f"the context of {ref.source}", context, evaluation.generate,
                                   [evaluation.generate.prompt or ""],
                                   lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"]))
-    resolver = make_resolver(cfg.data)
-    for manifest in manifests_needed(cfg, ("eval",)):
-        for entry in read_manifest(manifest):
-            resolver.resolve(entry)
+    check_suite_files(suite, make_resolver(cfg.data))
     for pattern in evaluation.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
@@ -137,10 +142,10 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
         for name, source in cfg.data.sources.items():
             open_source(name, source).check(resolver)
     if "eval" in steps:
-        check_suite(load_suite(cfg.eval.suite, cfg.eval.tasks))
+        check_suite_files(eval_suite(cfg), resolver)
         check_eval_device(cfg)
-    for manifest in manifests_needed(cfg, steps):
-        for entry in read_manifest(manifest):
+    if "prepare" in steps and cfg.tokenizer.kind == "released":
+        for entry in read_manifest(config_file(cfg.tokenizer.manifest)):
             resolver.resolve(entry)
     if "contamination" in steps or "prepare" in steps and cfg.contamination.drop:
         for name, texts in cfg.contamination.sets.items():  # files found and checked, fields present: 0.3 s for all

@@ -14,18 +14,18 @@ MAX_LINES = 450
 LAYERS = (
     ("entry", ("cli",)),
     ("commands", ("preflight", "pipeline")),
-    ("engines", ("record", "plan", "paper.tables", "paper.figures", "paper.published_tables", "paper.architectures",
-                 "paper.build", "train.stage", "evaluate.runner", "evaluate.inputs", "data.prepare", "data.scan",
-                 "data.shard_writer", "data.prepared_set")),
+    ("engines", ("record", "plan", "paper.tables", "paper.figures", "paper.published_tables", "paper.baselines",
+                 "paper.architectures", "paper.build", "train.stage", "evaluate.runner", "evaluate.inputs",
+                 "data.prepare", "data.scan", "data.shard_writer", "data.prepared_set")),
     ("building blocks", ("checks", "compose", "steps", "model", "pretrained", "meta", "paper.formats", "paper.reader",
                          "paper.schemas", "train.checkpoint", "train.progress", "evaluate.harness",
                          "evaluate.lm_eval_tasks", "evaluate.suites", "data.sources", "data.eval_items",
                          "data.contamination", "data.workers", "data.sequences")),
     ("schemas", ("config",)),
     ("leaves", ("errors", "paths", "io", "logs", "perf", "arithmetic", "layout", "locks", "checksums", "attention",
-                "evaluate.benchmarks",
-                "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records", "data.split",
-                "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),
+                "evaluate.benchmarks", "evaluate.penlp", "evaluate.generate", "evaluate.perplexity",
+                "train.distributed", "data.records", "data.split", "data.parallel", "data.tokenizer", "data.manifest",
+                "data.shards", "data.corpus", "")),
 )
 
 

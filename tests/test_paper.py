@@ -14,8 +14,9 @@ from reproduce.paper.build import build_paper
 from tests.paper_fixture import copy_results
 
 TABLES = ["architectures", "recipe", "hyperparameters", "compute", "perplexity", "zero_shot",
-          "russian_superglue_leaderboard", "mera_medium", "open_llm_leaderboard", "paper_russian_superglue",
-          "paper_tape", "paper_probing", "paper_generation", "contamination", "samples"]
+          "russian_superglue_leaderboard", "mera_medium", "open_llm_leaderboard", "paper_tape", "rucola_baselines",
+          "published_vs_ours", "paper_body_russian_superglue", "paper_body_tape", "paper_body_probing",
+          "paper_body_generation", "contamination", "samples"]
 FIGURES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
            "rublimp_per_phenomenon"]
 OUTPUTS = sorted(["README.md", *(f"tables/{t}.{s}" for t in TABLES for s in ("md", "tex")),
@@ -70,7 +71,7 @@ def test_tables_content(built: Path) -> None:
     assert "(assumed)" in compute and "Derived, not published" in compute
     board = (paper / "tables" / "russian_superglue_leaderboard.md").read_text()
     assert "| RuGPT3Small | 0.438 | -0.013 | 0.356 / 0.473 |" in board and "not zero-shot" in board
-    assert "| small | n/r |" in (paper / "tables" / "paper_tape.md").read_text()
+    assert "| small | n/r |" in (paper / "tables" / "paper_body_tape.md").read_text()
     tex = (paper / "tables" / "perplexity.tex").read_text()
     assert r"\toprule" in tex and "17.4" in tex and "---" in tex
 

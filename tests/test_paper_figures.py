@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from reproduce.errors import UserError
 from reproduce.paper.figures import Plot, all_plots, figure_bytes, moving_average, power_law_fit
 from reproduce.paper.reader import Results
-from tests.paper_fixture import add_evaluated, copy_results
+from tests.paper_fixture import add_evaluated, add_released, copy_results
 
 NAMES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
          "rublimp_per_phenomenon"]
@@ -115,6 +115,23 @@ def test_a_folder_with_several_suites_labels_each_by_its_file(root: Path) -> Non
     plot = _plots(root)["task_accuracy"]
     assert {"tiny other", "tiny ru_local"} <= set(_legend(plot.figure.axes[0]))
     assert "results/eval/tiny/notes.json" not in plot.sources
+
+
+def test_task_accuracy_marks_the_published_accuracy_of_released_checkpoints(root: Path) -> None:
+    add_released(root, "large", 0, 0.41)  # tape.json and rucola_penlp.json
+    add_released(root, "medium", 4, 0.35)  # tape_4shot.json
+    add_evaluated(root, "tiny", SIZES["tiny"], _ppl(SIZES["tiny"]), acc=0.6)  # not a released checkpoint: no marks
+    plot = _plots(root)["task_accuracy"]
+    ax = plot.figure.axes[0]
+    tasks = [t.get_text() for t in ax.get_yticklabels()]
+    diamonds = sorted((round(float(x), 4), tasks[round(y)]) for line in ax.lines if line.get_marker() == "D"
+                      for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True))
+    # the leaderboard's large k = 0 and medium k = 4 `_acc` in percent, and RuCoLA's large in-domain dev accuracy
+    assert diamonds == sorted([(0.392, "tape_winograd"), (0.408, "tape_ruworldtree"), (0.396, "tape_ruopenbookqa"),
+                               (0.397, "tape_winograd"), (0.389, "tape_ruworldtree"), (0.363, "tape_ruopenbookqa"),
+                               (0.6053, "rucola_penlp")])
+    assert "published (released checkpoint)" in _legend(ax)
+    assert {"results/published/tape_leaderboard.csv", "results/published/rucola_baselines.csv"} <= set(plot.sources)
 
 
 def test_missing_curves_is_an_error_naming_the_file(root: Path) -> None:

@@ -18,7 +18,7 @@ from reproduce.compose import compose_config
 from reproduce.paper.build import render_paper
 from reproduce.paper.formats import Table
 from reproduce.paper.reader import Num, show
-from tests.paper_fixture import RESULTS, add_evaluated, copy_results
+from tests.paper_fixture import RESULTS, add_evaluated, add_released, copy_results
 
 PAPER = RESULTS.parent / "paper"
 RUNS = compose_config("paper", []).paper.present_runs(RESULTS)[0]  # conf/paper/default.yaml: the committed paper's
@@ -40,8 +40,14 @@ def _field(root: Path, file: str, key: tuple) -> tuple[object, str | None]:
     return value, None
 
 
+# A derived cell's operation on the values of its fields (ours first), written here apart from the paper code.
+OPERATIONS = {"percent": lambda ours: 100 * ours, "percent_minus": lambda ours, published: 100 * ours - published,
+              "minus": lambda ours, published: ours - published}
+
+
 def untraced(tables: list[Table], root: Path) -> list[str]:
-    """Cells showing a number that is not exactly the formatted value of the results fields they name."""
+    """Cells showing a number that is not exactly the formatted value of the results fields they name (or, for a
+    derived cell, its operation on them)."""
     problems = []
     for table in tables:
         for row in table.rows:
@@ -51,14 +57,18 @@ def untraced(tables: list[Table], root: Path) -> list[str]:
                 if not isinstance(cell, Num):
                     problems.append(f"{table.name}: {cell!r} names no results field")
                     continue
-                shown = []
+                shown, values = [], []
                 for ref in cell.refs:
                     value, source = _field(root, ref.file, ref.key)
                     if source is not None and not source.strip():
                         problems.append(f"{table.name}: {cell!r} comes from {ref.file} row {ref.key[0]} without source")
                     shown.append(show(value, ref.fmt))
-                if cell.template.format(*shown) != cell:
-                    problems.append(f"{table.name}: {cell!r} is not {cell.template.format(*shown)!r} of {cell.refs}")
+                    values.append(value)
+                operation = getattr(cell, "operation", None)
+                expected = (format(OPERATIONS[operation](*map(float, values)), cell.fmt) if operation
+                            else cell.template.format(*shown))
+                if expected != cell:
+                    problems.append(f"{table.name}: {cell!r} is not {expected!r} of {cell.refs}")
     return problems
 
 
@@ -81,8 +91,37 @@ def test_evaluated_models_and_filled_body_table_trace(tmp_path: Path) -> None:
     row = ["ckpt-a", "reproduce eval", "1,000,000", "2048", "50,000", "80.00", "0.900", "—"]
     assert row in by_name["perplexity"].rows
     assert ["ckpt-a", "ru_local", "0.610", "0.000", "0.510", "0.560", "0.700", "0.110"] in by_name["zero_shot"].rows
-    assert by_name["paper_tape"].rows == [["small", "0.567"], ["medium", "n/r"], ["large", "n/r"]]
+    assert by_name["paper_body_tape"].rows == [["small", "0.567"], ["medium", "n/r"], ["large", "n/r"]]
     assert untraced(tables, root) == []
+
+
+def test_published_vs_ours_traces_ours_and_the_difference(tmp_path: Path) -> None:
+    root = copy_results(tmp_path)
+    add_released(root, "large", 0, 0.41)
+    add_released(root, "large", 4, 0.43)
+    _, tables = render_paper(root, ["mini"])
+    by_name = {t.name: t for t in tables}
+    rows = {tuple(r[:4]): r[4:] for r in by_name["published_vs_ours"].rows}
+    # per size: published, ours, difference; medium and small have no results of ours
+    assert rows[("TAPE", "Winograd", "acc", "0")] == ["38.6", "n/r", "n/r", "39.5", "n/r", "n/r",
+                                                      "39.2", "41.0", "+1.8"]
+    assert rows[("TAPE", "Winograd", "acc", "4")][6:] == ["38.8", "43.0", "+4.2"]
+    assert rows[("TAPE", "MultiQ", "em", "0")][6:] == ["0.14", "0.4", "+0.3"]  # ours: em 0.0041, in percent
+    assert rows[("TAPE", "CheGeKa", "f1", "1")][6:] == ["0.0", "n/r", "n/r"]  # no k = 1 results
+    assert rows[("RuCoLA PenLP, dev", "in-domain", "mcc", "—")] == ["n/r"] * 3 + ["0.21", "n/r", "n/r",
+                                                                                "0.22", "0.010", "-0.210"]
+    assert rows[("RuCoLA PenLP, dev", "out-of-domain", "acc", "—")][6:] == ["54.6", "36.00", "-18.60"]
+    assert not any("Ethics" in key[1] for key in rows)  # no task of ours
+    assert by_name["paper_tape"].rows[0][:3] == ["small", "0", "38.6 / 57.9"]
+    assert by_name["paper_tape"].rows[-2][2] == "38.8±2.9 / 58.4±0.5"  # large, k = 4
+    assert ["ai-forever--rugpt3large_based_on_gpt2", "tape"] in [r[:2] for r in by_name["zero_shot"].rows]
+    assert "tape_4shot" not in {r[1] for r in by_name["zero_shot"].rows}  # a k-shot file is not zero-shot
+    assert untraced(tables, root) == []
+    path = root / "eval" / "ai-forever--rugpt3large_based_on_gpt2" / "tape.json"
+    result = json.loads(path.read_text())
+    result["metrics"]["tape_winograd"]["acc"] = 0.5  # the results changed after the tables were made
+    path.write_text(json.dumps(result))
+    assert any("'+1.8' is not '+10.8'" in p for p in untraced(tables, root))
 
 
 def test_untraced_numbers_are_caught(tmp_path: Path) -> None:

@@ -171,3 +171,59 @@ def test_paper_body_placeholders(name: str) -> None:
     for r in rows:
         if any(r[c].strip() for c in ("task", "metric", "value")):
             assert all(r[c].strip() for c in ("task", "metric", "value", "source", "location")), r
+
+
+# ../shared/published/: the primary sources' files (tape_leaderboard.csv byte for byte) and their README.
+TAPE_SOURCE = ("RussianNLP/tape-benchmark-web, leaderboard/tape_leaderboard.csv @ "
+               "e584e068035bc578b7ecef06e6795e21fd656b2e")
+RUCOLA_NOTEBOOK = ("emnlp2022-submit/RuCoLA, models_lp/threshold_classification.ipynb @ "
+                   "729337f194e211e6fc18cbb8bf2e17e074c6661f")
+
+
+@pytest.fixture(scope="module")
+def shared_published() -> Path:
+    for path in (ROOT / "shared" / "published", ROOT.parent / "shared" / "published"):
+        if path.is_dir():
+            return path
+    pytest.skip("shared/published/ not found")
+
+
+def test_tape_leaderboard_is_the_published_file_with_a_source_column(shared_published: Path) -> None:
+    with (shared_published / "tape_leaderboard.csv").open(encoding="utf-8", newline="") as f:
+        source_rows = list(csv.reader(f))
+    with (PUBLISHED / "tape_leaderboard.csv").open(encoding="utf-8", newline="") as f:
+        ours = list(csv.reader(f))
+    assert ours[0] == [*source_rows[0], "source"]  # the published header, MultiQ/CheGeKa `_acc` (EM) included
+    assert [row[:-1] for row in ours[1:]] == source_rows[1:]  # every cell as published, every row, in order
+    assert {row[-1] for row in ours[1:]} == {TAPE_SOURCE}
+    assert "e584e068035bc578b7ecef06e6795e21fd656b2e" in (shared_published / "README.md").read_text(encoding="utf-8")
+
+
+def test_rucola_baselines_are_the_notebook_outputs(shared_published: Path) -> None:
+    text = (shared_published / "README.md").read_text(encoding="utf-8")
+    _, rows = read(PUBLISHED / "rucola_baselines.csv")
+    assert [(r["model"], r["split"], r["domain"]) for r in rows] == [
+        ("large", "dev", "in_domain"), ("large", "dev", "out_of_domain"), ("medium", "dev", "in_domain"),
+        ("medium", "dev", "out_of_domain"), ("medium", "test", "in_domain"), ("medium", "test", "out_of_domain"),
+        ("medium", "test", "overall")]
+    dev_prefix = {"in_domain": "in_dev", "out_of_domain": "out_dev"}
+    test_phrase = {"in_domain": "in-domain test mcc: {} accuracy: {}", "out_of_domain":
+                   "out-of-domain test mcc: {} accuracy: {}", "overall": "overall mcc: {} accuracy: {}"}
+    for r in rows:
+        assert r["source"].startswith(RUCOLA_NOTEBOOK), r
+        if r["split"] == "dev":
+            line = next(line for line in text.splitlines() if f"gpt3{r['model']}_lp.csv" in line)
+            prefix = dev_prefix[r["domain"]]
+            assert printed(r["mcc"], line.split(f"{prefix}_mcc:")[1].split(",")[0]), r
+            assert printed(r["accuracy"], line.split(f"{prefix}_accuracy:")[1].split(",")[0]), r
+        else:
+            assert test_phrase[r["domain"]].format(r["mcc"], r["accuracy"]) in text, r
+
+
+def test_perplexity_history_note_names_both_readme_commits(shared_published: Path) -> None:
+    text = (shared_published / "README.md").read_text(encoding="utf-8")
+    _, rows = read(PUBLISHED / "perplexity.csv")
+    note = next(r["note"] for r in rows if r["model"] == "large")
+    for quote in ("8ae3ac9a29c433a8b1265f57884bf08f3961b004", "49cb5d910d8bdb537d3e1cc98faae7200d45d6fb",
+                  "Perplexity is 16 on test set", "Final perplexity on test set is `13.6`"):
+        assert quote in note and quote in text, quote

@@ -6,7 +6,9 @@ licence, prompt and metric), plus:
 - ``manifest.tsv``: its data files (path, sha256, url), resolved from the cache, the mirror or their URLs (sha256
   checked); the task files name each one ``mirror:<path>``. A folder without it reads its data from the Hub.
 - ``benchmark.yaml``: ``contamination:``, where the items' texts are in those files (format, fields, files, header,
-  where; the keys of ``contamination.sets.<name>``, reproduce/config.py), so that the contamination report checks it.
+  where; the keys of ``contamination.sets.<name>``, reproduce/config.py), so that the contamination report checks it;
+  and ``penlp:``, for a suite scored by reproduce/evaluate/penlp.py instead of lm-eval, the manifest paths of its train
+  and dev files (the keys of ``PENLP_SPLITS``).
 
 Adding a benchmark is its folder and its line in ``suites.yaml``. ``REPRODUCE_TASKS_DIR`` points at another folder
 laid out like this one (its own ``suites.yaml``), e.g. for benchmarks of one's own beside an installed package.
@@ -29,6 +31,9 @@ MANIFEST = "manifest.tsv"
 SPEC = "benchmark.yaml"
 TASK_FILES = ("*.yaml", "_template_yaml")  # what lm-eval reads of a folder
 NOT_TASK_FILES = (MANIFEST, SPEC)
+# benchmark.yaml `penlp:` keys: the RuCoLA-style files a PenLP threshold suite reads, and what each is for.
+PENLP_SPLITS = {"train": "the train split, on which the PenLP threshold is chosen", "in_domain": "the in-domain dev "
+                "split", "out_of_domain": "the out-of-domain dev split"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,8 @@ class Benchmark:
         """The files lm-eval reads (task YAMLs and templates), sorted."""
         return sorted(p for pattern in TASK_FILES for p in self.folder.glob(pattern) if p.name not in NOT_TASK_FILES)
 
-    def contamination(self) -> dict[str, Any] | None:
-        """The ``contamination:`` section of benchmark.yaml (where the items' texts are), or None."""
+    def section(self, key: str) -> dict[str, Any] | None:
+        """A section of benchmark.yaml (a mapping), or None."""
         path = self.folder / SPEC
         if not path.is_file():
             return None
@@ -58,10 +63,22 @@ class Benchmark:
             spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the file") from None
-        section = spec.get("contamination") if isinstance(spec, dict) else None
+        section = spec.get(key) if isinstance(spec, dict) else None
         if section is not None and not isinstance(section, dict):
-            raise UserError(f"{path}: contamination must be a mapping (format, fields, ...); fix the file")
+            raise UserError(f"{path}: {key} must be a mapping; fix the file")
         return section
+
+    def contamination(self) -> dict[str, Any] | None:
+        """The ``contamination:`` section of benchmark.yaml (where the items' texts are), or None."""
+        return self.section("contamination")
+
+    def penlp_files(self) -> dict[str, str]:
+        """The ``penlp:`` section: each of ``PENLP_SPLITS`` -> a path of the folder's manifest."""
+        files = self.section("penlp") or {}
+        if set(files) != set(PENLP_SPLITS) or not all(isinstance(v, str) for v in files.values()):
+            raise UserError(f"{self.folder / SPEC}: penlp must name a manifest path for each of "
+                            f"{', '.join(PENLP_SPLITS)}; fix the file")
+        return {split: files[split] for split in PENLP_SPLITS}
 
 
 def benchmark(name: str) -> Benchmark:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +35,56 @@ def _quiet_git_hash() -> str | None:
 evaluator.get_git_commit_hash = _quiet_git_hash
 
 
+def too_long(needed: int, max_length: int, text: str) -> UserError:
+    return UserError(f"a request needs {needed} tokens and the model's context is {max_length} ({text[:60]!r}...): "
+                     "choose a model with a longer context, or leave the task out (eval.tasks)")
+
+
+def score_once(method: Callable[[list], list], requests: list, key: Callable[[tuple], Hashable]) -> list:
+    """``method`` on the distinct requests only (by ``key`` of their arguments), its answers given back to every
+    request: deterministic scoring, so a repeated request (TAPE's five zero-shot episodes) costs nothing."""
+    index: dict[Hashable, int] = {}
+    distinct = []
+    for request in requests:
+        if (k := key(request.args)) not in index:
+            index[k] = len(distinct)
+            distinct.append(request)
+    answers = method(distinct)
+    return [answers[index[key(r.args)]] for r in requests]
+
+
+def _generation_key(args: tuple) -> Hashable:
+    context, settings = args
+    return context, json.dumps(settings, sort_keys=True, default=str)
+
+
 class PackageHFLM(HFLM):
-    """HFLM without its per-request progress bars (lm-eval has no switch for them), and with a request longer than the
-    model's context refused in one line instead of silently cut from the left."""
+    """HFLM without its per-request progress bars (lm-eval has no switch for them), scoring each distinct request once,
+    and with a request longer than the model's context refused in one line instead of silently cut from the left."""
 
     quiet = True
 
     def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
-        return super().loglikelihood(requests, disable_tqdm=disable_tqdm or self.quiet)
+        run = functools.partial(super().loglikelihood, disable_tqdm=disable_tqdm or self.quiet)
+        return score_once(run, requests, key=tuple)
 
     def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list:
         return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or self.quiet)
 
     def generate_until(self, requests: list, disable_tqdm: bool = False) -> list:
-        return super().generate_until(requests, disable_tqdm=disable_tqdm or self.quiet)
+        for request in requests:
+            context, settings = request.args
+            needed = len(self.tok_encode(context)) + int(settings.get("max_gen_toks", self.max_gen_toks))
+            if needed > self.max_length:
+                raise too_long(needed, self.max_length, context)
+        run = functools.partial(super().generate_until, disable_tqdm=disable_tqdm or self.quiet)
+        return score_once(run, requests, key=_generation_key)
 
     def _loglikelihood_tokens(self, requests: list, *args: Any, **kwargs: Any) -> list:
         for (context, continuation), context_enc, continuation_enc in requests:
             needed = len(context_enc) + len(continuation_enc) - 1
             if needed > self.max_length:
-                raise UserError(f"a request needs {needed} tokens and the model's context is {self.max_length} "
-                                f"({(context + continuation)[:60]!r}...): choose a model with a longer context, or "
-                                "leave the task out (eval.tasks)")
+                raise too_long(needed, self.max_length, context + continuation)
         return super()._loglikelihood_tokens(requests, *args, **kwargs)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,11 @@ import torch
 from reproduce.arithmetic import model_context
 from reproduce.config import EvalConfig, GenerateConfig
 from reproduce.data.manifest import Resolver, read_manifest
-from reproduce.errors import UserError
-from reproduce.evaluate.benchmarks import MANIFEST, NOT_TASK_FILES, TASKS_DIR, benchmark
-from reproduce.evaluate.harness import cli_model_args, model_arguments, run_lm_eval, task_metrics
+from reproduce.evaluate.benchmarks import NOT_TASK_FILES, TASKS_DIR, benchmark
 from reproduce.evaluate.inputs import ModelRef
-from reproduce.evaluate.lm_eval_tasks import data_names, write_tasks
-from reproduce.evaluate.suites import Suite
+from reproduce.evaluate.lm_eval_tasks import write_tasks
+from reproduce.evaluate.penlp import score_penlp
+from reproduce.evaluate.suites import Suite, manifest_resolver, suite_files
 from reproduce.io import write_json
 from reproduce.meta import package_metadata
 from reproduce.pretrained import load_causal_lm, load_tokenizer
@@ -27,22 +25,15 @@ from reproduce.pretrained import load_causal_lm, load_tokenizer
 log = logging.getLogger("reproduce")
 
 
-def manifest_resolver(resolver: Resolver) -> Callable[[str, str], Path]:
-    """``mirror:<path>`` of a benchmark -> the local file of that row of its folder's manifest.tsv."""
-    def resolve(name: str, path: str) -> Path:
-        found = benchmark(name)
-        if found.manifest is None:
-            raise UserError(f"{found.folder}: its task files name mirror:{path}, and the folder has no "
-                            f"{MANIFEST}; add one (path, sha256, url)")
-        entries = {entry.path: entry for entry in read_manifest(found.manifest)}
-        if path not in entries:
-            raise UserError(f"{found.folder}: mirror:{path} is not a row of {found.manifest}")
-        return resolver.resolve(entries[path])
-    return resolve
+SuiteInputs = Path | dict[str, Path] | None  # lm-eval's task folder (None: its own tasks only), or PenLP's files
 
 
-def write_suite_tasks(suite: Suite, folder: Path, resolver: Resolver) -> Path | None:
-    """The suite's benchmark folders with resolved data files (None for lm-eval's own tasks only)."""
+def suite_inputs(suite: Suite, folder: Path, resolver: Resolver) -> SuiteInputs:
+    """What the suite's scorer reads: its benchmark folders written under ``folder`` with resolved data files
+    (lm-eval), or its PenLP files resolved (split -> local file)."""
+    if suite.scorer == "penlp":
+        resolve = manifest_resolver(resolver)
+        return {item.role: resolve(item.benchmark, item.path) for item in suite_files(suite)}
     if not suite.benchmarks:
         return None
     return write_tasks(suite.benchmarks, folder, manifest_resolver(resolver))
@@ -50,31 +41,39 @@ def write_suite_tasks(suite: Suite, folder: Path, resolver: Resolver) -> Path | 
 
 def task_file_hashes(suite: Suite) -> dict[str, str]:
     """sha256 of every task file of the suite's benchmark folders (before paths are filled in), and of each data
-    file they name (the manifest's sha256, which the resolved copy was checked against)."""
+    file the suite reads (the manifest's sha256, which the resolved copy was checked against)."""
     hashes = {}
     for name in suite.benchmarks:
         found = benchmark(name)
         hashes.update({p.relative_to(TASKS_DIR).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                        for p in sorted(found.folder.rglob("*"))
                        if p.is_file() and "__pycache__" not in p.parts and p.name not in NOT_TASK_FILES})
-        names = data_names(name)
-        if names:
-            rows = {e.path: e.sha256 for e in read_manifest(found.manifest)}
-            hashes.update({f"mirror:{data}": rows[data] for data in names})
+    for item in suite_files(suite):
+        rows = {e.path: e.sha256 for e in read_manifest(benchmark(item.benchmark).manifest)}
+        hashes[f"mirror:{item.path}"] = rows[item.path]
     return hashes
 
 
-def evaluate_model(ref: ModelRef, suite: Suite, include: Path | None, evaluation: EvalConfig, device: str, seed: int,
+def evaluate_model(ref: ModelRef, suite: Suite, inputs: SuiteInputs, evaluation: EvalConfig, device: str, seed: int,
                    out_file: Path, verbose: bool = False) -> dict[str, Any]:
-    """Score one model on a suite; ``out_file`` gets lm-eval's results plus everything that changes a score."""
-    args = model_arguments(ref.source, evaluation.batch_size, evaluation.dtype, device, evaluation.prefix_token)
-    raw = run_lm_eval(args, include, suite.tasks, evaluation.limit, evaluation.num_fewshot, suite.builtin, verbose)
+    """Score one model on a suite; ``out_file`` gets the scores plus everything that changes a score (lm-eval's own
+    results, or the PenLP run's details)."""
     meta = {**package_metadata(), "model": ref.name, "source": ref.source, "suite": suite.name, "tasks": suite.tasks,
-            "model_args": args, "lm_eval_model_args": cli_model_args(args), "prefix_token": evaluation.prefix_token,
-            "dtype": evaluation.dtype, "device": raw.pop("device"), "batch_size": evaluation.batch_size, "seed": seed,
+            "dtype": evaluation.dtype, "device": device, "batch_size": evaluation.batch_size, "seed": seed,
             "limit": evaluation.limit, "num_fewshot": evaluation.num_fewshot, "task_files": task_file_hashes(suite)}
-    metrics = task_metrics(raw)
-    write_json(out_file, {"meta": meta, "metrics": metrics, "lm_eval": raw})
+    if suite.scorer == "penlp":
+        scored = score_penlp(ref.source, inputs, evaluation.batch_size, evaluation.dtype, device)
+        metrics = {suite.tasks[0]: scored.metrics}
+        write_json(out_file, {"meta": meta, "metrics": metrics, "penlp": scored.details})
+    else:  # lm-eval (and the datasets library) only where it scores: PenLP needs neither
+        from reproduce.evaluate.harness import cli_model_args, model_arguments, run_lm_eval, task_metrics
+
+        args = model_arguments(ref.source, evaluation.batch_size, evaluation.dtype, device, evaluation.prefix_token)
+        raw = run_lm_eval(args, inputs, suite.tasks, evaluation.limit, evaluation.num_fewshot, suite.builtin, verbose)
+        meta |= {"model_args": args, "lm_eval_model_args": cli_model_args(args),
+                 "prefix_token": evaluation.prefix_token, "device": raw.pop("device")}
+        metrics = task_metrics(raw)
+        write_json(out_file, {"meta": meta, "metrics": metrics, "lm_eval": raw})
     for task in suite.tasks:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.get(task, {}).items() if k != "n")
         log.info(f"[eval] {ref.name} {task}: {shown} ({metrics.get(task, {}).get('n', 0)} items)")

@@ -14,11 +14,11 @@ from reproduce.config import PaperConfig, PathsConfig
 from reproduce.errors import UserError
 from reproduce.io import write_bytes
 from reproduce.layout import SUMMARY
+from reproduce.paper import baselines, tables
 from reproduce.paper import published_tables as published
-from reproduce.paper import tables
 from reproduce.paper.figures import all_plots, figure_bytes
 from reproduce.paper.formats import Table, to_latex, to_markdown
-from reproduce.paper.reader import Results, scored_models
+from reproduce.paper.reader import Results, demonstrations, scored_models
 
 log = logging.getLogger("reproduce")
 
@@ -38,9 +38,10 @@ def all_tables(results: Results, runs: list[str]) -> list[Table]:
     out = [tables.architecture_table(results), published.recipe_table(results),
            published.hyperparameters_table(results), published.compute_table(results),
            tables.perplexity_table(results, runs)]
-    if scored_models(results, runs):
+    if any(demonstrations(results, s) == 0 for s in scored_models(results, runs)):
         out.append(tables.zero_shot_table(results, runs))
     out += [published.leaderboard_table(results), published.mera_table(results), published.open_llm_table(results),
+            baselines.tape_table(results), baselines.rucola_table(results), baselines.versus_table(results),
             *(published.body_table(results, key) for key in published.BODY_TABLES)]
     if any(results.has(f"{run}/contamination.json") for run in runs):
         out.append(tables.contamination_table(results, runs))

@@ -23,6 +23,7 @@ from matplotlib.ticker import FormatStrFormatter
 
 from reproduce.errors import UserError
 from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SUMMARY, read_gpu_mfu
+from reproduce.paper.baselines import RUCOLA, TAPE, published_accuracy
 from reproduce.paper.reader import Results, eval_perplexities, scored_models
 
 DPI = 150
@@ -96,10 +97,12 @@ def _bars_height(n_categories: int, n_series: int) -> float:
 
 
 def _grouped_barh(ax: Axes, categories: list[str], series: list[Series], chance: float | None = None,
-                  value_fmt: str | None = None) -> None:
+                  value_fmt: str | None = None, marks: list[dict[str, float]] | None = None) -> None:
     """One row per category, top to bottom, with one bar per series (none where a series lacks the category);
-    ``chance`` a dashed reference line, ``value_fmt`` the values written at the bars' ends."""
+    ``chance`` a dashed reference line, ``value_fmt`` the values written at the bars' ends, ``marks`` a value per
+    series and category drawn as a diamond on that series' bar row (the published counterpart)."""
     height = 0.8 / max(len(series), 1)
+    marked = False
     for i, (label, values) in enumerate(series):
         rows = [j for j, c in enumerate(categories) if c in values]
         offset = (i - (len(series) - 1) / 2) * height
@@ -107,6 +110,11 @@ def _grouped_barh(ax: Axes, categories: list[str], series: list[Series], chance:
                        color=f"C{i}", label=label)
         if value_fmt:
             ax.bar_label(bars, fmt=value_fmt, padding=2, fontsize=6)
+        points = [(marks[i][c], j + offset) for j, c in enumerate(categories) if marks and c in marks[i]]
+        if points:
+            ax.plot(*zip(*points, strict=True), "D", mfc="white", mec="black", ms=4,
+                    label="_" if marked else "published (released checkpoint)")
+            marked = True
     if chance is not None:
         ax.axvline(chance, color="black", ls="--", lw=1.0, label=f"chance ({chance})")
     ax.set_yticks(range(len(categories)), categories)
@@ -305,18 +313,22 @@ def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
     sources = list(dict.fromkeys(s.file for s in scored))
     present = {task for _, values in series for task in values}
     tasks = sorted(t for t in present if not any(t.startswith(p + "_") for p in present))
-    series = [(label, {t: v for t, v in values.items() if t in tasks}) for label, values in series]
-    series = [s for s in series if s[1]]
+    kept = [((label, {t: v for t, v in values.items() if t in tasks}), published_accuracy(results, s))
+            for (label, values), s in zip(series, scored, strict=True)]
+    series, marks = [s for s, _ in kept if s[1]], [m for s, m in kept if s[1]]
     if not series:
         return None
     fig, (ax,) = _new_figure(_bars_height(len(tasks), len(series)))
-    _grouped_barh(ax, tasks, series, chance=0.5, value_fmt="%.3f" if len(series) <= 4 else None)
+    _grouped_barh(ax, tasks, series, chance=0.5, value_fmt="%.3f" if len(series) <= 4 else None, marks=marks)
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
     _legend_above(ax)
+    if any(marks):
+        sources += [f"published/{name}" for name in (TAPE, RUCOLA)]
     return Plot("task_accuracy", "Accuracy (acc) per task of every evaluated model, top-level tasks only: each run's "
-                "evaluated stages and each model scored by `reproduce eval`; dashed: 0.5", fig,
-                [results.label(n) for n in sources])
+                "evaluated stages and each model scored by `reproduce eval`; dashed: 0.5; diamonds: the published "
+                "accuracy of a released checkpoint (the TAPE leaderboard at the file's k, RuCoLA PenLP in-domain dev)",
+                fig, [results.label(n) for n in sources])
 
 
 @_styled

@@ -53,6 +53,10 @@ _TEX = {
     "†": r"\textsuperscript{\dag}",
     "×": r"$\times$",
     "≠": r"$\neq$",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "α": r"$\alpha$",
+    "−": "-",
 }
 
 

@@ -13,11 +13,11 @@ BODY_TABLES = {"russian_superglue": "Russian SuperGLUE", "tape": "TAPE", "probin
 # Every published file the paper reads (the pre-flight of `reproduce paper` checks them before anything runs).
 PUBLISHED_FILES = tuple(PUB + name for name in (
     "architectures.csv", "perplexity.csv", "recipe.csv", "hyperparameters.csv", "compute.csv",
-    "russian_superglue_leaderboard.csv",
-    "mera_medium.csv", "open_llm_leaderboard.csv", *(f"paper_body_{key}.csv" for key in BODY_TABLES)))
+    "russian_superglue_leaderboard.csv", "mera_medium.csv", "open_llm_leaderboard.csv", "tape_leaderboard.csv",
+    "rucola_baselines.csv", *(f"paper_body_{key}.csv" for key in BODY_TABLES)))
 
 
-def _pub(results: Results, file: str, i: int, column: str, fmt: str = "s") -> str:
+def pub_cell(results: Results, file: str, i: int, column: str, fmt: str = "s") -> str:
     """A published cell as printed, or n/r where the source gives no number."""
     value = results.value(PUB + file, i, column)
     return results.num(PUB + file, i, column, fmt=fmt) if value else NOT_REPORTED
@@ -38,9 +38,9 @@ def recipe_table(results: Results) -> Table:
         if results.has(plan) and r["stage"] in results.load(plan)["stages"]:
             derived = [results.num(plan, "stages", r["stage"], k, fmt=",") for k in ("batch_tokens", "steps", "tokens")]
             sources.append(results.label(plan))
-        rows.append([r["model"], r["stage"], _pub(results, "recipe.csv", i, "context"),
-                     _pub(results, "recipe.csv", i, "epochs"), _pub(results, "recipe.csv", i, "tokens_per_epoch", ","),
-                     *derived])
+        rows.append([r["model"], r["stage"], pub_cell(results, "recipe.csv", i, "context"),
+                     pub_cell(results, "recipe.csv", i, "epochs"),
+                     pub_cell(results, "recipe.csv", i, "tokens_per_epoch", ","), *derived])
     notes = [
         "Published: the model cards (results/published/recipe.csv, one source per row); n/r: not reported. "
         "Tokens per epoch: the cards' \"80B\".",
@@ -73,7 +73,7 @@ def hyperparameters_table(results: Results) -> Table:
         if key and results.has(plan):
             ours = results.num(plan, *key, fmt=fmt)
             sources.append(results.label(plan))
-        rows.append([r["model"], r["parameter"], _pub(results, file, i, "value"), ours])
+        rows.append([r["model"], r["parameter"], pub_cell(results, file, i, "value"), ours])
     notes = [
         "Published: ai-forever/ru-gpts @ 1e4b33d scripts/*.sh, example scripts for the Megatron/DeepSpeed code, NOT "
         "stated as the released recipe (results/published/hyperparameters.csv).",
@@ -99,7 +99,7 @@ def compute_table(results: Results) -> Table:
     device = None
     for i, r in enumerate(rows_in):
         stages = r["stages"].split("+")
-        cells = [_pub(results, "compute.csv", i, "gpus"), _pub(results, "compute.csv", i, "days")]
+        cells = [pub_cell(results, "compute.csv", i, "gpus"), pub_cell(results, "compute.csv", i, "days")]
         plan = _plan(r["model"])
         derived: list[str] = [DASH] * 6
         if results.has(plan):
@@ -149,7 +149,7 @@ def leaderboard_table(results: Results) -> Table:
     """The Russian SuperGLUE leaderboard rows: fine-tuned submissions, never beside zero-shot numbers."""
     file = "russian_superglue_leaderboard.csv"
     rows_in = results.published(file, [c for _, cs in RSG_COLUMNS for c in cs])
-    rows = [[r["model"], *(combine(" / ".join(["{}"] * len(cs)), *(_pub(results, file, i, c) for c in cs))
+    rows = [[r["model"], *(combine(" / ".join(["{}"] * len(cs)), *(pub_cell(results, file, i, c) for c in cs))
                            for _, cs in RSG_COLUMNS)] for i, r in enumerate(rows_in)]
     notes = [
         "Fine-tuned submissions (one model fine-tuned per task), not zero-shot: not comparable with the zero-shot "
@@ -165,8 +165,8 @@ def _long_table(results: Results, file: str, name: str, caption: str, keys: tupl
                 notes: list[str]) -> Table:
     """A published CSV of one value per row (``keys`` columns, then the value) as a table."""
     rows_in = results.published(file, ("value",))
-    rows = [[*(results.num(PUB + file, i, k, fmt="s") if r[k] else DASH for k in keys), _pub(results, file, i, "value")]
-            for i, r in enumerate(rows_in)]
+    rows = [[*(results.num(PUB + file, i, k, fmt="s") if r[k] else DASH for k in keys),
+             pub_cell(results, file, i, "value")] for i, r in enumerate(rows_in)]
     notes = notes + sorted({r["source"] for r in rows_in})
     return Table(name=name, caption=caption, headers=[*keys, "value"], rows=rows, notes=notes,
                  sources=[results.label(PUB + file)])
@@ -211,5 +211,6 @@ def body_table(results: Results, key: str) -> Table:
     else:
         notes = [f"Not transcribed: fill results/published/{file} from the PDF (results/published/README.md says "
                  "how); n/r until then."]
-    return Table(name=f"paper_{key}", caption=f"The paper's {BODY_TABLES[key]} table (arXiv 2309.10931), as "
-                 "published", headers=headers, rows=rows, notes=notes, sources=[results.label(PUB + file)])
+    return Table(name=f"paper_body_{key}", caption=f"The paper's {BODY_TABLES[key]} table (arXiv 2309.10931), as "
+                 "transcribed from the PDF", headers=headers, rows=rows, notes=notes,
+                 sources=[results.label(PUB + file)])

@@ -42,6 +42,29 @@ class Num(str):
         return cell
 
 
+# How a derived cell is computed from the values of its fields (ours first): differences in the published units.
+OPERATIONS = {
+    "percent": lambda ours: 100 * ours,  # a fraction shown in percent, as the published numbers are
+    "percent_minus": lambda ours, published: 100 * ours - published,  # ours (a fraction) minus a published percent
+    "minus": lambda ours, published: ours - published,
+}
+
+
+class Derived(Num):
+    """A cell computed from traced values by one of ``OPERATIONS`` and shown with format spec ``fmt``; it carries its
+    fields (``refs``, ``values``) like any :class:`Num`, and the traceability test recomputes it."""
+
+    operation: str
+    fmt: str
+
+    def __new__(cls, operation: str, fmt: str, *cells: Num) -> Derived:
+        values = tuple(v for c in cells for v in c.values)  # a CSV's are text: read as numbers
+        cell = str.__new__(cls, format(OPERATIONS[operation](*map(float, values)), fmt))
+        cell.values, cell.refs = values, tuple(r for c in cells for r in c.refs)
+        cell.template, cell.operation, cell.fmt = "{}", operation, fmt
+        return cell
+
+
 def combine(template: str, *cells: str) -> str:
     """Cells in one (``"{} / {}"``): traced cells keep their fields, plain ones (—, n/r) become fixed text."""
     traced = [c for c in cells if isinstance(c, Num)]
@@ -236,6 +259,11 @@ def scored_models(results: Results, runs: Sequence[str]) -> list[Scored]:
             scored.append(Scored(name.split("/")[1], name.rsplit("/", 1)[1].removesuffix(".json"), name,
                                  ("metrics",), False))
     return scored
+
+
+def demonstrations(results: Results, scored: Scored) -> int:
+    """k of a scored suite: the ``num_fewshot`` its results file records (0 for a run's stages, and when unset)."""
+    return 0 if scored.of_run else int(results.load(scored.file).get("meta", {}).get("num_fewshot") or 0)
 
 
 def eval_perplexities(results: Results) -> list[str]:

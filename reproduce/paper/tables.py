@@ -10,7 +10,7 @@ from typing import Any
 from reproduce.arithmetic import ARCHITECTURE_KEYS
 from reproduce.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SUMMARY
 from reproduce.paper.formats import DASH, NOT_REPORTED, Table
-from reproduce.paper.reader import Results, combine, eval_perplexities, scored_models
+from reproduce.paper.reader import Results, combine, demonstrations, eval_perplexities, scored_models
 
 ARCH_FIELDS = (*ARCHITECTURE_KEYS, "parameters")  # the architecture table's columns
 
@@ -112,8 +112,8 @@ def top_level(tasks: set[str]) -> list[str]:
 
 
 def zero_shot_table(results: Results, runs: list[str]) -> Table:
-    """Every scored run stage and evaluated model on its suite's tasks (zero-shot, through lm-eval)."""
-    scored = scored_models(results, runs)
+    """Every scored run stage and evaluated model on its suite's tasks, zero-shot (k-shot results files left out)."""
+    scored = [s for s in scored_models(results, runs) if demonstrations(results, s) == 0]
     metrics = {(s.model, s.label): results.value(s.file, *s.key) for s in scored}
     tasks = top_level({t for m in metrics.values() for t in m})
     known = [(t, m, h) for t, m, h in SUITE_COLUMNS if t in tasks]
