@@ -26,8 +26,8 @@ RESUME = ("auto", "never")
 # checks each against its library. The package's own lists are imported from where they are defined.
 
 NEW_POSITIONS = ("keep", "copy")
-PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true", "32", "16", "64", "bf16",
-              "transformer-engine", "transformer-engine-float16")  # Lightning's _PRECISION_INPUT
+PRECISIONS = ("auto", "bf16-mixed", "16-mixed", "32-true", "bf16-true", "16-true", "64-true", "32", "16", "64", "bf16",
+              "transformer-engine", "transformer-engine-float16")  # auto: ours; the rest Lightning's _PRECISION_INPUT
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")  # Lightning's AcceleratorRegistry, plus gpu and auto
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameters_true", "fsdp", "fsdp_cpu_offload",
               "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3", "single_device")
@@ -280,6 +280,12 @@ def _check_plan(cfg: RecipeConfig) -> None:
     _positive("plan.corpus_tokens", plan.corpus_tokens, allow_none=True)
 
 
+def _check_compare(cfg: RecipeConfig) -> None:
+    _positive("compare.sigmas", cfg.compare.sigmas)
+    for name in cfg.compare.seed_runs:
+        check_name("compare.seed_runs", name)
+
+
 def _check_contamination(cfg: RecipeConfig) -> None:
     contamination = cfg.contamination
     _positive("contamination.n", contamination.n)
@@ -335,6 +341,7 @@ def check_config(cfg: RecipeConfig) -> None:
     _check_eval(cfg)
     _check_plan(cfg)
     _check_contamination(cfg)
+    _check_compare(cfg)
     check_paper_runs(cfg.paper)
 
 

@@ -17,9 +17,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from reproduce.compare import keep_reference
 from reproduce.compose import compose_config, one_line
 from reproduce.config import PaperCommandConfig, RecipeConfig
-from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.locks import locked
 from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
@@ -62,10 +63,12 @@ def command_help(name: str) -> str:
 
 # Short keys of the model-scoring commands: there `model=` names the model to score, not the recipe's architecture.
 SHORT_KEYS = {"eval": {"model": "eval.model", "suite": "eval.suite"},
-              "generate": {"model": "eval.model", "prompt": "eval.generate.prompt"}}
+              "generate": {"model": "eval.model", "prompt": "eval.generate.prompt"},
+              "compare": {"reference": "compare.reference"},
+              "publish": {"model": "publish.model", "repo_id": "publish.repo_id"}}
 
 
-QUOTED_SHORT_KEYS = ("model", "prompt")  # free text: Hydra's grammar refuses e.g. Cyrillic or commas unquoted
+QUOTED_SHORT_KEYS = ("model", "prompt", "reference")  # free text: Hydra's grammar refuses e.g. Cyrillic unquoted
 
 
 def _quoted(value: str) -> str:
@@ -107,6 +110,18 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         setup_logging(None, cfg.verbose)
         plan(cfg)
         return
+    if name == "publish":
+        from reproduce.publish import publish
+
+        setup_logging(None, cfg.verbose)
+        publish(cfg)
+        return
+    if name == "compare":  # results files only: no training libraries
+        from reproduce.compare import report_verdict
+
+        setup_logging(None, cfg.verbose)
+        report_verdict(cfg)
+        return
     if isinstance(cfg, PaperCommandConfig):
         from reproduce.paper.build import make_paper  # results/ and matplotlib only: no training libraries
 
@@ -127,6 +142,8 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         setup_logging(cfg.layout.log_file, cfg.verbose, rank_zero)
         if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
             remove_stale_temporaries(cfg.layout.results, cfg.layout.work)
+            if name == "run":
+                keep_reference(cfg)  # the results about to be rewritten: the verdict's reference outside git
             start_steps(cfg, COMMANDS[name].steps)
         if name == "run":
             pipeline.run(cfg)
@@ -207,6 +224,9 @@ def run_hydra(name: str, args: list[str]) -> None:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except Differs as exc:
+            print(f"differs: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
         except Interrupted as exc:
             print(f"stopped: {exc}", file=sys.stderr)
             pass_on(exc, handlers)
@@ -235,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Differs as exc:
+        print(f"differs: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except Interrupted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         pass_on(exc, handlers)

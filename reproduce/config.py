@@ -251,6 +251,22 @@ class PlanConfig:
 
 
 @dataclass
+class CompareConfig:
+    """`reproduce compare` and the verdict at the end of a recipe run (reproduce/compare.py)."""
+    reference: str | None = None  # a results folder or a git revision; null: the committed results, else the copy
+    seed_runs: list[str] = field(default_factory=list)  # runs of the same recipe with other seeds (results/<run>/)
+    sigmas: float = 3.0  # tolerance = sigmas x the sample standard deviation over the reference and the seed runs
+
+
+@dataclass
+class PublishConfig:
+    """`reproduce publish` (reproduce/publish.py)."""
+    model: str | None = None  # an exported model folder, runs/<run>/models/<stage>
+    repo_id: str | None = None  # the Hub repository, user/name (created if new)
+    private: bool = False
+
+
+@dataclass
 class PaperCommandConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
@@ -274,6 +290,8 @@ class RecipeConfig:
     paper: PaperConfig = field(default_factory=PaperConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     @property
     def layout(self) -> RunLayout:

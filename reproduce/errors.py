@@ -12,6 +12,12 @@ class UserError(Exception):
     """Bad input, a missing file or a wrong setting; the message names it and says what to do. Exit code 2."""
 
 
+class Differs(Exception):
+    """A run's results differ from its reference beyond the seed spread; the results are kept. Exit code 3."""
+
+    exit_code = 3
+
+
 class Interrupted(Exception):
     """A stage stopped by a signal after saving a checkpoint; exit code 128 + the signal's number."""
 

@@ -39,6 +39,8 @@ SUMMARY = "summary.json"
 LOSS_BY_POSITION = "loss_by_position.json"
 SAMPLES = "samples.json"
 LM_EVAL = "lm_eval_*.json"  # lm_eval_<suite>_<stage>.json
+VERDICT = "verdict.json"  # the run against its reference (reproduce compare, and the end of reproduce)
+SEED_SPREAD = "seed_spread.json"  # each headline metric's mean and spread over the reference and the seed runs
 RECORD = "config.yaml"  # the values each step read (results/<run>/ and runs/<run>/)
 PAPER_RUN_FILES = (SUMMARY, CURVES)  # what every run of paper.runs must have; the rest is optional
 # Artifacts of a run (runs/<run>/).
@@ -48,6 +50,8 @@ CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 TASK_FOLDERS = "lm_eval_tasks"
 LOG_FILE = "reproduce.log"
+REFERENCE = "reference"  # runs/<run>/reference/: the summary a recipe run had before it rewrote it
+MODEL_CARD = "README.md"  # an export's model card (runs/<run>/models/<stage>/), rewritten as results come in
 # Files of results/eval/<name>/ besides one <suite>.json per suite.
 PERPLEXITY = "perplexity.json"
 GPU_MFU = f"{PERF}/gpu_mfu.json"  # bench/gpu_mfu.py; reproduce plan uses its measured MFU
@@ -131,6 +135,7 @@ class RunLayout:
 
 def stage_model_name(run: str, stage: str) -> str:
     return f"{run}-{stage}"
+
 
 
 @dataclass(frozen=True)

@@ -33,23 +33,32 @@ def _version(package: str) -> str | None:
         return None
 
 
-def package_metadata() -> dict[str, Any]:
-    """Versions of the package and its engines, the git state, the machine."""
-    import torch
-
+def versions() -> dict[str, Any]:
+    """Versions of the package and its engines and the git state, without importing any of them (no torch: fast)."""
     # the source's state: what runs write into the checkout (results/, paper/) does not make it dirty
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)paper")
     return {
         "package": "reproduce",
         "package_version": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": _version("torch"),
         "transformers": _version("transformers"),
         "pytorch_lightning": _version("pytorch-lightning"),
         "lm_eval": _version("lm_eval"),
         "tokenizers": _version("tokenizers"),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
+    }
+
+
+def package_metadata() -> dict[str, Any]:
+    """``versions`` and the machine: its CPU's instruction set (the last digits of a float computation depend on it)
+    and threads."""
+    import torch
+
+    return {
+        **versions(),
+        "torch": torch.__version__,
         "machine": platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels' instruction set: AVX2, AVX512, ...
         "cpu_count": os.cpu_count(),

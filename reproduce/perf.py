@@ -51,6 +51,14 @@ COMPUTE_DTYPES = {"bf16-mixed": "bf16", "bf16-true": "bf16", "bf16": "bf16", "16
                   "16": "fp16", "32-true": "fp32", "32": "fp32"}
 
 
+def native_bf16_cpu() -> bool | None:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); None where torch cannot tell."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes) if all(probes) else None
+
+
 def find_peak(device_name: str) -> Peak | None:
     """The table's entry for a device name as torch reports it, or None."""
     name = device_name.lower()

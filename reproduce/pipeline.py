@@ -18,6 +18,7 @@ from transformers import GPT2LMHeadModel
 
 from reproduce import layout
 from reproduce.checksums import sums_problem
+from reproduce.compare import NoReference, report_verdict
 from reproduce.config import RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
@@ -48,6 +49,7 @@ from reproduce.paper.build import make_paper
 from reproduce.record import missing_output
 from reproduce.steps import STEPS
 from reproduce.train.distributed import is_rank_zero
+from reproduce.train.model_card import write_model_card
 from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
 
 log = logging.getLogger("reproduce")
@@ -149,6 +151,7 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
         write_json(run.result(layout.TRAIN), {"meta": meta, "stages": {n: s["record"] for n, s in done.items()}})
         write_json(run.result(layout.CURVES), {"meta": meta, **{kind: [p for s in done.values() for p in s[kind]]
                                                                  for kind in ("train", "validation")}})
+        write_model_card(cfg, name)
     return done
 
 
@@ -233,6 +236,8 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     write_json(run.result(layout.SAMPLES), {"meta": summary["meta"], "settings": sample_settings(cfg.eval),
                                             "stages": samples})
     save("samples", started)
+    for name in cfg.stages:  # the model cards, now with the stages' scores
+        write_model_card(cfg, name)
     return summary
 
 
@@ -305,3 +310,7 @@ def run(cfg: RecipeConfig) -> None:
         log.info(f"[paper] not rebuilt: run {cfg.run_name!r} is not in paper.runs {cfg.paper.runs}; add it with "
                  f"`reproduce paper 'paper.runs=[{','.join([*cfg.paper.runs, cfg.run_name])}]'`")
     log.info(f"[done] {(time.perf_counter() - started) / 60:.1f} min; results in {cfg.layout.results}")
+    try:
+        report_verdict(cfg)  # raises Differs (exit code 3) when a metric is outside its seed spread
+    except NoReference as exc:
+        log.info(f"[verdict] none: {exc}")

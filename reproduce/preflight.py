@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reproduce.arithmetic import model_context
 from reproduce.checks import check_config, check_generation_fits, check_paper_runs, fail
+from reproduce.compare import load_reference
 from reproduce.compose import compose_config
 from reproduce.config import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
 from reproduce.data.eval_items import read_items
@@ -24,9 +25,10 @@ from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import PENLP_SPLITS
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
 from reproduce.evaluate.suites import Suite, check_suite, load_suite, manifest_resolver, suite_files
-from reproduce.layout import PAPER_RUN_FILES, PLAN, EvalLayout
+from reproduce.layout import PAPER_RUN_FILES, PLAN, SUMMARY, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
 from reproduce.paths import config_file
+from reproduce.perf import native_bf16_cpu
 from reproduce.plan import published_compute
 from reproduce.pretrained import (
     check_causal_lm,
@@ -34,6 +36,7 @@ from reproduce.pretrained import (
     load_pretrained_tokenizer,
     load_tokenizer,
 )
+from reproduce.publish import check_publish
 from reproduce.record import check_record, require_step
 from reproduce.steps import COMMANDS, earlier_steps
 
@@ -108,12 +111,26 @@ def check_eval_command(cfg: RecipeConfig, command: str) -> None:
 
 def check_recipe(cfg: RecipeConfig, command: str) -> None:
     """Every check of a run command, in order of cost; reads files, writes nothing. A plan reads the config alone:
-    it skips the machine's checks (a plan for 128 GPUs runs on a laptop)."""
+    it skips the machine's checks (a plan for 128 GPUs runs on a laptop). ``trainer.precision=auto`` becomes the
+    precision it stands for here, and is recorded as such."""
+    if cfg.trainer.precision == "auto":
+        cfg.trainer.precision = "bf16-mixed" if command == "plan" else auto_precision(cfg.trainer)
     if command == "plan":
         check_config(cfg)
         check_writable("paths.results", Path(cfg.paths.results) / PLAN)
         if cfg.plan.published is not None:
             published_compute(cfg.paths.results, cfg.plan.published)
+        return
+    if command == "publish":
+        check_publish(cfg)
+        return
+    if command == "compare":
+        check_config(cfg)
+        if not cfg.layout.result(SUMMARY).is_file():
+            raise UserError(f"{cfg.layout.result(SUMMARY)} not found: run `reproduce run_name={cfg.run_name}` first, "
+                            "or give the run_name of a run with results")
+        load_reference(cfg)
+        check_writable("paths.results", cfg.layout.results)
         return
     if command == "generate" and cfg.eval.model is None:
         raise UserError("reproduce generate needs model=<run dir | Hugging Face dir | hub id> (and prompt=...)")
@@ -131,6 +148,8 @@ def check_recipe(cfg: RecipeConfig, command: str) -> None:
     check_writable("paths.runs", cfg.layout.work)
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
+    if command == "run" and cfg.compare.reference is not None:
+        load_reference(cfg)
     if command == "run" and cfg.paper.includes(cfg.run_name):
         check_paper_inputs(cfg.paths, [run for run in cfg.paper.runs if run != cfg.run_name])
     earlier = earlier_steps(steps)
@@ -217,6 +236,18 @@ def check_accelerator(trainer: TrainerConfig) -> None:
         raise fail("trainer.accelerator", "mps", "MPS is not available here; use trainer=cpu")
     elif trainer.accelerator == "tpu":
         raise fail("trainer.accelerator", "tpu", "TPUs are not supported by this package; use gpu or cpu")
+
+
+def auto_precision(trainer: TrainerConfig) -> str:
+    """bf16-mixed where the accelerator computes bf16 natively (a CUDA GPU that supports it, a CPU with AVX512-BF16
+    or AMX), else 32-true."""
+    if trainer.accelerator == "cpu":
+        return "bf16-mixed" if native_bf16_cpu() else "32-true"
+    import torch
+
+    if trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if trainer.accelerator == "auto" and native_bf16_cpu() else "32-true"
 
 
 def check_launcher(trainer: TrainerConfig) -> None:

@@ -66,8 +66,10 @@ def read_record(folder: Path, overwrite: bool = False) -> dict[str, Any]:
 
 
 def outputs(folder: Path, step: str, kind: str) -> list[Path]:
-    """What ``step`` wrote in ``folder``: its ``results`` (results/<run>/) or its ``artifacts`` (runs/<run>/)."""
-    return [path for pattern in getattr(STEP[step], kind) for path in folder.glob(pattern)]
+    """What ``step`` wrote in ``folder``: its ``results`` (results/<run>/, and what is derived from them) or its
+    ``artifacts`` (runs/<run>/)."""
+    patterns = (*STEP[step].results, *STEP[step].derived) if kind == "results" else STEP[step].artifacts
+    return [path for pattern in patterns for path in folder.glob(pattern)]
 
 
 def changed_steps(record: dict[str, Any], cfg: RecipeConfig, steps: tuple[str, ...]) -> dict[str, list[str]]:

@@ -30,6 +30,7 @@ class Step:
     artifacts: tuple[str, ...]  # what it writes under runs/<run>/
     groups: tuple[str, ...]  # the config groups it reads (its command's --help lists their options)
     function: str  # its function in reproduce/pipeline.py: (cfg, prepared data or None) -> result
+    derived: tuple[str, ...] = ()  # results/<run>/ files other commands derive from its results (gone with them)
 
     def run(self, cfg: RecipeConfig, data: Any = None) -> Any:
         return function(self.function)(cfg, data)
@@ -50,7 +51,8 @@ STEPS = (
     Step("eval", "model=<hub id | HF dir | run dir> suite=<name>: lm-eval suite and perplexity; results/eval/<model>/ "
          "(without model=: the run's own eval step, summary.json)", keys=("eval",), needs=("prepare", "train"),
          results=(layout.SUMMARY, layout.LOSS_BY_POSITION, layout.LM_EVAL, layout.SAMPLES),
-         artifacts=(layout.TASK_FOLDERS,), groups=("eval", "experiment"), function="evaluate"),
+         artifacts=(layout.TASK_FOLDERS,), groups=("eval", "experiment"), function="evaluate",
+         derived=(layout.VERDICT, layout.SEED_SPREAD)),
 )
 STEP = {step.name: step for step in STEPS}
 NAMES = tuple(STEP)
@@ -101,6 +103,10 @@ COMMANDS = {
                         ("eval",)),
     "plan": Command("plan", "plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
                     "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment")),
+    "publish": Command("publish", "publish", "model=<export dir> repo_id=<user/name>: the exported model with its "
+                       "model card to the Hugging Face Hub", ()),
+    "compare": Command("compare", "compare", "reference=<results folder | git revision>: did the run reproduce? each "
+                       "headline metric within its seed spread; results/<run>/verdict.json", ("experiment",)),
     "paper": Command("paper", "paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
                      ("paper",)),
 }

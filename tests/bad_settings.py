@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from reproduce.checksums import write_sums
 from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.paths import SOURCE_ROOT, default_mirror
 
@@ -221,6 +222,11 @@ def file_settings(tmp: Path) -> list[Case]:
     shutil.copytree(model, tmp / "remote_tokenizer", dirs_exist_ok=True)
     (tmp / "remote_tokenizer" / "tokenizer_config.json").write_text(
         json.dumps({"auto_map": {"AutoTokenizer": ["tok.Evil", None]}}), encoding="utf-8")
+    for name in ("export", "damaged_export"):  # exported models as far as publish checks them
+        shutil.copytree(model, tmp / name, dirs_exist_ok=True)
+        (tmp / name / "README.md").write_text("---\nlanguage: ru\n---\n", encoding="utf-8")
+        write_sums(tmp / name, skip=("README.md",))
+    (tmp / "damaged_export" / "config.json").write_text("{}", encoding="utf-8")
     (tmp / "binary.txt").write_bytes(b"\x00\x01\x02 not text")
     (tmp / "latin1.txt").write_bytes("Ça ira, façade".encode("latin-1"))
     records = tmp / "records"  # results of runs whose config record is unreadable or missing
@@ -299,6 +305,13 @@ def file_settings(tmp: Path) -> list[Case]:
         Case("texts that are no text", ["eval", f"model={model}", f"eval.perplexity.texts=[{tmp}/binary.txt,"
                                                                   f"{tmp}/latin1.txt]"],
              "no file holds text (each is empty, binary, or neither UTF-8 nor cp1251 Russian)"),
+        Case("publish while offline", ["publish", f"model={tmp / 'export'}", "repo_id=user/name"],
+             "uploads to the Hugging Face Hub, which is offline here (HF_HUB_OFFLINE is set)",
+             env=(("HF_HUB_OFFLINE", "1"),)),
+        Case("publish a damaged export", ["publish", f"model={tmp / 'damaged_export'}", "repo_id=user/name"],
+             "config.json does not match its sha256"),
+        Case("publish without a repository", ["publish", f"model={tmp / 'export'}"],
+             "reproduce publish needs model=<exported model folder> and repo_id=<user/name>"),
         Case("unreadable config record", ["train", f"paths.results={records}", "run_name=broken"],
              "broken/config.yaml: unreadable config record"),
         Case("results without their config record", ["train", f"paths.results={records}", "run_name=unrecorded"],

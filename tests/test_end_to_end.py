@@ -3,14 +3,17 @@ same recipe as separate commands (prepare, train, eval, paper), and what a run m
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from reproduce.checksums import sums_problem
 from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
 from tests.conftest import CP1251_WORK, micro_overrides
@@ -137,7 +140,7 @@ def steps_dir(run_dir: Path) -> Path:
     for command in ("prepare", "train", "eval", "paper"):
         args = [a for a in overrides if a.startswith(("paths.", "paper."))] if command == "paper" else overrides
         out = reproduce(command, *args, cwd=run_dir)
-    assert "[paper] wrote 39 files" in out.stdout
+    assert "[paper] wrote 45 files" in out.stdout
     return run_dir
 
 
@@ -200,3 +203,42 @@ def test_plan_counts_the_steps_and_tokens_training_counted(run_dir: Path) -> Non
     trained = read_json(run_dir / "results" / "micro" / "train.json")["stages"]
     assert {name: (s["steps"], s["tokens"]) for name, s in plan.items()} == {
         name: (s["steps"], s["tokens"]) for name, s in trained.items()}
+
+
+def test_a_changed_result_gives_differs_naming_the_metric(run_dir: Path, tmp_path: Path) -> None:
+    """`reproduce compare` of the micro run against a copy of its own results: identical; against a copy with one
+    metric changed: differs, exit code 3, one line naming it, the results kept."""
+    results = run_dir / "results" / "micro"
+    reference = tmp_path / "reference"
+    shutil.copytree(results, reference)
+    out = reproduce("compare", f"reference={reference}", *micro_overrides(run_dir), cwd=run_dir)
+    assert ": identical" in out.stdout
+    summary = read_json(reference / "summary.json")
+    summary["perplexity"][-1]["bits_per_byte"] += 0.01
+    (reference / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    out = reproduce("compare", f"reference={reference}", *micro_overrides(run_dir), cwd=run_dir, code=3)
+    line = "stage2 bits_per_byte @64"
+    assert out.stderr.strip() == (f"differs: 1 metric(s) outside their tolerance: {line} (results kept in {results}; "
+                                  "verdict.json has every row)")
+    assert read_json(results / "verdict.json")["metrics"][line]["verdict"] == "differs"
+
+
+def test_exports_carry_a_model_card_with_the_runs_scores(run_dir: Path) -> None:
+    """README.md of each export: the Hub's metadata (parsed back with huggingface_hub) and every score of the stage
+    as summary.json records it; the card is not in the export's SHA256SUMS, which still verifies."""
+    summary = read_json(run_dir / "results" / "micro" / "summary.json")
+    for stage in ("stage1", "stage2"):
+        folder = run_dir / "runs" / "micro" / "models" / stage
+        card = ModelCard.load(folder / "README.md")
+        data = card.data
+        assert (data.language, data.license, data.library_name, data.pipeline_tag) == (
+            "ru", "mit", "transformers", "text-generation")
+        assert data.base_model == ("micro-stage1" if stage == "stage2" else None) and data.datasets == ["ruslit"]
+        scores = {(r.metric_type, r.metric_config or r.dataset_name): r.metric_value for r in data.eval_results}
+        expected = {(key, f"context={row['context']}"): row[key] for row in summary["perplexity"]
+                    if row["stage"] == stage for key in ("perplexity", "bits_per_byte")}
+        expected |= {(metric, task): value for task, metrics in summary["suite"][stage].items()
+                     if not task.startswith("rublimp_") for metric, value in metrics.items() if metric != "n"}
+        assert scores == expected
+        assert "zmitrovich2023family" in card.text and "README.md" not in (folder / "SHA256SUMS").read_text()
+        assert sums_problem(folder) is None

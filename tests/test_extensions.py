@@ -20,11 +20,13 @@ from reproduce.config import SourceConfig
 from reproduce.data.manifest import Resolver
 from reproduce.data.records import Record, Skip
 from reproduce.data.sources import KINDS, FileSource
+from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.paper.reader import Results
 from reproduce.paper.tables import architecture_table
 from reproduce.paths import CONF_DIR, SOURCE_ROOT
 from reproduce.preflight import load
+from reproduce.record import start_steps
 from tests.conftest import micro_overrides
 from tests.test_eval_command import save_tiny_model
 
@@ -128,13 +130,15 @@ def test_a_source_kind_is_one_class_and_one_yaml(tmp_path: Path, lines_kind: typ
     overrides = [o for o in micro_overrides(tmp_path) if not o.startswith("data.sources")]
     cfg = load("prepare", "prepare", [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={source}"])
     assert isinstance(cfg.data.sources["mine"], SourceConfig) and cfg.data.sources["mine"].kind == "lines"
+    start_steps(cfg, ("prepare",))  # as the CLI does before the step
     data = pipeline.prepare(cfg)
     splits = data.manifest["splits"]
     assert sum(splits[name]["documents"] for name in splits) == 400
     assert data.manifest["inputs"]["sources"]["mine"]["kind"] == "lines"
     bad = f"{{kind: lines, paths: ['{tmp_path}/none*.txt']}}"
-    with pytest.raises(Exception, match="matches no file"):
-        load("prepare", "prepare", [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={bad}"])
+    with pytest.raises(UserError, match="matches no file"):
+        load("prepare", "prepare", [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={bad}",
+                                    "run_name=other"])
 
 
 def test_a_model_size_is_its_yamls(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 from matplotlib.axes import Axes
 
 from reproduce.errors import UserError
-from reproduce.paper.figures import Plot, all_plots, figure_bytes, moving_average, power_law_fit
+from reproduce.paper.figures import all_plots, moving_average, power_law_fit
+from reproduce.paper.plotting import Plot, figure_bytes
 from reproduce.paper.reader import Results
 from tests.paper_fixture import add_evaluated, add_released, copy_results
 

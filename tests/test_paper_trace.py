@@ -88,7 +88,7 @@ def test_evaluated_models_and_filled_body_table_trace(tmp_path: Path) -> None:
                     "medium,,,,,\nlarge,,,,,\n", encoding="utf-8")
     _, tables = render_paper(root, ["mini"])
     by_name = {t.name: t for t in tables}
-    row = ["ckpt-a", "reproduce eval", "1,000,000", "2048", "50,000", "80.00", "0.900", "—"]
+    row = ["ckpt-a", "reproduce eval", "1,000,000", "2048", "50,000", "80.00", "0.900", "—", "—"]
     assert row in by_name["perplexity"].rows
     assert ["ckpt-a", "ru_local", "0.610", "0.000", "0.510", "0.560", "0.700", "0.110"] in by_name["zero_shot"].rows
     assert by_name["paper_body_tape"].rows == [["small", "0.567"], ["medium", "n/r"], ["large", "n/r"]]

@@ -30,6 +30,7 @@ from reproduce.data.split import seeded_order
 from reproduce.errors import UserError
 from reproduce.io import read_json
 from reproduce.preflight import load
+from reproduce.record import start_steps
 from tests.conftest import micro_manifest, micro_overrides
 
 DATA_ONLY = ("stages", "eval", "model")
@@ -40,9 +41,11 @@ def _overrides(tmp: Path, *extra: str, run_name: str = "micro") -> list[str]:
 
 
 def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
+    """`reproduce prepare` in-process, as the CLI runs it: checked, the config recorded, then the step."""
     from reproduce import pipeline
 
     cfg = load("prepare", "prepare", _overrides(tmp, *extra, run_name=run_name))
+    start_steps(cfg, ("prepare",))
     return cfg, pipeline.prepare(cfg)
 
 

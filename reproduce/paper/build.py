@@ -16,8 +16,9 @@ from reproduce.io import write_bytes
 from reproduce.layout import SUMMARY
 from reproduce.paper import baselines, tables
 from reproduce.paper import published_tables as published
-from reproduce.paper.figures import all_plots, figure_bytes
+from reproduce.paper.figures import all_plots
 from reproduce.paper.formats import Table, to_latex, to_markdown
+from reproduce.paper.plotting import figure_bytes
 from reproduce.paper.reader import Results, demonstrations, scored_models
 
 log = logging.getLogger("reproduce")

@@ -7,119 +7,31 @@ on the results only.
 
 from __future__ import annotations
 
-import functools
-import io
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
 from reproduce.errors import UserError
-from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SUMMARY, read_gpu_mfu
+from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SEED_SPREAD, SUMMARY, read_gpu_mfu
 from reproduce.paper.baselines import RUCOLA, TAPE, published_accuracy
-from reproduce.paper.reader import Results, eval_perplexities, scored_models
+from reproduce.paper.plotting import (
+    Plot,
+    Series,
+    bars_height,
+    grouped_barh,
+    legend_above,
+    new_figure,
+    styled,
+)
+from reproduce.paper.reader import Results, eval_perplexities, scored_models, spread_std
 
-DPI = 150
-WIDTH = 7.0  # inches
 SMOOTH = 9  # positions in loss_by_position's moving average
-# No timestamps or software versions in the files, so that a rebuild gives the same bytes.
-SAVE_METADATA = {"pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}
-# One look for every figure, on top of matplotlib's defaults (a user's matplotlibrc cannot change it).
-RC = {
-    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
-    "legend.fontsize": 7, "legend.frameon": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6,
-    "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.0,
-}
 PATHS = {"package": "package", "bare": "bare loop"}  # throughput: the training path as the figure names it
-
-Series = tuple[str, dict[str, float]]  # a label and its value per category
 Point = tuple[str, float, float]  # a label, parameters and perplexity
-
-
-@dataclass(frozen=True)
-class Plot:
-    """A figure as data: ``name`` is the file stem, ``sources`` the results files it was read from."""
-
-    name: str
-    caption: str
-    figure: Figure
-    sources: list[str]
-
-
-def style() -> Any:
-    """Matplotlib's default style plus the paper's :data:`RC`, as a context manager."""
-    return matplotlib.style.context(["default", RC])
-
-
-def _styled(fn: Callable[..., Plot | None]) -> Callable[..., Plot | None]:
-    """Draw under :func:`style` whatever the caller's settings."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Plot | None:
-        with style():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def figure_bytes(fig: Figure) -> dict[str, bytes]:
-    """The figure as PDF and PNG bytes, keyed by file suffix."""
-    out = {}
-    with style():
-        for fmt, metadata in SAVE_METADATA.items():
-            buf = io.BytesIO()
-            fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
-            out[fmt] = buf.getvalue()
-    return out
-
-
-def _new_figure(height: float, nrows: int = 1, ratios: Sequence[float] | None = None) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, 1, squeeze=False, gridspec_kw={"height_ratios": ratios} if ratios else None)
-    return fig, list(axes[:, 0])
-
-
-def _legend_above(ax: Axes, title: str | None = None, ncol: int = 2) -> None:
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=ncol, title=title, alignment="left")
-
-
-def _bars_height(n_categories: int, n_series: int) -> float:
-    """Inches of a grouped bar panel."""
-    return 0.9 + n_categories * (0.1 + 0.09 * max(n_series, 1))
-
-
-def _grouped_barh(ax: Axes, categories: list[str], series: list[Series], chance: float | None = None,
-                  value_fmt: str | None = None, marks: list[dict[str, float]] | None = None) -> None:
-    """One row per category, top to bottom, with one bar per series (none where a series lacks the category);
-    ``chance`` a dashed reference line, ``value_fmt`` the values written at the bars' ends, ``marks`` a value per
-    series and category drawn as a diamond on that series' bar row (the published counterpart)."""
-    height = 0.8 / max(len(series), 1)
-    marked = False
-    for i, (label, values) in enumerate(series):
-        rows = [j for j, c in enumerate(categories) if c in values]
-        offset = (i - (len(series) - 1) / 2) * height
-        bars = ax.barh([j + offset for j in rows], [values[categories[j]] for j in rows], height=height,
-                       color=f"C{i}", label=label)
-        if value_fmt:
-            ax.bar_label(bars, fmt=value_fmt, padding=2, fontsize=6)
-        points = [(marks[i][c], j + offset) for j, c in enumerate(categories) if marks and c in marks[i]]
-        if points:
-            ax.plot(*zip(*points, strict=True), "D", mfc="white", mec="black", ms=4,
-                    label="_" if marked else "published (released checkpoint)")
-            marked = True
-    if chance is not None:
-        ax.axvline(chance, color="black", ls="--", lw=1.0, label=f"chance ({chance})")
-    ax.set_yticks(range(len(categories)), categories)
-    ax.set_ylim(len(categories) - 0.5, -0.5)
-    ax.grid(False, axis="y")
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -142,11 +54,11 @@ def _mark(ax: Axes, x: float, text: str, color: str, ls: str) -> None:
                 ha="right", va="top", rotation=90, fontsize=7, color=color)
 
 
-@_styled
+@styled
 def loss_vs_tokens(results: Results, runs: list[str]) -> Plot:
     """Training and validation loss against cumulative tokens across stages, one panel per run."""
     names = [f"{run}/{CURVES}" for run in runs]
-    fig, axes = _new_figure(1.0 + 2.6 * len(runs), nrows=len(runs))
+    fig, axes = new_figure(1.0 + 2.6 * len(runs), nrows=len(runs))
     for ax, run, name in zip(axes, runs, names, strict=True):
         curves = results.load(name)
         for i, (stage, offset) in enumerate(_stage_offsets(curves["train"]).items()):
@@ -174,13 +86,13 @@ def moving_average(values: Sequence[float], width: int = SMOOTH) -> np.ndarray:
     return (sums[hi] - sums[lo]) / (hi - lo)
 
 
-@_styled
+@styled
 def loss_by_position(results: Results, runs: list[str]) -> Plot | None:
     """Mean test loss at each position of the largest evaluated window, per stage, one panel per run that has it."""
     found = [run for run in runs if results.has(f"{run}/loss_by_position.json")]
     if not found:
         return None
-    fig, axes = _new_figure(1.0 + 2.6 * len(found), nrows=len(found))
+    fig, axes = new_figure(1.0 + 2.6 * len(found), nrows=len(found))
     sources = []
     for ax, run in zip(axes, found, strict=True):
         name, summary = f"{run}/{LOSS_BY_POSITION}", f"{run}/{SUMMARY}"
@@ -240,9 +152,10 @@ def _published_points(results: Results) -> tuple[list[Point], list[str]]:
     return points, ["published/perplexity.csv", "published/architectures.csv"]
 
 
-def _run_points(results: Results, runs: list[str]) -> tuple[list[Point], list[str]]:
-    """Each run's last evaluated stage at its largest context, and the files read."""
-    points, sources = [], []
+def _run_points(results: Results, runs: list[str]) -> tuple[list[Point], list[str], dict[str, float]]:
+    """Each run's last evaluated stage at its largest context, the files read, and each point's standard deviation
+    over the run's seeds where it has seed runs."""
+    points, sources, errors = [], [], {}
     for run in runs:
         name = f"{run}/{SUMMARY}"
         rows = results.load(name).get("perplexity") if results.has(name) else None
@@ -250,9 +163,14 @@ def _run_points(results: Results, runs: list[str]) -> tuple[list[Point], list[st
             stage = rows[-1]["stage"]
             row = max((r for r in rows if r["stage"] == stage), key=lambda r: r["context"])
             parameters = results.value(name, "stages", stage, "parameters")
-            points.append((f"{run} {stage} (context {row['context']})", float(parameters), row["perplexity"]))
+            label = f"{run} {stage} (context {row['context']})"
+            points.append((label, float(parameters), row["perplexity"]))
             sources.append(name)
-    return points, sources
+            std = spread_std(results, run, f"{stage} perplexity @{row['context']}")
+            if std is not None:
+                errors[label] = std
+                sources.append(f"{run}/{SEED_SPREAD}")
+    return points, sources, errors
 
 
 def _eval_points(results: Results) -> tuple[list[Point], list[str]]:
@@ -262,15 +180,16 @@ def _eval_points(results: Results) -> tuple[list[Point], list[str]]:
     return points, names
 
 
-@_styled
+@styled
 def perplexity_vs_parameters(results: Results, runs: list[str]) -> Plot | None:
     """Test perplexity against parameters, log-log, with a power-law fit for a series of 3 or more sizes."""
+    run_points, run_sources, errors = _run_points(results, runs)
     series = [("published (model cards)", "s", *_published_points(results)),
-              ("our runs (their test split)", "o", *_run_points(results, runs)),
+              ("our runs (their test split)", "o", run_points, run_sources),
               ("reproduce eval (its texts)", "^", *_eval_points(results))]
     if not any(points for _, _, points, _ in series):
         return None
-    fig, (ax,) = _new_figure(4.2)
+    fig, (ax,) = new_figure(4.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.margins(0.1)
@@ -281,6 +200,8 @@ def perplexity_vs_parameters(results: Results, runs: list[str]) -> Plot | None:
         ax.plot(params, ppl, marker, color=f"C{i}", mec="black", ms=5, label=label)
         for text, x, y in points:
             ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+            if text in errors:  # the spread over the run's seeds: mean ± std would hide the point's own seed
+                ax.errorbar([x], [y], yerr=[errors[text]], fmt="none", ecolor="black", capsize=3, lw=0.8)
         if len(set(params)) >= 3:
             a, b = display_fit(*power_law_fit(params, ppl))
             xs = np.geomspace(min(params), max(params), 50)
@@ -292,7 +213,8 @@ def perplexity_vs_parameters(results: Results, runs: list[str]) -> Plot | None:
     ax.legend()
     sources = [results.label(n) for _, _, _, names in series for n in names]
     return Plot("perplexity_vs_parameters", "Test perplexity against parameters (log-log); dashed: power-law fit "
-                "ppl = a·N^b of a series with at least 3 sizes. The published perplexities (model cards) and ours "
+                "ppl = a·N^b of a series with at least 3 sizes; error bars: ± one standard deviation over a run's "
+                "seeds. The published perplexities (model cards) and ours "
                 "use different test sets and tokenizers: compare slopes, not levels", fig, sources)
 
 
@@ -303,7 +225,15 @@ def _accuracies(tasks: dict[str, Any]) -> dict[str, float]:
     return {task: m["acc"] for task, m in tasks.items() if isinstance(m, dict) and "acc" in m}
 
 
-@_styled
+def _seed_errors(results: Results, scored: Any, tasks: list[str]) -> dict[str, float]:
+    """The standard deviation of each task's accuracy over a run stage's seeds (none for reproduce eval models)."""
+    if not scored.of_run:
+        return {}
+    found = {task: spread_std(results, scored.model, f"{scored.label} {task} acc") for task in tasks}
+    return {task: std for task, std in found.items() if std is not None}
+
+
+@styled
 def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
     """Accuracy per top-level task of every evaluated model: each run's stages and each ``reproduce eval`` suite."""
     scored = scored_models(results, runs)
@@ -313,25 +243,29 @@ def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
     sources = list(dict.fromkeys(s.file for s in scored))
     present = {task for _, values in series for task in values}
     tasks = sorted(t for t in present if not any(t.startswith(p + "_") for p in present))
-    kept = [((label, {t: v for t, v in values.items() if t in tasks}), published_accuracy(results, s))
-            for (label, values), s in zip(series, scored, strict=True)]
-    series, marks = [s for s, _ in kept if s[1]], [m for s, m in kept if s[1]]
+    kept = [((label, {t: v for t, v in values.items() if t in tasks}), published_accuracy(results, s),
+             _seed_errors(results, s, tasks)) for (label, values), s in zip(series, scored, strict=True)]
+    series, marks, errors = ([item[k] for item in kept if item[0][1]] for k in range(3))
     if not series:
         return None
-    fig, (ax,) = _new_figure(_bars_height(len(tasks), len(series)))
-    _grouped_barh(ax, tasks, series, chance=0.5, value_fmt="%.3f" if len(series) <= 4 else None, marks=marks)
+    fig, (ax,) = new_figure(bars_height(len(tasks), len(series)))
+    grouped_barh(ax, tasks, series, chance=0.5, value_fmt="%.3f" if len(series) <= 4 else None, marks=marks,
+                  errors=errors)
+    if any(errors):
+        sources += [f"{s.model}/{SEED_SPREAD}" for s in scored if s.of_run and results.has(f"{s.model}/{SEED_SPREAD}")]
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
-    _legend_above(ax)
+    legend_above(ax)
     if any(marks):
         sources += [f"published/{name}" for name in (TAPE, RUCOLA)]
     return Plot("task_accuracy", "Accuracy (acc) per task of every evaluated model, top-level tasks only: each run's "
                 "evaluated stages and each model scored by `reproduce eval`; dashed: 0.5; diamonds: the published "
-                "accuracy of a released checkpoint (the TAPE leaderboard at the file's k, RuCoLA PenLP in-domain dev)",
-                fig, [results.label(n) for n in sources])
+                "accuracy of a released checkpoint (the TAPE leaderboard at the file's k, RuCoLA PenLP in-domain dev); "
+                "whiskers: ± one standard deviation over a run's seeds", fig,
+                [results.label(n) for n in dict.fromkeys(sources)])
 
 
-@_styled
+@styled
 def rublimp_per_phenomenon(results: Results, runs: list[str]) -> Plot | None:
     """RuBLiMP accuracy per phenomenon for every (run, evaluated stage), with each one's mean."""
     names = [n for n in (f"{run}/{SUMMARY}" for run in runs) if results.has(n) and results.load(n).get("rublimp")]
@@ -340,13 +274,13 @@ def rublimp_per_phenomenon(results: Results, runs: list[str]) -> Plot | None:
     scores = [(f"{results.load(n)['run']} {stage}", res) for n in names
               for stage, res in sorted(results.load(n)["rublimp"].items())]
     phenomena = sorted({ph for _, res in scores for ph in res["per_phenomenon"]})
-    fig, (ax,) = _new_figure(_bars_height(len(phenomena), len(scores)))
-    _grouped_barh(ax, phenomena, [(label, res["per_phenomenon"]) for label, res in scores], chance=0.5)
+    fig, (ax,) = new_figure(bars_height(len(phenomena), len(scores)))
+    grouped_barh(ax, phenomena, [(label, res["per_phenomenon"]) for label, res in scores], chance=0.5)
     for i, (label, res) in enumerate(scores):
         ax.axvline(res["mean"], color=f"C{i}", ls="-.", lw=1.2, label=f"{label} mean {res['mean']:.3f}")
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy on minimal pairs")
-    _legend_above(ax)
+    legend_above(ax)
     return Plot("rublimp_per_phenomenon", "RuBLiMP accuracy per phenomenon for each evaluated stage, with the mean "
                 "and the 50% chance line", fig, [results.label(n) for n in names])
 
@@ -387,7 +321,7 @@ def _by_path(records: list[dict[str, Any]], field: str, label: Callable[[dict[st
     return categories, [s for s in series if s[1]]
 
 
-@_styled
+@styled
 def throughput_mfu(results: Results, runs: list[str]) -> Plot | None:
     """Model FLOPs utilization of each GPU configuration, and training tokens/s of every device's configurations;
     the package's training step beside a bare PyTorch loop."""
@@ -405,8 +339,8 @@ def throughput_mfu(results: Results, runs: list[str]) -> Plot | None:
         panels.append((cats, series, title, "MFU (%)", "%.1f"))
     cats, series = _by_path(records, "tokens_per_second", lambda r: f"{r['device']}\n{r['config']}, {r['precision']}")
     panels.append((cats, series, "training throughput", "tokens/s (log scale)", "{:,.0f}"))
-    ratios = [_bars_height(len(p[0]), len(p[1])) for p in panels]
-    fig, axes = _new_figure(sum(ratios), nrows=len(panels), ratios=ratios)
+    ratios = [bars_height(len(p[0]), len(p[1])) for p in panels]
+    fig, axes = new_figure(sum(ratios), nrows=len(panels), ratios=ratios)
     for ax, (cats, series, title, xlabel, fmt) in zip(axes, panels, strict=True):
         values = [v for _, s in series for v in s.values()]
         if xlabel.startswith("tokens"):
@@ -414,9 +348,9 @@ def throughput_mfu(results: Results, runs: list[str]) -> Plot | None:
             ax.set_xlim(min(values) / 2, max(values) * 8)
         else:
             ax.set_xlim(0, max(values) * 1.15)
-        _grouped_barh(ax, cats, series, value_fmt=fmt)
+        grouped_barh(ax, cats, series, value_fmt=fmt)
         ax.set_xlabel(xlabel)
-        _legend_above(ax, title)
+        legend_above(ax, title)
     return Plot("throughput_mfu", "Training speed of the package's step and of a bare PyTorch loop on the same "
                 "configuration: model FLOPs utilization on the GPU, and tokens per second on every device (GPU and "
                 "CPU benchmarks)", fig, [results.label(n) for n in sources])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.errors import UserError
-from reproduce.layout import EVAL, PERPLEXITY, SUMMARY
+from reproduce.layout import EVAL, PERPLEXITY, SEED_SPREAD, SUMMARY
 from reproduce.paper.schemas import check_fields, schema_of
 
 Key = tuple[str | int, ...]
@@ -269,3 +269,23 @@ def demonstrations(results: Results, scored: Scored) -> int:
 def eval_perplexities(results: Results) -> list[str]:
     """Every ``results/eval/<model>/perplexity.json`` (``reproduce eval`` with texts), sorted."""
     return results.glob(f"{EVAL}/*/{PERPLEXITY}")
+
+
+def spread_cell(results: Results, run: str, metric: str, fmt: str) -> str | None:
+    """"mean ± std (n runs)" of a headline metric over a run's seeds (results/<run>/seed_spread.json, written by
+    reproduce compare), traced; None where the run has no spread of it."""
+    name = f"{run}/{SEED_SPREAD}"
+    if not results.has(name) or metric not in results.load(name)["metrics"]:
+        return None
+    return combine("{} ± {} ({} runs)", results.num(name, "metrics", metric, "mean", fmt=fmt),
+                   results.num(name, "metrics", metric, "std", fmt=fmt),
+                   results.num(name, "metrics", metric, "runs", fmt="d"))
+
+
+def spread_std(results: Results, run: str, metric: str) -> float | None:
+    """The standard deviation of a headline metric over a run's seeds, for the figures' error bars."""
+    name = f"{run}/{SEED_SPREAD}"
+    if not results.has(name):
+        return None
+    row = results.load(name)["metrics"].get(metric)
+    return None if row is None else row["std"]

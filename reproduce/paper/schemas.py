@@ -47,6 +47,8 @@ SCHEMAS: tuple[tuple[str, Any], ...] = (  # results/ file pattern -> schema; the
     ("*/loss_by_position.json", {"windows": {"*": INTEGER}, "stages": {"*": {"*": [NUMBER]}}}),
     ("*/samples.json", {"settings": {"*": ANY},
                         "stages": {"*": [{"prompt": TEXT, "text": TEXT, "sample_index": INTEGER}]}}),
+    ("*/seed_spread.json", {"runs": [TEXT], "sigmas": NUMBER,
+                            "metrics": {"*": {"mean": NUMBER, "std": NUMBER, "runs": INTEGER}}}),
     ("*/contamination.json", {"n": INTEGER, "min_tokens?": INTEGER, "train_tokens": INTEGER,
                               "sets": {"*": {"items": INTEGER, "checked": INTEGER, "contaminated": INTEGER,
                                              "share": NUMBER_OR_NULL, "examples": [TEXT]}}}),

@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from reproduce.arithmetic import ARCHITECTURE_KEYS
-from reproduce.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SUMMARY
+from reproduce.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SEED_SPREAD, SUMMARY
 from reproduce.paper.formats import DASH, NOT_REPORTED, Table
-from reproduce.paper.reader import Results, combine, demonstrations, eval_perplexities, scored_models
+from reproduce.paper.reader import Results, combine, demonstrations, eval_perplexities, scored_models, spread_cell
 
 ARCH_FIELDS = (*ARCHITECTURE_KEYS, "parameters")  # the architecture table's columns
+SEEDS_NOTE = ("Over seeds: mean ± sample standard deviation over the run's seed and its seed runs (other training "
+              "seeds, the same data and tokenizer; results/<run>/seed_spread.json, written by reproduce compare).")
 
 
 def _meta_note(run: str, meta: dict[str, Any]) -> str:
@@ -60,13 +62,14 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
         summary = results.load(name)
         sources.append(results.label(name))
         for i, p in enumerate(summary["perplexity"]):
+            seeds = spread_cell(results, run, f"{p['stage']} perplexity @{p['context']}", ".2f")
             rows.append([run, p["stage"], results.num(name, "stages", p["stage"], "parameters", fmt=","),
                          *(results.num(name, "perplexity", i, key, fmt=fmt) for key, fmt in
                            (("context", "d"), ("tokens", ","), ("perplexity", ".2f"), ("bits_per_byte", ".3f"),
-                            ("ratio_to_unigram", ".3f")))])
+                            ("ratio_to_unigram", ".3f"))), seeds or DASH])
         rows.append([run, "unigram", DASH, DASH, results.num(name, "unigram", "tokens", fmt=","),
                      results.num(name, "unigram", "perplexity", fmt=".2f"),
-                     results.num(name, "unigram", "bits_per_byte", fmt=".3f"), DASH])
+                     results.num(name, "unigram", "bits_per_byte", fmt=".3f"), DASH, DASH])
         notes.append(_meta_note(run, summary.get("meta", {})))
     for name in eval_perplexities(results):
         report = results.load(name)
@@ -74,7 +77,8 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
         rows.append([name.split("/")[1], "reproduce eval",
                      results.num(name, "parameters", fmt=",") if "parameters" in report else DASH,
                      *(results.num(name, key, fmt=fmt) for key, fmt in
-                       (("context", "d"), ("tokens", ","), ("perplexity", ".2f"), ("bits_per_byte", ".3f"))), DASH])
+                       (("context", "d"), ("tokens", ","), ("perplexity", ".2f"), ("bits_per_byte", ".3f"))), DASH,
+                     DASH])
         notes.append(f"{name.split('/')[1]}: texts {report['meta'].get('texts')}, stride {report['stride']}.")
     published = results.published("perplexity.csv", ("test_perplexity",))
     params = {r["model"]: i for i, r in enumerate(results.published("architectures.csv", ARCH_FIELDS))}
@@ -84,7 +88,7 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
                      results.num("published/architectures.csv", pub_params, "parameters", fmt=",")
                      if pub_params is not None else DASH, DASH, DASH,
                      results.num("published/perplexity.csv", i, "test_perplexity", fmt="s")
-                     if r["test_perplexity"] else NOT_REPORTED, DASH, DASH])
+                     if r["test_perplexity"] else NOT_REPORTED, DASH, DASH, DASH])
         notes.append(f"† {r['model']}: {r['source']}" + (f" ({r['note']})" if r["note"] else "") + ".")
     sources += [results.label("published/perplexity.csv"), results.label("published/architectures.csv")]
     notes[:0] = [
@@ -92,11 +96,14 @@ def perplexity_table(results: Results, runs: list[str]) -> Table:
         "token frequencies on the same tokens. reproduce eval: whole texts at the model's context.",
         "† Published test perplexities are the full-size models' on SberDevices' own test set with the ruGPT-3 "
         "tokenizer (model cards): not comparable with ours; bits/byte is comparable across tokenizers.",
+        SEEDS_NOTE,
     ]
     return Table(name="perplexity", caption="Test perplexity and bits per byte: our runs' stages, models scored with "
                  "reproduce eval, and the published full-size models (different test set)",
                  headers=["model", "stage", "parameters", "context", "eval tokens", "perplexity", "bits/byte",
-                          "ppl / unigram ppl"], rows=rows, notes=notes, sources=sources)
+                          "ppl / unigram ppl", "perplexity over seeds"], rows=rows, notes=notes,
+                 sources=sources + [results.label(f"{run}/{SEED_SPREAD}") for run in runs
+                                    if results.has(f"{run}/{SEED_SPREAD}")])
 
 
 # Known columns of the zero-shot table: (task, metric, header), in this order; other tasks follow.
@@ -126,6 +133,10 @@ def zero_shot_table(results: Results, runs: list[str]) -> Table:
         rows.append([s.model, s.label, *(results.num(s.file, *s.key, task, metric, fmt=".3f")
                                          if metric in got.get(task, {}) else DASH for task, metric, _ in columns)])
         counts.update({task: int(got[task]["n"]) for task, _, _ in columns if "n" in got.get(task, {})})
+        seeds = [spread_cell(results, s.model, f"{s.label} {task} {metric}", ".3f") if s.of_run else None
+                 for task, metric, _ in columns]
+        if any(seeds):  # the run's stage over its seeds, beside its own seed's row
+            rows.append([s.model, f"{s.label}, over seeds", *(cell or DASH for cell in seeds)])
     notes = [
         "Zero-shot log-likelihood scoring through lm-eval (reproduce/evaluate/tasks/); items: "
         + ", ".join(f"{task} {n:,}" for task, n in counts.items()) + ".",
@@ -135,10 +146,13 @@ def zero_shot_table(results: Results, runs: list[str]) -> Table:
         "in-domain dev, acceptability as a yes/no question; MCC is Matthews' correlation.",
         "Chance: RuBLiMP, XWinograd-ru and PARus 0.5; RuCoLA MCC 0. The published Russian SuperGLUE rows are "
         "fine-tuned submissions and stand in their own table (russian_superglue_leaderboard).",
+        SEEDS_NOTE,
     ]
     return Table(name="zero_shot", caption="Russian tasks, zero-shot: our runs' stages and every model scored with "
                  "reproduce eval", headers=["model", "stage / suite", *[h for _, _, h in columns]], rows=rows,
-                 notes=notes, sources=list(dict.fromkeys(results.label(s.file) for s in scored)))
+                 notes=notes, sources=list(dict.fromkeys(
+                     [results.label(s.file) for s in scored] + [results.label(f"{run}/{SEED_SPREAD}") for run in runs
+                                                                 if results.has(f"{run}/{SEED_SPREAD}")])))
 
 
 def samples_table(results: Results, runs: list[str]) -> Table:

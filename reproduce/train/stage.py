@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
+from reproduce import layout
 from reproduce.arithmetic import accumulation, flops_per_token, stage_counts
 from reproduce.checksums import write_sums
 from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
@@ -36,7 +37,7 @@ from reproduce.model import (
     pad_vocabulary,
     save_export,
 )
-from reproduce.perf import mfu
+from reproduce.perf import mfu, native_bf16_cpu
 from reproduce.train.checkpoint import (
     AtomicCheckpointIO,
     StageCheckpoints,
@@ -47,7 +48,6 @@ from reproduce.train.checkpoint import (
 from reproduce.train.progress import ProgressAndCurves
 
 log = logging.getLogger("reproduce")
-MODEL_CARD = "README.md"  # an export's model card, rewritten as results come in: not in its SHA256SUMS
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,7 @@ class StageData(pl.LightningDataModule):
 def warn_if_bf16_is_emulated(trainer: TrainerConfig) -> None:
     """bf16 autocast on a CPU without native bf16 is emulated: it runs, but about 40x slower than fp32."""
     on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    native = any(probe() for probe in probes if probe) or not all(probes)  # a torch without the probes: no warning
-    if on_cpu and trainer.precision.startswith("bf16") and not native:
+    if on_cpu and trainer.precision.startswith("bf16") and native_bf16_cpu() is False:
         log.warning(f"warning: trainer.precision={trainer.precision} on a CPU without native bf16 (AVX512-BF16 or "
                     f"AMX; this one: {torch.backends.cpu.get_cpu_capability()}): autocast is emulated, about 40x "
                     "slower than fp32 (a 2-core AVX2 EPYC: 107 against 4.4k tokens/s on the mini model); "
@@ -242,7 +240,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         with atomic_dir(export_dir) as tmp:
             save_export(module.model, tmp, cfg.model.vocab_size, weights)
             data.tokenizer.save_pretrained(tmp)
-            write_sums(tmp, skip=(MODEL_CARD,))  # what "trained before" and every reader of the export verify
+            write_sums(tmp, skip=(layout.MODEL_CARD,))  # what "trained before" and every reader of the export verify
     trainer.strategy.barrier("export")  # the next stage starts from this export on every rank
     return StageResult(name, export_dir, stage.context, steps, counts.tokens, seconds, parameters,
                        progress.speed(), progress.train, progress.validation)
