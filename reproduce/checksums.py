@@ -59,6 +59,8 @@ def write_sums(folder: Path, skip: tuple[str, ...] = ()) -> None:
 def sums_problem(folder: Path) -> str | None:
     """Why a folder with ``SHA256SUMS`` cannot be trusted (the list is missing, a file is missing or changed), or
     None."""
+    if not folder.is_dir():
+        return "the folder is gone"
     try:
         lines = (folder / SUMS).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):

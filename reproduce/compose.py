@@ -36,14 +36,32 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
         line, cause = one_line(exc), exc
         while cause is not None and not getattr(cause, "full_key", None):
             cause = cause.__cause__
-        key = getattr(cause, "full_key", None)
+        key = getattr(cause, "full_key", None) or _unparsed(line, overrides)
         raise UserError((f"{key}: {line}" if key and key not in line else line) + _quoting_hint(line, overrides)) \
             from None
 
 
+_GRAMMAR_ERRORS = ("Lexer", "mismatched input", "no viable alternative", "extraneous input", "missing")
+
+
+def _unparsed(line: str, overrides: list[str]) -> str | None:
+    """The first override Hydra's grammar cannot parse, when ``line`` is a grammar error that does not name it."""
+    if not any(word in line for word in _GRAMMAR_ERRORS):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException:
+            return override if override.isprintable() else repr(override)
+    return None
+
+
 def _quoting_hint(line: str, overrides: list[str]) -> str:
     """Hydra's grammar takes unquoted values of Latin letters, digits and a few signs; say how to quote the rest."""
-    if not any(word in line for word in ("Lexer", "mismatched input", "no viable alternative", "extraneous input")):
+    if not any(word in line for word in _GRAMMAR_ERRORS):
         return ""
     odd = next((o for o in overrides if not o.isascii() or " " in o.partition("=")[2]), None)
     if odd is None:

@@ -124,7 +124,7 @@ def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
         if name not in records:
             break
         if problem := sums_problem(run.model(name)):
-            log.warning(f"[{name}] warning: the export {run.model(name)} is damaged or partial ({problem}); "
+            log.warning(f"[{name}] warning: the export {run.model(name)} is not intact ({problem}); "
                         "exporting it again from the stage's last checkpoint")
             break
         finished[name] = {"record": records[name],

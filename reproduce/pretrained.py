@@ -100,8 +100,20 @@ def check_causal_lm(key: str, name_or_path: str) -> dict[str, Any]:
 
 
 def check_weights(key: str, name_or_path: str, directory: Path) -> None:
-    """A local model folder holds safetensors weights; pickled ones (pytorch_model.bin, ...) are refused."""
-    if any((directory / name).is_file() for name in WEIGHTS):
+    """A local model folder holds safetensors weights whose header reads; pickled ones (pytorch_model.bin, ...) are
+    refused."""
+    single = directory / WEIGHTS[0]
+    if single.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(single, framework="pt") as weights:
+                weights.keys()
+        except (SafetensorError, OSError) as exc:
+            raise UserError(f"{key}={name_or_path!r}: {single} is not a readable safetensors file ({exc}); export "
+                            "the model again or restore the file") from None
+        return
+    if (directory / WEIGHTS[1]).is_file():
         return
     pickled = sorted(p.name for pattern in PICKLED for p in directory.glob(pattern))
     if pickled:
@@ -126,11 +138,12 @@ def check_init_checkpoint(key: str, init_from: str, model: ModelConfig) -> None:
 def load_causal_lm(key: str, name_or_path: str | Path) -> Any:
     """A causal LM with transformers' own classes (never the folder's code): weights from safetensors, or from a
     hub repository's pickled file with torch.load(weights_only=True), which runs no code; one line if it fails."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     try:
         return AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=False)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise UserError(f"{key}={str(name_or_path)!r}: cannot load the model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
 

@@ -120,7 +120,7 @@ def missing_output(cfg: RecipeConfig, step: str) -> str | None:
     if step == "train":
         for name in cfg.stages:
             if problem := sums_problem(run.model(name)):
-                return f"the export {run.model(name)} is damaged or partial: {problem}"
+                return f"the export {run.model(name)} is not intact: {problem}"
     return None
 
 

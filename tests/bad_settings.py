@@ -11,6 +11,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from safetensors.torch import save_file
+
 from reproduce.checksums import write_sums
 from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.paths import SOURCE_ROOT, default_mirror
@@ -77,7 +80,7 @@ SETTINGS = [
     Case("tokenizer kind", ["tokenizer.kind=sentencepiece"], "tokenizer.kind='sentencepiece': choose one of bbpe"),
     Case("released vocabulary size", ["tokenizer=rugpt3", "tokenizer.vocab_size=50000"],
          "tokenizer.vocab_size=50000: "),
-    Case("precision fp8", ["trainer.precision=fp8"], "trainer.precision='fp8': choose one of bf16-mixed"),
+    Case("precision fp8", ["trainer.precision=fp8"], "trainer.precision='fp8': choose one of auto, bf16-mixed"),
     Case("unknown accelerator", ["trainer.accelerator=quantum"], "trainer.accelerator='quantum': choose one of"),
     Case("FSDP on CPUs", ["trainer.strategy=fsdp"], "trainer.strategy='fsdp': Lightning's FSDP runs on GPUs only"),
     Case("unknown FSDP sharding", ["trainer=fsdp", "trainer.fsdp.sharding_strategy=ZERO3"],
@@ -189,6 +192,7 @@ SETTINGS = [
     Case("Cyrillic value left unquoted", ["eval.generate.prompts=[Привет]"],
          "quote a value with spaces or non-Latin letters, in the shell and for Hydra: "
          "\"eval.generate.prompts=['Привет']\""),
+    Case("list left open", ["seed=3", "eval.tasks=[rublimp,"], "error: eval.tasks=[rublimp,: no viable alternative"),
 ]
 
 
@@ -210,7 +214,7 @@ def file_settings(tmp: Path) -> list[Case]:
     model.mkdir(exist_ok=True)
     for name in ("config.json", "vocab.json", "merges.txt"):
         shutil.copy(released / name, model / name)
-    (model / "model.safetensors").write_bytes(b"")  # the checks look for it; nothing is loaded
+    save_file({"wte": torch.zeros(1)}, model / "model.safetensors")  # the checks read its header; nothing is loaded
     config = json.loads((released / "config.json").read_text(encoding="utf-8"))
     folders = {"remote_code": {"auto_map": {"AutoModelForCausalLM": "modeling.Evil"}},
                "unknown_type": {"model_type": "evil_lm"}, "not_causal": {"model_type": "vit"}, "pickled": {}}
@@ -218,6 +222,8 @@ def file_settings(tmp: Path) -> list[Case]:
         shutil.copytree(model, tmp / name, dirs_exist_ok=True)
         (tmp / name / "config.json").write_text(json.dumps({**config, **changes}), encoding="utf-8")
     (tmp / "pickled" / "model.safetensors").unlink()
+    shutil.copytree(model, tmp / "empty_weights", dirs_exist_ok=True)
+    (tmp / "empty_weights" / "model.safetensors").write_bytes(b"")
     (tmp / "pickled" / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     shutil.copytree(model, tmp / "remote_tokenizer", dirs_exist_ok=True)
     (tmp / "remote_tokenizer" / "tokenizer_config.json").write_text(
@@ -295,6 +301,8 @@ def file_settings(tmp: Path) -> list[Case]:
              "model_type 'vit' is not a causal language model"),
         Case("model folder with pickled weights", ["eval", f"model={tmp / 'pickled'}"],
              "its weights are pickled (pytorch_model.bin), which this package does not load"),
+        Case("model folder with an empty weights file", ["eval", f"model={tmp / 'empty_weights'}"],
+             "model.safetensors is not a readable safetensors file"),
         Case("tokenizer with code of its own", ["eval", f"model={tmp / 'remote_tokenizer'}"],
              "its tokenizer_config.json maps to code of its own"),
         Case("stride past the model's context", ["eval", f"model={model}", "eval.perplexity.stride=99999"],

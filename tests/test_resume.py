@@ -171,10 +171,10 @@ def test_a_damaged_export_is_exported_again_never_loaded(reference: Path) -> Non
     export = reference / "runs" / "damaged_export" / "models" / "stage1"
     _flip_last_byte(export / "model.safetensors")
     out = _reproduce("eval", *args, cwd=reference, code=2)  # a later step refuses it
-    assert "the export" in out.stderr and "is damaged or partial: model.safetensors does not match its sha256" in \
+    assert "the export" in out.stderr and "is not intact: model.safetensors does not match its sha256" in \
         out.stderr
     out = _reproduce("train", *args, cwd=reference)
-    assert f"[stage1] warning: the export {export} is damaged or partial" in out.stdout
+    assert f"[stage1] warning: the export {export} is not intact" in out.stdout
     assert _models(reference, "damaged_export") == _models(reference, "reference")
 
 

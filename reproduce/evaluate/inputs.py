@@ -38,7 +38,7 @@ def run_models(run_dir: Path) -> list[ModelRef]:
         raise UserError(f"model={run_dir}: a run directory with no exported stage under models/; train it first")
     for stage in found:
         if problem := sums_problem(models / stage):
-            raise UserError(f"model={run_dir}: the export {models / stage} is damaged or partial ({problem}); run "
+            raise UserError(f"model={run_dir}: the export {models / stage} is not intact ({problem}); run "
                             "`reproduce train` with the run's overrides to export it again")
     run = plain_name(run_dir.resolve().name)
     return [ModelRef(plain_name(f"{run}-{stage}"), (models / stage).as_posix()) for stage in found]
