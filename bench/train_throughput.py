@@ -81,7 +81,8 @@ def bare_loop(cfg, data: PreparedData, precision: str, steps: int, plain: bool =
     data_batches = batches(data.shards["train"], stage.context, stage.batch_size, steps, cfg.seed)
     started = time.perf_counter()
     for windows in data_batches:
-        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        # no weight-cast cache, as Lightning's autocast: on CPUs it is the faster of the two (1.07x, bf16, mini)
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False):
             if plain:
                 loss = model(input_ids=windows[:, :-1], labels=windows[:, :-1]).loss
             else:
