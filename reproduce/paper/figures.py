@@ -303,7 +303,8 @@ def _throughput_records(results: Results) -> tuple[list[dict[str, Any]], list[st
                                      "mfu": r.mfu, "tokens_per_second": r.tokens_per_second})
     for name in cpu:
         machine = results.value(name, "machine")
-        device, model = f"{machine['cpu']} ({machine['cpus']} CPUs)", results.value(name, "model")
+        capability = f" {machine['cpu_capability']}" if machine.get("cpu_capability") else ""  # AVX2, AVX512, ...
+        device, model = f"{machine['cpu']}{capability} ({machine['cpus']} CPUs)", results.value(name, "model")
         for r in results.value(name, "rows"):
             for path, field in (("package", "package_tokens_per_s"), ("bare", "bare_loop_tokens_per_s")):
                 key = (device, r["precision"], model, 0, 0, (), path)
