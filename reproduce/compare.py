@@ -192,13 +192,19 @@ def write_verdict(cfg: RecipeConfig, result: dict[str, Any], meta: dict[str, Any
                     for key, row in result["metrics"].items() if row["runs"] >= 2}})
 
 
-def report_verdict(cfg: RecipeConfig) -> dict[str, Any]:
-    """`reproduce compare` and the recipe's last word: print the table, write verdict.json and seed_spread.json, and
-    raise ``Differs`` (exit code 3, one line naming the metrics) when a metric is outside its tolerance."""
+def judge(cfg: RecipeConfig) -> dict[str, Any]:
+    """The verdict of the run, written to verdict.json and seed_spread.json (which the paper reads)."""
     from reproduce.meta import versions
 
     result = compare_run(cfg)
     write_verdict(cfg, result, {**versions(), "run": cfg.run_name})
+    return result
+
+
+def report_verdict(cfg: RecipeConfig, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`reproduce compare` and the recipe's last word: print the table of ``result`` (None: ``judge`` it now), and
+    raise ``Differs`` (exit code 3, one line naming the metrics) when a metric is outside its tolerance."""
+    result = judge(cfg) if result is None else result
     print("\n".join([f"[verdict] {cfg.run_name} against {result['reference']}: {result['verdict']}", *table(result),
                      f"({result['rule']})"]), flush=True)
     if bad := differing(result):

@@ -18,7 +18,7 @@ from transformers import GPT2LMHeadModel
 
 from reproduce import layout
 from reproduce.checksums import sums_problem
-from reproduce.compare import NoReference, report_verdict
+from reproduce.compare import NoReference, judge, report_verdict
 from reproduce.config import RecipeConfig
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
@@ -48,6 +48,7 @@ from reproduce.meta import package_metadata, run_metadata
 from reproduce.paper.build import make_paper
 from reproduce.record import missing_output
 from reproduce.steps import STEPS
+from reproduce.train.checkpoint import checkpoints
 from reproduce.train.distributed import is_rank_zero
 from reproduce.train.model_card import write_model_card
 from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
@@ -124,8 +125,11 @@ def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
         if name not in records:
             break
         if problem := sums_problem(run.model(name)):
-            log.warning(f"[{name}] warning: the export {run.model(name)} is not intact ({problem}); "
-                        "exporting it again from the stage's last checkpoint")
+            if checkpoints(run.checkpoints(name)):
+                log.warning(f"[{name}] warning: the export {run.model(name)} is not intact ({problem}); "
+                            "exporting it again from the stage's last checkpoint")
+            else:  # results without the run's folder (a fresh clone's committed results): nothing was lost here
+                log.info(f"[{name}] results of this config, but neither its export nor a checkpoint: training it")
             break
         finished[name] = {"record": records[name],
                           **{kind: [p for p in curves[kind] if p["stage"] == name] for kind in ("train", "validation")}}
@@ -292,8 +296,9 @@ def generate(cfg: RecipeConfig, data: None = None) -> dict[str, list[dict[str, A
 
 
 def run(cfg: RecipeConfig) -> None:
-    """The whole recipe: every step of the step table in its order (prepare first: the others read its data), then
-    paper/ when the run is one of ``paper.runs``. The other ranks of a multi-process run (started by Lightning once
+    """The whole recipe: every step of the step table in its order (prepare first: the others read its data), the
+    verdict against the reference (written before paper/, which shows its seed spread; printed last), and paper/ when
+    the run is one of ``paper.runs``. The other ranks of a multi-process run (started by Lightning once
     rank zero has prepared the data) only train."""
     started = time.perf_counter()
     if not is_rank_zero(cfg.trainer.devices):
@@ -304,13 +309,17 @@ def run(cfg: RecipeConfig) -> None:
     data = first.run(cfg)
     for step in later:
         step.run(cfg, data)
+    try:
+        verdict, no_reference = judge(cfg), None  # before the paper, which shows the seed spread it writes
+    except NoReference as exc:
+        verdict, no_reference = None, exc
     if cfg.paper.includes(cfg.run_name):
         make_paper(cfg.paths, cfg.paper)
     else:
         log.info(f"[paper] not rebuilt: run {cfg.run_name!r} is not in paper.runs {cfg.paper.runs}; add it with "
                  f"`reproduce paper 'paper.runs=[{','.join([*cfg.paper.runs, cfg.run_name])}]'`")
     log.info(f"[done] {(time.perf_counter() - started) / 60:.1f} min; results in {cfg.layout.results}")
-    try:
-        report_verdict(cfg)  # raises Differs (exit code 3) when a metric is outside its seed spread
-    except NoReference as exc:
-        log.info(f"[verdict] none: {exc}")
+    if verdict is None:
+        log.info(f"[verdict] none: {no_reference}")
+    else:
+        report_verdict(cfg, verdict)  # raises Differs (exit code 3) when a metric is outside its seed spread
