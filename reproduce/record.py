@@ -21,7 +21,7 @@ from reproduce.checksums import sums_problem
 from reproduce.config import RecipeConfig
 from reproduce.errors import UserError
 from reproduce.io import write_text
-from reproduce.layout import CHECKPOINTS, RECORD
+from reproduce.layout import CHECKPOINTS, LOGS, RECORD
 from reproduce.steps import NAMES, NOT_RESULT_KEYS, STEP, downstream, step_keys
 
 # ------------------------------------------------------------------------------- the record of the config
@@ -113,7 +113,8 @@ def missing_output(cfg: RecipeConfig, step: str) -> str | None:
     (an export that does not match its SHA256SUMS); None when all is there."""
     run = cfg.layout
     needed = [run.result(name) for name in STEP[step].results if "*" not in name]
-    needed += [run.work / name for name in STEP[step].artifacts if name != CHECKPOINTS]
+    # checkpoints and logs may be cleaned away once a stage is exported: the models and results are what count
+    needed += [run.work / name for name in STEP[step].artifacts if name not in (CHECKPOINTS, LOGS)]
     missing = next((path for path in needed if not path.exists()), None)
     if missing is not None:
         return f"{missing} is missing"

@@ -46,7 +46,7 @@ STEPS = (
          function="contamination"),
     Step("train", "train every stage on the prepared data; export the models; train.json, curves.json",
          keys=("seed", "model", "stages", "trainer"), needs=("prepare",), results=(layout.TRAIN, layout.CURVES),
-         artifacts=(layout.MODELS, layout.CHECKPOINTS), groups=("model", "stage", "trainer", "experiment"),
+         artifacts=(layout.MODELS, layout.CHECKPOINTS, layout.LOGS), groups=("model", "stage", "trainer", "experiment"),
          function="train"),
     Step("eval", "model=<hub id | HF dir | run dir> suite=<name>: lm-eval suite and perplexity; results/eval/<model>/ "
          "(without model=: the run's own eval step, summary.json)", keys=("eval",), needs=("prepare", "train"),

@@ -19,8 +19,9 @@ from tests.paper_fixture import add_evaluated, add_released, copy_results
 
 NAMES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
          "rublimp_per_phenomenon"]
-PERF = ["perf/gpu_mfu.json", "perf/gpu_mfu_large_micro16.json", "perf/train_throughput_bf16.json",
-        "perf/train_throughput_fp32.json"]
+PERF = ["perf/gpu_mfu.json", "perf/gpu_mfu_large_micro16.json", "perf/train_throughput_avx512.json",
+        "perf/train_throughput_bf16.json", "perf/train_throughput_fp32.json"]
+SPREAD = "results/mini/seed_spread.json"  # the seed runs' spread, drawn beside the reference seed
 # An exact power law, ppl = 1000 N^-0.25, for three evaluated model sizes.
 SIZES = {"tiny": 1_000_000, "small": 4_000_000, "base": 16_000_000}
 
@@ -50,8 +51,8 @@ def test_every_figure_from_the_committed_results_names_what_it_read(root: Path) 
         "loss_vs_tokens": ["results/mini/curves.json"],
         "loss_by_position": ["results/mini/loss_by_position.json", "results/mini/summary.json"],
         "perplexity_vs_parameters": ["results/published/perplexity.csv", "results/published/architectures.csv",
-                                     "results/mini/summary.json"],
-        "task_accuracy": ["results/mini/summary.json"],
+                                     "results/mini/summary.json", SPREAD],
+        "task_accuracy": ["results/mini/summary.json", SPREAD],
         "throughput_mfu": [f"results/{n}" for n in PERF],
         "rublimp_per_phenomenon": ["results/mini/summary.json"],
     }
@@ -106,7 +107,8 @@ def test_evaluated_models_appear_in_task_accuracy(root: Path) -> None:
     assert set(_legend(ax)) >= {"mini stage2", *SIZES}
     tasks = [t.get_text() for t in ax.get_yticklabels()]
     assert tasks == ["parus_crowd_majority", "rublimp", "rucola_indomain_dev", "xwinograd_ru_local"]
-    assert plot.sources == ["results/mini/summary.json", *(f"results/eval/{n}/ru_local.json" for n in sorted(SIZES))]
+    assert plot.sources == ["results/mini/summary.json", *(f"results/eval/{n}/ru_local.json" for n in sorted(SIZES)),
+                            SPREAD]
 
 
 def test_a_folder_with_several_suites_labels_each_by_its_file(root: Path) -> None:
