@@ -19,21 +19,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reproduce.meta import cpu_model  # noqa: E402
 from reproduce.paths import SOURCE_ROOT  # noqa: E402
 from tests.bad_settings import SETTINGS, file_settings  # noqa: E402
 
 FLOOR_S = 3.0
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def seconds_to_fail(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:

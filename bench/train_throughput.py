@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reproduce.logs import setup_logging, silence_progress_bars  # noqa: E402
+from reproduce.meta import cpu_model  # noqa: E402
 
 silence_progress_bars()  # before the libraries are imported
 import numpy as np  # noqa: E402
@@ -45,14 +46,6 @@ from reproduce.model import causal_lm_loss, gpt2_config, warmup_cosine  # noqa: 
 from reproduce.train.stage import run_stage  # noqa: E402
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-
-
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def batches(tokens: np.ndarray, context: int, batch: int, steps: int, seed: int) -> list[torch.Tensor]:

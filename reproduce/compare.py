@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from reproduce.config import RecipeConfig
 from reproduce.errors import Differs, UserError
 from reproduce.io import write_json
 from reproduce.layout import REFERENCE, SEED_SPREAD, SUMMARY, VERDICT
+from reproduce.meta import git, versions
 from reproduce.paths import SOURCE_ROOT
 
 VERDICTS = ("identical", "within seed spread", "differs")
@@ -66,15 +66,13 @@ def _git_summary(revision: str, path: Path) -> tuple[dict[str, Any], str] | None
     if SOURCE_ROOT is None:
         return None
     try:
-        relative = path.resolve().relative_to(SOURCE_ROOT.resolve())
-        commit = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=SOURCE_ROOT,
-                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        text = subprocess.run(["git", "show", f"{commit}:{relative.as_posix()}"], cwd=SOURCE_ROOT,
-                              capture_output=True, text=True, timeout=10, check=True).stdout
-    except (ValueError, OSError, subprocess.SubprocessError):
+        relative = path.resolve().relative_to(SOURCE_ROOT.resolve()).as_posix()
+    except ValueError:  # outside the checkout
         return None
+    commit = git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    text = git("show", f"{commit}:{relative}") if commit else None
     try:
-        return json.loads(text), f"git {commit[:12]}:{relative.as_posix()}"
+        return (json.loads(text), f"git {commit[:12]}:{relative}") if text else None
     except ValueError:
         return None
 
@@ -194,8 +192,6 @@ def write_verdict(cfg: RecipeConfig, result: dict[str, Any], meta: dict[str, Any
 
 def judge(cfg: RecipeConfig) -> dict[str, Any]:
     """The verdict of the run, written to verdict.json and seed_spread.json (which the paper reads)."""
-    from reproduce.meta import versions
-
     result = compare_run(cfg)
     write_verdict(cfg, result, {**versions(), "run": cfg.run_name})
     return result

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproduce import __version__
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from reproduce.config import RecipeConfig
 
 
-def _git(*args: str) -> str | None:
+def git(*args: str) -> str | None:
+    """The output of a git command in the source checkout (stripped), or None outside one or where it fails."""
     if SOURCE_ROOT is None:
         return None
     try:
@@ -24,6 +26,15 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def _version(package: str) -> str | None:
@@ -36,7 +47,7 @@ def _version(package: str) -> str | None:
 def versions() -> dict[str, Any]:
     """Versions of the package and its engines and the git state, without importing any of them (no torch: fast)."""
     # the source's state: what runs write into the checkout (results/, paper/) does not make it dirty
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)paper")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)paper")
     return {
         "package": "reproduce",
         "package_version": __version__,
@@ -46,7 +57,7 @@ def versions() -> dict[str, Any]:
         "pytorch_lightning": _version("pytorch-lightning"),
         "lm_eval": _version("lm_eval"),
         "tokenizers": _version("tokenizers"),
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
     }
 
