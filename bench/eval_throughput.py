@@ -41,7 +41,7 @@ from reproduce.evaluate.runner import evaluate_model, suite_inputs  # noqa: E402
 from reproduce.evaluate.suites import load_suite  # noqa: E402
 from reproduce.io import write_json  # noqa: E402
 from reproduce.meta import package_metadata  # noqa: E402
-from reproduce.pipeline import run_test_texts  # noqa: E402
+from reproduce.scoring import run_test_texts  # noqa: E402
 
 BATCH = 64
 

@@ -11,22 +11,23 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from reproduce.compare import keep_reference
+from reproduce.commands import COMMANDS, Command
 from reproduce.compose import compose_config, one_line
 from reproduce.config import PaperCommandConfig, RecipeConfig
 from reproduce.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.locks import locked
 from reproduce.logs import setup_logging, silence_progress_bars
 from reproduce.paths import CONF_DIR
-from reproduce.preflight import check_recipe, load
+from reproduce.preflight import load
 from reproduce.record import remove_stale_temporaries, start_steps
-from reproduce.steps import COMMANDS, STEP, function
 from reproduce.train.distributed import is_rank_zero
 
 HELP = ("-h", "--help")
@@ -49,9 +50,8 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def command_help(name: str) -> str:
-    command = COMMANDS[name]
-    lines = [f"reproduce {name}: {command.summary}", f"config: conf/{command.config_name}.yaml", "",
+def command_help(command: Command) -> str:
+    lines = [f"reproduce {command.name}: {command.summary}", f"config: conf/{command.config_name}.yaml", "",
              "config groups (choose with group=option):"]
     for group in command.groups:
         options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
@@ -59,13 +59,6 @@ def command_help(name: str) -> str:
     lines += ["", "Override any value with key=value (`reproduce <command> --cfg job` shows them all); `-m` sweeps",
               "over comma-separated values; `--hydra-help` lists Hydra's own flags."]
     return "\n".join(lines)
-
-
-# Short keys of the model-scoring commands: there `model=` names the model to score, not the recipe's architecture.
-SHORT_KEYS = {"eval": {"model": "eval.model", "suite": "eval.suite"},
-              "generate": {"model": "eval.model", "prompt": "eval.generate.prompt"},
-              "compare": {"reference": "compare.reference"},
-              "publish": {"model": "publish.model", "repo_id": "publish.repo_id"}}
 
 
 QUOTED_SHORT_KEYS = ("model", "prompt", "reference")  # free text: Hydra's grammar refuses e.g. Cyrillic unquoted
@@ -78,63 +71,40 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def expand_short_keys(name: str, args: list[str]) -> list[str]:
-    """``model=X`` -> ``eval.model='X'`` (and suite=, prompt=) for eval and generate."""
-    short, expanded = SHORT_KEYS.get(name, {}), []
+def expand_short_keys(command: Command, args: list[str]) -> list[str]:
+    """A command's short keys in full: ``reproduce eval model=X`` -> ``eval.model='X'``."""
+    expanded = []
     for arg in args:
         key, sep, value = arg.partition("=")
-        if key in short and sep:
-            arg = f"{short[key]}={_quoted(value) if key in QUOTED_SHORT_KEYS else value}"
+        if key in command.short_keys and sep:
+            arg = f"{command.short_keys[key]}={_quoted(value) if key in QUOTED_SHORT_KEYS else value}"
         expanded.append(arg)
     return expanded
 
 
-def split_command(argv: list[str]) -> tuple[str, list[str]]:
+def split_command(argv: list[str]) -> tuple[Command, list[str]]:
     """The command (default: run) and the arguments after it (short keys expanded); an unknown command is one clear
     error."""
     if argv and argv[0] in COMMANDS:
-        return argv[0], expand_short_keys(argv[0], argv[1:])
+        command = COMMANDS[argv[0]]
+        return command, expand_short_keys(command, argv[1:])
     if argv and not argv[0].startswith(("-", "~", "+")) and "=" not in argv[0]:
         raise UserError(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} (overrides look like "
                         "key=value)")
-    return "run", argv
+    return COMMANDS["run"], argv
 
 
-def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
-    """Run a checked config: logging first, stale temporaries removed, the config recorded, then the command's steps
-    (the step table, reproduce/steps.py). A plan, the paper, and scoring a model (eval or generate with model=) keep
-    no run log, record or temporaries."""
-    if name == "plan":
-        from reproduce.plan import plan
-
-        setup_logging(None, cfg.verbose)
-        plan(cfg)
-        return
-    if name == "publish":
-        from reproduce.publish import publish
-
-        setup_logging(None, cfg.verbose)
-        publish(cfg)
-        return
-    if name == "compare":  # results files only: no training libraries
-        from reproduce.compare import report_verdict
-
-        setup_logging(None, cfg.verbose)
-        report_verdict(cfg)
-        return
-    if isinstance(cfg, PaperCommandConfig):
-        from reproduce.paper.build import make_paper  # results/ and matplotlib only: no training libraries
-
-        setup_logging(None, cfg.verbose)
-        make_paper(cfg.paths, cfg.paper)
-        return
-    if not cfg.verbose:
+def execute(command: Command, cfg: RecipeConfig | PaperCommandConfig) -> None:
+    """Run a checked config: its function, found in the command table (reproduce/commands.py). A command that runs
+    recipe steps holds its run's lock, logs to the run's log file, removes stale temporaries and records the config
+    first; the others (a plan, the paper, scoring a given model, ...) keep no run log, record or temporaries."""
+    if command.libraries and not cfg.verbose:
         silence_progress_bars()
-    from reproduce import pipeline  # the libraries, once their progress bars are off
-
-    if name in ("eval", "generate") and cfg.eval.model is not None:  # scores a model: no run record
+    function = command.function(cfg).resolve()  # imports the libraries, once their progress bars are off
+    steps = command.steps_run(cfg)
+    if not steps:
         setup_logging(None, cfg.verbose)
-        (pipeline.evaluate_models if name == "eval" else pipeline.generate)(cfg)
+        function(cfg)
         return
     rank_zero = is_rank_zero(cfg.trainer.devices)
     # one process per run: rank zero holds runs/<run>/.lock (the other ranks are its own, started by the launcher)
@@ -142,13 +112,10 @@ def execute(name: str, cfg: RecipeConfig | PaperCommandConfig) -> None:
         setup_logging(cfg.layout.log_file, cfg.verbose, rank_zero)
         if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
             remove_stale_temporaries(cfg.layout.results, cfg.layout.work)
-            if name == "run":
-                keep_reference(cfg)  # the results about to be rewritten: the verdict's reference outside git
-            start_steps(cfg, COMMANDS[name].steps)
-        if name == "run":
-            pipeline.run(cfg)
-        else:
-            function(STEP[name].function)(cfg)
+            if command.before_steps is not None:
+                command.before_steps(cfg)
+            start_steps(cfg, steps)
+        function(cfg)
 
 
 def sweep(overrides: list[str]) -> list[list[str]]:
@@ -162,11 +129,11 @@ def sweep(overrides: list[str]) -> list[list[str]]:
     return [list(combo) for combo in itertools.product(*choices)]
 
 
-def check_sweep(name: str, overrides: list[str]) -> None:
+def check_sweep(command: Command, overrides: list[str]) -> None:
     """Every job of a sweep passes the checks, and no two jobs share a run name, before the first job starts."""
     owners: dict[str, list[str]] = {}
     for combo in sweep(overrides):
-        cfg = load(name, COMMANDS[name].config_name, combo)
+        cfg = load(command, combo)
         if isinstance(cfg, RecipeConfig):
             if cfg.run_name in owners:
                 raise UserError(f"run_name={cfg.run_name!r} is shared by sweep jobs ({' '.join(owners[cfg.run_name])}"
@@ -202,56 +169,34 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
-def run_hydra(name: str, args: list[str]) -> None:
+def run_hydra(command: Command, args: list[str]) -> None:
     """Sweeps and Hydra's flags: hydra.main composes, launches, and calls ``execute`` for each job. Every job of a
     sweep is checked first; otherwise the config is composed first, so that a misspelt key or a bad value is one
     line here rather than Hydra's report."""
-    command = COMMANDS[name]
     flags, overrides = split_flags(args)
     if any(flag in MULTIRUN for flag in flags):
-        check_sweep(name, overrides)
+        check_sweep(command, overrides)
     else:
         compose_config(command.config_name, overrides)
 
     def job(cfg: DictConfig) -> None:
         sys.argv = typed  # Lightning re-executes the command line as typed
-        handlers = inherited_handlers()  # under submitit: its requeue handler
-        try:
+        with exit_codes(inherited_handlers()):  # under submitit: its requeue handler
             typed_cfg = OmegaConf.to_object(cfg)
-            if isinstance(typed_cfg, RecipeConfig):
-                check_recipe(typed_cfg, name)
-            execute(name, typed_cfg)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        except Differs as exc:
-            print(f"differs: {exc}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        except Interrupted as exc:
-            print(f"stopped: {exc}", file=sys.stderr)
-            pass_on(exc, handlers)
-            sys.exit(exc.exit_code)
+            command.check(typed_cfg, command)
+            execute(command, typed_cfg)
 
     typed = sys.argv
     sys.argv = [sys.argv[0], *args]
     hydra.main(config_path=str(CONF_DIR), config_name=command.config_name, version_base="1.3")(job)()
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    handlers = inherited_handlers()
+@contextlib.contextmanager
+def exit_codes(handlers: Any) -> Iterator[None]:
+    """A user's error, a verdict that differs and a stop by signal as one line each and their exit codes (2, 3,
+    130/143); a signal is passed on to the handlers that were there before ours (a launcher's requeue)."""
     try:
-        if argv[:1] and argv[0] in HELP:
-            print(usage())
-            return
-        name, args = split_command(argv)
-        if any(a in HELP for a in args):
-            print(command_help(name))
-            return
-        if any(a.startswith("-") for a in args):
-            run_hydra(name, args)
-            return
-        execute(name, load(name, COMMANDS[name].config_name, args))
+        yield
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -262,6 +207,22 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stopped: {exc}", file=sys.stderr)
         pass_on(exc, handlers)
         sys.exit(exc.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    with exit_codes(inherited_handlers()):
+        if argv[:1] and argv[0] in HELP:
+            print(usage())
+            return
+        command, args = split_command(argv)
+        if any(a in HELP for a in args):
+            print(command_help(command))
+            return
+        if any(a.startswith("-") for a in args):
+            run_hydra(command, args)
+            return
+        execute(command, load(command, args))
 
 
 if __name__ == "__main__":

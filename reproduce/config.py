@@ -179,7 +179,7 @@ class EvalConfig:
     model: str | None = None  # `reproduce eval model=...`: a hub id, a Hugging Face dir or a run dir (runs/<run>)
     name: str | None = None  # results/eval/<name>/ (null: from the model: owner--name, the folder, <run>-<stage>)
     suite: str = "ru_local"  # a suite of reproduce/evaluate/tasks/suites.yaml
-    tasks: list[str] | None = None  # some of the suite's tasks only (null: all)
+    tasks: list[str] | None = None  # some of the suite's tasks only (null: all; []: none, perplexity alone)
     stages: list[str] = MISSING  # the run's stages that the suite scores
     batch_size: int = 64
     dtype: str = "float32"

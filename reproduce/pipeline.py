@@ -1,6 +1,5 @@
 """The recipe's steps (prepare, contamination, train, eval; reproduce/steps.py), each one command, and ``run``, which
-chains them in the step table's order and then rebuilds the paper; plus scoring any model (``reproduce eval
-model=...``) and sampling from it (``reproduce generate``).
+chains them in the step table's order and then rebuilds the paper. Scoring any model lives in reproduce/scoring.py.
 
 Each step writes its results under results/<run_name>/ as soon as it finishes, so a failure late in a run
 keeps everything that finished before it.
@@ -10,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,18 @@ from reproduce.data.prepared_set import (
     prepared_inputs,
     run_prepared,
 )
-from reproduce.evaluate.inputs import ModelRef, eval_device, named_models, read_texts
+from reproduce.evaluate.inputs import ModelRef, eval_device
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths, unigram_perplexity
 from reproduce.evaluate.runner import (
     evaluate_model,
     generate_samples,
-    perplexity_of_texts,
     rublimp_summary,
     sample_settings,
     suite_inputs,
 )
 from reproduce.evaluate.suites import check_suite, load_suite
 from reproduce.io import read_json, write_json
-from reproduce.locks import all_locked
-from reproduce.meta import package_metadata, run_metadata
+from reproduce.meta import run_metadata
 from reproduce.paper.build import make_paper
 from reproduce.record import missing_output
 from reproduce.steps import STEPS
@@ -245,56 +243,6 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     return summary
 
 
-def run_test_texts(run_dir: Path) -> list[str]:
-    """The test documents of the run a run directory holds, decoded from its prepared shards."""
-    data = load_prepared(Path(read_json(run_dir / layout.PREPARED_POINTER)["folder"]))
-    return [data.tokenizer.decode(tokens.tolist()) for _, tokens in data.documents("test")]
-
-
-def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
-    """`reproduce eval model=...`: each model ``eval.model`` names on the suite, and its sliding-window perplexity on
-    ``eval.perplexity.texts`` (a run's models without texts: the run's test documents); results/eval/<name>/."""
-    evaluation = cfg.eval
-    refs = named_models(evaluation.model, evaluation.name)
-    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
-    device = eval_device(evaluation.device, cfg.trainer.accelerator)
-    folders = layout.EvalLayout.of(cfg.paths.results, cfg.paths.runs)
-    inputs = suite_inputs(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
-    run_dir = Path(evaluation.model).expanduser()
-    texts = read_texts(evaluation.perplexity.texts)
-    if not evaluation.perplexity.texts and (run_dir / layout.PREPARED_POINTER).is_file():
-        texts.texts = run_test_texts(run_dir)
-    results: dict[str, Any] = {}
-    with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
-        for ref in refs:
-            results[ref.name] = evaluate_model(ref, suite, inputs, evaluation, device, cfg.seed,
-                                               folders.suite_file(ref.name, suite.name, evaluation.num_fewshot),
-                                               cfg.verbose)
-            if texts.texts:
-                row = perplexity_of_texts(ref, texts.texts, evaluation, device)
-                write_json(folders.perplexity_file(ref.name),
-                           {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
-                                     "seed": cfg.seed, "texts": evaluation.perplexity.texts or
-                                     f"{run_dir} test documents", "skipped": texts.skipped}, **row})
-                log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} "
-                         f"bits/byte over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
-    log.info(f"[done] results in {folders.results}")
-    return results
-
-
-def generate(cfg: RecipeConfig, data: None = None) -> dict[str, list[dict[str, Any]]]:
-    """`reproduce generate model=... prompt=...`: samples of each model ``eval.model`` names, printed."""
-    gen = cfg.eval.generate
-    prompts = [gen.prompt] if gen.prompt is not None else list(gen.prompts)
-    device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
-    samples = {}
-    for ref in named_models(cfg.eval.model, cfg.eval.name):
-        samples[ref.name] = generate_samples(ref.source, gen, prompts, device)
-        for sample in samples[ref.name]:
-            print(f"[{ref.name} #{sample['sample_index']}] {sample['prompt']}{sample['text']}", flush=True)
-    return samples
-
-
 def run(cfg: RecipeConfig) -> None:
     """The whole recipe: every step of the step table in its order (prepare first: the others read its data), the
     verdict against the reference (written before paper/, which shows its seed spread; printed last), and paper/ when
@@ -306,9 +254,9 @@ def run(cfg: RecipeConfig) -> None:
         train(cfg)
         return
     first, *later = STEPS
-    data = first.run(cfg)
+    data = STEP_FUNCTIONS[first.name](cfg)
     for step in later:
-        step.run(cfg, data)
+        STEP_FUNCTIONS[step.name](cfg, data)
     try:
         verdict, no_reference = judge(cfg), None  # before the paper, which shows the seed spread it writes
     except NoReference as exc:
@@ -323,3 +271,8 @@ def run(cfg: RecipeConfig) -> None:
         log.info(f"[verdict] none: {no_reference}")
     else:
         report_verdict(cfg, verdict)  # raises Differs (exit code 3) when a metric is outside its seed spread
+
+
+# The function of each step of the step table (reproduce/steps.py): (cfg, prepared data or None) -> its result.
+STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {"prepare": prepare, "contamination": contamination, "train": train,
+                                                 "eval": evaluate}

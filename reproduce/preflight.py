@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reproduce.arithmetic import model_context
 from reproduce.checks import check_config, check_generation_fits, check_paper_runs, fail
@@ -25,7 +26,7 @@ from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import PENLP_SPLITS
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
 from reproduce.evaluate.suites import Suite, check_suite, load_suite, manifest_resolver, suite_files
-from reproduce.layout import PAPER_RUN_FILES, PLAN, SUMMARY, EvalLayout
+from reproduce.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
 from reproduce.paths import config_file
 from reproduce.perf import native_bf16_cpu
@@ -36,9 +37,11 @@ from reproduce.pretrained import (
     load_pretrained_tokenizer,
     load_tokenizer,
 )
-from reproduce.publish import check_publish
 from reproduce.record import check_record, require_step
-from reproduce.steps import COMMANDS, earlier_steps
+from reproduce.steps import NAMES, earlier_steps
+
+if TYPE_CHECKING:
+    from reproduce.commands import Command
 
 # The environment each launcher of Lightning's cluster environments sets on every node (what their detect() reads,
 # without importing Lightning: seconds); NODE_RANK is Lightning's own, set by hand on each node.
@@ -76,7 +79,7 @@ def check_eval_device(cfg: RecipeConfig) -> None:
             raise UserError(f"eval.device={device}: no CUDA device here; use eval.device=cpu")
 
 
-def check_eval_command(cfg: RecipeConfig, command: str) -> None:
+def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
     """`reproduce eval model=...` and `reproduce generate`: the models (causal LMs transformers loads natively), their
     tokenizers and contexts, the suite and its data, the texts, the device; nothing of the recipe's own steps is
     needed."""
@@ -93,7 +96,7 @@ def check_eval_command(cfg: RecipeConfig, command: str) -> None:
         if stride is not None and stride > context:
             raise fail("eval.perplexity.stride", stride, f"is more than the context of {ref.source} ({context}); "
                        "lower it")
-        if command == "generate":
+        if generate:
             tokenizer = load_tokenizer("model", ref.source)
             check_generation_fits(f"the context of {ref.source}", context, evaluation.generate,
                                   [evaluation.generate.prompt or ""],
@@ -102,6 +105,10 @@ def check_eval_command(cfg: RecipeConfig, command: str) -> None:
     for pattern in evaluation.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
+    run_dir = (Path(evaluation.model).expanduser() / PREPARED_POINTER).is_file()
+    if not generate and not suite.tasks and not evaluation.perplexity.texts and not run_dir:
+        raise UserError("eval.tasks=[] and no eval.perplexity.texts: nothing to score; give texts "
+                        "(eval.perplexity.texts='[my.txt]') or tasks")
     if evaluation.perplexity.texts and not read_texts(evaluation.perplexity.texts).texts:
         raise UserError(f"eval.perplexity.texts={list(evaluation.perplexity.texts)}: no file holds text (each is "
                         "empty, binary, or neither UTF-8 nor cp1251 Russian)")
@@ -109,53 +116,78 @@ def check_eval_command(cfg: RecipeConfig, command: str) -> None:
     check_writable("paths.runs", folders.work)
 
 
-def check_recipe(cfg: RecipeConfig, command: str) -> None:
-    """Every check of a run command, in order of cost; reads files, writes nothing. A plan reads the config alone:
-    it skips the machine's checks (a plan for 128 GPUs runs on a laptop). ``trainer.precision=auto`` becomes the
-    precision it stands for here, and is recorded as such."""
+def settle_precision(cfg: RecipeConfig, planned: bool = False) -> None:
+    """``trainer.precision=auto`` becomes the precision it stands for here (bf16-mixed in a plan, which is made for
+    other machines), and is recorded as such."""
     if cfg.trainer.precision == "auto":
-        cfg.trainer.precision = "bf16-mixed" if command == "plan" else auto_precision(cfg.trainer)
-    if command == "plan":
-        check_config(cfg)
-        check_writable("paths.results", Path(cfg.paths.results) / PLAN)
-        if cfg.plan.published is not None:
-            published_compute(cfg.paths.results, cfg.plan.published)
-        return
-    if command == "publish":
-        check_publish(cfg)
-        return
-    if command == "compare":
-        check_config(cfg)
-        if not cfg.layout.result(SUMMARY).is_file():
-            raise UserError(f"{cfg.layout.result(SUMMARY)} not found: run `reproduce run_name={cfg.run_name}` first, "
-                            "or give the run_name of a run with results")
-        load_reference(cfg)
-        check_writable("paths.results", cfg.layout.results)
-        return
-    if command == "generate" and cfg.eval.model is None:
+        cfg.trainer.precision = "bf16-mixed" if planned else auto_precision(cfg.trainer)
+
+
+def check_plan(cfg: RecipeConfig, command: Command) -> None:
+    """A plan reads the config alone: no machine checks (a plan for 128 GPUs runs on a laptop)."""
+    settle_precision(cfg, planned=True)
+    check_config(cfg)
+    check_writable("paths.results", Path(cfg.paths.results) / PLAN)
+    if cfg.plan.published is not None:
+        published_compute(cfg.paths.results, cfg.plan.published)
+
+
+def check_compare(cfg: RecipeConfig, command: Command) -> None:
+    """The run's summary and the reference exist; the verdict can be written."""
+    settle_precision(cfg)
+    check_config(cfg)
+    if not cfg.layout.result(SUMMARY).is_file():
+        raise UserError(f"{cfg.layout.result(SUMMARY)} not found: run `reproduce run_name={cfg.run_name}` first, "
+                        "or give the run_name of a run with results")
+    load_reference(cfg)
+    check_writable("paths.results", cfg.layout.results)
+
+
+def check_generate(cfg: RecipeConfig, command: Command) -> None:
+    if cfg.eval.model is None:
         raise UserError("reproduce generate needs model=<run dir | Hugging Face dir | hub id> (and prompt=...)")
-    if cfg.eval.model is not None and command in ("eval", "generate"):
-        check_eval_command(cfg, command)
-        return
-    steps = COMMANDS[command].steps
+    check_eval_command(cfg, generate=True)
+
+
+def check_eval(cfg: RecipeConfig, command: Command) -> None:
+    """With ``model=``: the models to score; without: the run's own eval step."""
+    if command.scoring(cfg):
+        check_eval_command(cfg, generate=False)
+    else:
+        check_steps(cfg, command)
+
+
+def check_paper(cfg: PaperCommandConfig, command: Command) -> None:
+    check_paper_runs(cfg.paper)
+    check_paper_inputs(cfg.paths, cfg.paper.runs)
+
+
+def check_steps(cfg: RecipeConfig, command: Command) -> None:
+    """Every check of a command that runs recipe steps, in order of cost; reads files, writes nothing."""
+    settle_precision(cfg)
+    steps = command.steps
     check_config(cfg)
     if {"train", "eval"} & set(steps):
         check_accelerator(cfg.trainer)
         check_compiler(cfg.trainer)
     if "train" in steps:
         check_launcher(cfg.trainer)
+    if "eval" in steps and cfg.eval.tasks == []:
+        raise fail("eval.tasks", [], "the run's eval step scores its suite (the verdict and the paper read it); "
+                   "leave eval.tasks unset, or score perplexity alone with `reproduce eval model=runs/<run>/models/"
+                   "<stage> eval.tasks=[]`")
     check_writable("paths.results", cfg.layout.results)
     check_writable("paths.runs", cfg.layout.work)
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
-    if command == "run" and cfg.compare.reference is not None:
+    if steps == NAMES and cfg.compare.reference is not None:  # the whole recipe ends with the verdict and the paper
         load_reference(cfg)
-    if command == "run" and cfg.paper.includes(cfg.run_name):
+    if steps == NAMES and cfg.paper.includes(cfg.run_name):
         check_paper_inputs(cfg.paths, [run for run in cfg.paper.runs if run != cfg.run_name])
     earlier = earlier_steps(steps)
     check_record(cfg, earlier + steps)
     for step in earlier:
-        require_step(cfg, step, command)
+        require_step(cfg, step, command.name)
     resolver = make_resolver(cfg.data)
     if "prepare" in steps:
         for name, source in cfg.data.sources.items():
@@ -208,14 +240,10 @@ def check_paper_inputs(paths: PathsConfig, runs: list[str]) -> None:
     check_writable("paths.paper", Path(paths.paper))
 
 
-def load(command: str, config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
+def load(command: Command, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
     """Compose and check a command's config; raises ``UserError`` on the first problem."""
-    cfg = compose_config(config_name, overrides)
-    if isinstance(cfg, PaperCommandConfig):
-        check_paper_runs(cfg.paper)
-        check_paper_inputs(cfg.paths, cfg.paper.runs)
-    else:
-        check_recipe(cfg, command)
+    cfg = compose_config(command.config_name, overrides)
+    command.check(cfg, command)
     return cfg
 
 

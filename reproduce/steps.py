@@ -1,18 +1,17 @@
-"""The step table: the recipe's steps in order, each with the config keys it reads, the steps it needs, what it
-writes and the function that runs it; and the commands of the CLI, read from it.
+"""The step table: the recipe's steps in order, each with the config keys it reads, the steps it needs and what it
+writes.
 
-Everything that knows about steps reads this table: the CLI's commands and help (reproduce/cli.py), the pre-flight
-(reproduce/preflight.py: what an earlier step must have left), the record of which config made the results and
-the overwrite/resume logic (reproduce/record.py), and the recipe itself (reproduce/pipeline.py ``run``, in this
-order). Adding a step is one row here and its function in reproduce/pipeline.py.
+Everything that knows about steps reads this table: the command table (reproduce/commands.py: one command per step),
+the pre-flight (reproduce/preflight.py: what an earlier step must have left), the record of which config made the
+results and the overwrite/resume logic (reproduce/record.py), and the recipe itself (reproduce/pipeline.py ``run``,
+in this order). Adding a step is one row here, its function in reproduce/pipeline.py ``STEP_FUNCTIONS`` and its
+command's row in reproduce/commands.py.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reproduce import layout
 
@@ -29,29 +28,24 @@ class Step:
     results: tuple[str, ...]  # what it writes under results/<run>/ (globs)
     artifacts: tuple[str, ...]  # what it writes under runs/<run>/
     groups: tuple[str, ...]  # the config groups it reads (its command's --help lists their options)
-    function: str  # its function in reproduce/pipeline.py: (cfg, prepared data or None) -> result
     derived: tuple[str, ...] = ()  # results/<run>/ files other commands derive from its results (gone with them)
-
-    def run(self, cfg: RecipeConfig, data: Any = None) -> Any:
-        return function(self.function)(cfg, data)
 
 
 STEPS = (
     Step("prepare", "sources -> split by whole documents -> tokenizer -> token shards in prepared/<hash>/ (reused "
          "when the same); results/<run>/data.json", keys=("data", "tokenizer"), needs=(), results=(layout.DATA,),
-         artifacts=(layout.PREPARED_POINTER,), groups=("data", "tokenizer", "experiment"), function="prepare"),
+         artifacts=(layout.PREPARED_POINTER,), groups=("data", "tokenizer", "experiment")),
     Step("contamination", "n-gram overlap of the evaluation sets and test documents with the train shards; "
          "results/<run>/contamination.json", keys=("contamination",), needs=("prepare",),
-         results=(layout.CONTAMINATION,), artifacts=(), groups=("data", "tokenizer", "experiment"),
-         function="contamination"),
+         results=(layout.CONTAMINATION,), artifacts=(), groups=("data", "tokenizer", "experiment")),
     Step("train", "train every stage on the prepared data; export the models; train.json, curves.json",
          keys=("seed", "model", "stages", "trainer"), needs=("prepare",), results=(layout.TRAIN, layout.CURVES),
-         artifacts=(layout.MODELS, layout.CHECKPOINTS, layout.LOGS), groups=("model", "stage", "trainer", "experiment"),
-         function="train"),
+         artifacts=(layout.MODELS, layout.CHECKPOINTS, layout.LOGS),
+         groups=("model", "stage", "trainer", "experiment")),
     Step("eval", "model=<hub id | HF dir | run dir> suite=<name>: lm-eval suite and perplexity; results/eval/<model>/ "
          "(without model=: the run's own eval step, summary.json)", keys=("eval",), needs=("prepare", "train"),
          results=(layout.SUMMARY, layout.LOSS_BY_POSITION, layout.LM_EVAL, layout.SAMPLES),
-         artifacts=(layout.TASK_FOLDERS,), groups=("eval", "experiment"), function="evaluate",
+         artifacts=(layout.TASK_FOLDERS,), groups=("eval", "experiment"),
          derived=(layout.VERDICT, layout.SEED_SPREAD)),
 )
 STEP = {step.name: step for step in STEPS}
@@ -82,36 +76,3 @@ def downstream(steps: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 def earlier_steps(steps: tuple[str, ...]) -> tuple[str, ...]:
     """The steps that ``steps`` need and do not run themselves: their outputs must exist already."""
     return tuple(s.name for s in STEPS if s.name not in steps and any(s.name in STEP[n].needs for n in steps))
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    config_name: str  # conf/<config_name>.yaml
-    summary: str
-    groups: tuple[str, ...]  # the config groups the command reads
-    steps: tuple[str, ...] = ()  # the recipe's steps it runs (and records)
-
-
-RUN = Command("run", "reproduce", "the whole recipe: " + ", ".join(NAMES) + ", then paper/ (the default command)",
-              tuple(dict.fromkeys(g for s in STEPS for g in s.groups if g != "experiment")) + ("paper", "experiment"),
-              NAMES)
-COMMANDS = {
-    "run": RUN,
-    **{s.name: Command(s.name, s.name, s.summary, s.groups, (s.name,)) for s in STEPS},
-    "generate": Command("generate", "eval", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations",
-                        ("eval",)),
-    "plan": Command("plan", "plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
-                    "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment")),
-    "publish": Command("publish", "publish", "model=<export dir> repo_id=<user/name>: the exported model with its "
-                       "model card to the Hugging Face Hub", ()),
-    "compare": Command("compare", "compare", "reference=<results folder | git revision>: did the run reproduce? each "
-                       "headline metric within its seed spread; results/<run>/verdict.json", ("experiment",)),
-    "paper": Command("paper", "paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
-                     ("paper",)),
-}
-
-
-def function(name: str) -> Callable[..., Any]:
-    """A function of reproduce/pipeline.py by name (imported when called: the pipeline imports torch)."""
-    return getattr(importlib.import_module("reproduce.pipeline"), name)

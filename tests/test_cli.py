@@ -130,3 +130,27 @@ def test_a_stop_signal_goes_on_to_the_handler_a_launcher_installed_before_the_co
     pass_on(Interrupted("stopped", signal.SIGUSR2), handlers)
     pass_on(Interrupted("stopped", signal.SIGTERM), {signal.SIGTERM: signal.SIG_DFL})  # nothing to call: exit
     assert calls == [signal.SIGUSR2]
+
+
+def test_every_step_command_runs_the_recipe_s_function_of_that_step() -> None:
+    from reproduce.pipeline import STEP_FUNCTIONS
+    from reproduce.steps import NAMES
+
+    assert tuple(STEP_FUNCTIONS) == NAMES
+    assert all(COMMANDS[name].run.resolve() is STEP_FUNCTIONS[name] for name in NAMES)
+
+
+def test_no_branch_on_a_command_s_name_at_the_entrance() -> None:
+    """The CLI and the pre-flight read the command table: none of their functions compares a name with a string."""
+    import ast
+
+    import reproduce.cli
+    import reproduce.preflight
+
+    found = []
+    for module in (reproduce.cli, reproduce.preflight):
+        for node in ast.walk(ast.parse(Path(module.__file__).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare) and any(isinstance(n, ast.Name) and n.id in ("name", "command")
+                                                     for n in (node.left, *node.comparators)):
+                found.append(f"{module.__name__}:{node.lineno} {ast.unparse(node)}")
+    assert found == []

@@ -152,3 +152,16 @@ def test_malformed_task_file_and_data_file_are_one_line(tmp_path: Path, monkeypa
     model = save_tiny_model(tmp_path / "tiny", mirror, n_positions=64)
     with pytest.raises(UserError, match="could not read the documents of rublimp_verb_acc_object"):
         run_lm_eval(model_arguments(model, 2, "float32", "cpu", "eos"), include, ["rublimp_verb_acc_object"])
+
+
+def test_perplexity_alone_with_no_tasks(evaluated: Path) -> None:
+    """eval.tasks=[]: the perplexity of the texts, no suite run, no suite results file."""
+    tmp = evaluated
+    out = cli("eval", "model=tiny", "eval.tasks=[]", "eval.name=tiny_ppl_only", "eval.perplexity.texts=[text.txt]",
+              "eval.perplexity.stride=16", cwd=tmp)
+    folder = tmp / "results" / "eval" / "tiny_ppl_only"
+    assert "perplexity" in out.stdout and "[eval] tiny_ppl_only rublimp" not in out.stdout
+    assert [p.name for p in folder.iterdir() if p.suffix == ".json"] == ["perplexity.json"]
+    assert read_json(folder / "perplexity.json")["perplexity"] > 0
+    nothing = cli("eval", "model=tiny", "eval.tasks=[]", cwd=tmp, code=2)
+    assert nothing.stderr.startswith("error: eval.tasks=[] and no eval.perplexity.texts: nothing to score")

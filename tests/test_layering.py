@@ -1,6 +1,7 @@
 """The package's shape, read from its imports: every module in a layer, no upward import, no import circle, and no
-module over 450 lines. Imports inside functions count (a lazy import is still a dependency); those under
-``if TYPE_CHECKING:`` do not."""
+module over 450 lines. Imports inside functions count (a lazy import is still a dependency), and so does a function
+named by its module (``Lazy("reproduce.plan", "plan")`` in the command table); imports under ``if TYPE_CHECKING:``
+do not."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ MAX_LINES = 450
 # From the top down. A module imports modules of its own layer or of lower ones; a prefix names a whole package.
 LAYERS = (
     ("entry", ("cli",)),
-    ("commands", ("preflight", "pipeline")),
-    ("engines", ("record", "compare", "publish", "plan", "paper.tables", "paper.figures", "paper.published_tables",
+    ("commands", ("commands", "preflight", "pipeline")),
+    ("engines", ("record", "compare", "publish", "plan", "scoring", "paper.tables", "paper.figures", "paper.published_tables",
                  "paper.baselines", "paper.architectures", "paper.build", "train.stage", "evaluate.runner",
                  "evaluate.inputs", "data.prepare", "data.scan", "data.shard_writer", "data.prepared_set")),
     ("building blocks", ("checks", "compose", "steps", "model", "pretrained", "meta", "paper.formats", "paper.reader",
@@ -53,6 +54,8 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
             continue
         if isinstance(node, ast.Import):
             names = [_short(a.name) for a in node.names]
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) == "Lazy" and isinstance(node.args[0], ast.Constant):
+            names = [_short(node.args[0].value)]  # a function the command table imports when it is called
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             # "from reproduce.data import workers" imports a module, "from reproduce.io import write_json" its module
             names = [_short(f"{node.module}.{a.name}") if _short(f"{node.module}.{a.name}") in modules
@@ -114,6 +117,14 @@ def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_layers() -> 
 
 def test_no_import_circle() -> None:
     assert _cycle(_graph()) is None
+
+
+def test_the_command_table_names_functions_that_exist_and_its_imports_are_seen() -> None:
+    from reproduce.commands import COMMANDS, Lazy
+
+    named = {ref for c in COMMANDS.values() for ref in (c.run, c.scores) if isinstance(ref, Lazy)}
+    assert all(callable(ref.resolve()) for ref in named)
+    assert {_short(ref.module) for ref in named} <= _graph()["commands"]
 
 
 def test_the_checks_find_a_circle_and_an_upward_import() -> None:

@@ -118,8 +118,9 @@ def score_penlp(model_source: str, files: dict[str, Path], batch_size: int, dtyp
     for name, split in splits.items():
         if not split.sentences:
             raise UserError(f"{files[name]}: no sentences in {PENLP_SPLITS[name]}; check the data file")
-    tokenizer = AutoTokenizer.from_pretrained(model_source)
-    model = AutoModelForCausalLM.from_pretrained(model_source, dtype=DTYPES[dtype]).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_source, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(model_source, dtype=DTYPES[dtype], trust_remote_code=False)
+    model = model.to(device).eval()
     context = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
     scores = {}
     for name, split in splits.items():

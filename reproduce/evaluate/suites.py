@@ -44,9 +44,10 @@ class SuiteFile:
 
 def load_suite(name: str, only: list[str] | None = None, num_fewshot: int | None = None,
                limit: int | None = None) -> Suite:
-    """A suite of reproduce/evaluate/tasks/suites.yaml, narrowed to ``only`` (some of its tasks) when given, with the
-    settings it cannot take refused: a number of demonstrations (``num_fewshot``; None is each task's own) outside
-    its ``shots``, and demonstrations or a ``limit`` of items for a PenLP suite (its threshold needs whole splits)."""
+    """A suite of reproduce/evaluate/tasks/suites.yaml, narrowed to ``only`` (some of its tasks, or none) when given,
+    with the settings it cannot take refused: a number of demonstrations (``num_fewshot``; None is each task's own)
+    outside its ``shots``, and demonstrations or a ``limit`` of items for a PenLP suite (its threshold needs whole
+    splits)."""
     suites = yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
     if name not in suites:
         raise UserError(f"eval.suite={name!r}: no such suite; choose one of {', '.join(suites)}")
@@ -64,11 +65,13 @@ def load_suite(name: str, only: list[str] | None = None, num_fewshot: int | None
         key, value = ("eval.num_fewshot", num_fewshot) if num_fewshot else ("eval.limit", limit)
         raise UserError(f"{key}={value}: suite {name} scores whole splits without demonstrations (its threshold is "
                         "chosen on all of train); leave it unset")
+    if only is not None and not only:  # eval.tasks=[]: no task (perplexity only), so no data and no network
+        return Suite(name, [], [], False, False, "lm_eval", suite.shots)
     if only is not None:
         unknown = [task for task in only if task not in suite.tasks]
-        if unknown or not only:
-            raise UserError(f"eval.tasks={list(only)}: {', '.join(unknown) or 'empty'} not in suite {name}; choose "
-                            f"from {', '.join(suite.tasks)}")
+        if unknown:
+            raise UserError(f"eval.tasks={list(only)}: {', '.join(unknown)} not in suite {name}; choose from "
+                            f"{', '.join(suite.tasks)}, or eval.tasks=[] for none")
         suite = Suite(name, list(only), suite.benchmarks, suite.network, suite.builtin, suite.scorer, suite.shots)
     return suite
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import matplotlib
 
-from reproduce.config import PaperConfig, PathsConfig
+from reproduce.config import PaperCommandConfig, PaperConfig, PathsConfig
 from reproduce.errors import UserError
 from reproduce.io import write_bytes
 from reproduce.layout import SUMMARY
@@ -130,6 +130,11 @@ def write_paper(files: dict[str, bytes], paper_dir: Path) -> list[Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [paper_dir / name for name in sorted(files)]
+
+
+def paper_command(cfg: PaperCommandConfig) -> list[Path]:
+    """`reproduce paper`: ``make_paper`` for the command's config."""
+    return make_paper(cfg.paths, cfg.paper)
 
 
 def make_paper(paths: PathsConfig, cfg: PaperConfig) -> list[Path]:
