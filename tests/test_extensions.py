@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reproduce import pipeline
+from reproduce.commands import COMMANDS
 from reproduce.config import SourceConfig
 from reproduce.data.manifest import Resolver
 from reproduce.data.records import Record, Skip
@@ -128,7 +129,7 @@ def test_a_source_kind_is_one_class_and_one_yaml(tmp_path: Path, lines_kind: typ
                       encoding="utf-8")
     source = f"{{kind: lines, paths: ['{corpus}']}}"
     overrides = [o for o in micro_overrides(tmp_path) if not o.startswith("data.sources")]
-    cfg = load("prepare", "prepare", [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={source}"])
+    cfg = load(COMMANDS["prepare"], [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={source}"])
     assert isinstance(cfg.data.sources["mine"], SourceConfig) and cfg.data.sources["mine"].kind == "lines"
     start_steps(cfg, ("prepare",))  # as the CLI does before the step
     data = pipeline.prepare(cfg)
@@ -137,7 +138,7 @@ def test_a_source_kind_is_one_class_and_one_yaml(tmp_path: Path, lines_kind: typ
     assert data.manifest["inputs"]["sources"]["mine"]["kind"] == "lines"
     bad = f"{{kind: lines, paths: ['{tmp_path}/none*.txt']}}"
     with pytest.raises(UserError, match="matches no file"):
-        load("prepare", "prepare", [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={bad}",
+        load(COMMANDS["prepare"], [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={bad}",
                                     "run_name=other"])
 
 

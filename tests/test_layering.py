@@ -15,9 +15,10 @@ MAX_LINES = 450
 LAYERS = (
     ("entry", ("cli",)),
     ("commands", ("commands", "preflight", "pipeline")),
-    ("engines", ("record", "compare", "publish", "plan", "scoring", "paper.tables", "paper.figures", "paper.published_tables",
-                 "paper.baselines", "paper.architectures", "paper.build", "train.stage", "evaluate.runner",
-                 "evaluate.inputs", "data.prepare", "data.scan", "data.shard_writer", "data.prepared_set")),
+    ("engines", ("record", "compare", "publish", "plan", "scoring", "paper.tables", "paper.figures",
+                 "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build", "train.stage",
+                 "evaluate.runner", "evaluate.inputs", "data.prepare", "data.scan", "data.shard_writer",
+                 "data.prepared_set")),
     ("building blocks", ("checks", "compose", "steps", "model", "pretrained", "meta", "paper.formats", "paper.reader",
                          "paper.plotting", "paper.schemas", "train.checkpoint", "train.progress", "train.model_card",
                          "evaluate.harness", "evaluate.lm_eval_tasks", "evaluate.suites", "data.sources",

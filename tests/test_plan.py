@@ -14,6 +14,7 @@ import pytest
 
 from reproduce.arithmetic import gpt2_parameters
 from reproduce.cli import main
+from reproduce.commands import COMMANDS
 from reproduce.compose import compose_config
 from reproduce.config import RecipeConfig
 from reproduce.paths import CONF_DIR
@@ -28,7 +29,7 @@ N_LARGE = 760_300_032  # PUBLISHED.md §2
 
 def _plan_config(tmp_path: Path, *overrides: str) -> RecipeConfig:
     """The plan command's checked config, its results (and so any gpu_mfu.json) under tmp_path."""
-    return load("plan", "plan", [*overrides, f"paths.results={tmp_path / 'results'}"])
+    return load(COMMANDS["plan"], [*overrides, f"paths.results={tmp_path / 'results'}"])
 
 
 def _error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -131,7 +132,7 @@ def test_a_corpus_of_unknown_size_is_one_line(tmp_path: Path, capsys: pytest.Cap
                     "the corpus size, e.g. plan.corpus_tokens=80000000000, or run `reproduce prepare` first")
     (tmp_path / "mini").mkdir()
     (tmp_path / "mini" / "data.json").write_text('{"split": {"train": {"tokens": 100000}}}', encoding="utf-8")
-    plan = build_plan(load("plan", "plan", [f"paths.results={tmp_path}"]))
+    plan = build_plan(load(COMMANDS["plan"], [f"paths.results={tmp_path}"]))
     assert plan["corpus_tokens"] == 100_000 and plan["stages"]["stage1"]["windows"] == 99_999 // 128
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
+from reproduce.commands import COMMANDS
 from reproduce.data import workers
 from reproduce.data.corpus import to_text
 from reproduce.data.manifest import make_resolver
@@ -44,7 +45,7 @@ def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
     """`reproduce prepare` in-process, as the CLI runs it: checked, the config recorded, then the step."""
     from reproduce import pipeline
 
-    cfg = load("prepare", "prepare", _overrides(tmp, *extra, run_name=run_name))
+    cfg = load(COMMANDS["prepare"], _overrides(tmp, *extra, run_name=run_name))
     start_steps(cfg, ("prepare",))
     return cfg, pipeline.prepare(cfg)
 
