@@ -85,7 +85,7 @@ def import_problems() -> list[str]:
 
 
 def copy_out(check: Check, out: Path) -> None:
-    """For the device tool ($OUT): the key results files, and every results file of the check in one archive whose
+    """With $OUT set: the key results files, and every results file of the check in one archive whose
     paths are the repository's (``tar -xzf gpu_check_results.tar.gz`` at its root)."""
     run_results = check.results / RUN
     for path in (check.results / "perf" / "gpu_mfu.json", check.file, run_results / "summary.json",

@@ -7,7 +7,7 @@
 # The offline bundle .gpu_site/ (bench/gpu_bundle.py) is unpacked into $GPU_SITE (default /tmp/gpu_site) and used
 # where this Python lacks the packages (its site.tar.xz), and where no data mirror is set or beside the checkout (its
 # data.tar.xz); nothing is fetched. The console goes to $GPU_CHECK_LOG (default runs/gpu_check.log) too; with $OUT
-# set (the device tool) the key results are copied there.
+# set, the key results are copied there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
