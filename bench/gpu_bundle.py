@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# What the check imports (found by running it) that the GPU image (README: The GPU check) does not hold.
+# What the check imports (found by running it) that the GPU image (docs/gpus.md: The GPU check) does not hold.
 DISTRIBUTIONS = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "lm_eval", "datasets", "dill", "pytz")
 PER_PYTHON = ("multiprocess",)  # a copy of the standard library's multiprocessing for each Python version
 LEFT_OUT = ("lm_eval/tasks/",)  # lm-eval's own task folders (75 MB); its tasks/*.py stay

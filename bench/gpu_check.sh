@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU path end to end in one call: bench/gpu_check.py's parts a (MFU and the levers), b (the recipe,
-# experiment=gpu_check, stopped by SIGTERM and resumed) and c (DDP and FSDP on one GPU). README: "The GPU check".
+# experiment=gpu_check, stopped by SIGTERM and resumed) and c (DDP and FSDP on one GPU). docs/gpus.md: "The GPU check".
 #   bash bench/gpu_check.sh                     # every part on one GPU
 #   bash bench/gpu_check.sh --parts b,c         # a subset (a: MFU, b: recipe, c: engines)
 #   bash bench/gpu_check.sh --tiny              # the same parts on this CPU, micro model and corpus
