@@ -1,4 +1,4 @@
-"""Evaluation floors (issue 9), measured side by side in one run on the mini recipe's final model.
+"""Evaluation floors, measured side by side in one run on the mini recipe's final model.
 
 1. Perplexity: `text_perplexity` (sliding window, the run's test works) in tokens/s over a raw batched forward pass
    with cross-entropy over the very same windows, model and batch size. Floor: 0.9.

@@ -1,6 +1,6 @@
 """Seconds from `reproduce <bad setting>` to its one-line error (exit code 2), for every setting of the test table,
 side by side with the seconds a valid mini run spends before its first training step (the work a late error
-used to waste). Floor (issues 5 and 19): every bad setting fails within 3 s.
+used to waste). Floor: every bad setting fails within 3 s.
 
     python bench/fail_fast.py [--out results/perf/fail_fast.json]
 """

@@ -1,5 +1,6 @@
 """The offline bundle of bench/gpu_check.sh, for a GPU machine that can fetch nothing: the Python packages its image
-lacks and the data files the check reads, packed into .gpu_site/ (gitignored), which the device tool carries.
+lacks and the data files the check reads, packed into .gpu_site/ (gitignored), to be copied to the GPU machine with
+the checkout.
 
 - site.tar.xz: hydra-core, omegaconf, lm-eval, datasets and what the check imports through them that the image
   (torch, Lightning, transformers, tokenizers, pandas, pyarrow, scikit-learn, ...) lacks, copied from this
@@ -27,12 +28,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# What the check imports (found by running it) that the GPU image (README: The GPU check) does not hold.
+# What the check imports (found by running it) that the GPU image (docs/gpus.md: The GPU check) does not hold.
 DISTRIBUTIONS = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "lm_eval", "datasets", "dill", "pytz")
 PER_PYTHON = ("multiprocess",)  # a copy of the standard library's multiprocessing for each Python version
 LEFT_OUT = ("lm_eval/tasks/",)  # lm-eval's own task folders (75 MB); its tasks/*.py stay
 BUNDLE = ROOT / ".gpu_site"
-LIMIT = 64 << 20  # the device tool's limit for everything that travels, the working tree included
+LIMIT = 64 << 20  # a 64 MiB cap for everything copied to the GPU machine, the working tree included
 
 
 def _kept(relative: str) -> bool:
@@ -106,7 +107,7 @@ def main() -> None:
     print(f"{args.out}: {', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in sizes.items())}; packages "
           f"{', '.join(f'{k} {v}' for k, v in versions.items())}; {len(files)} data files")
     if total > LIMIT:
-        raise SystemExit(f"error: the bundle is {total / 2**20:.1f} MiB, over the device tool's 64 MiB")
+        raise SystemExit(f"error: the bundle is {total / 2**20:.1f} MiB, over the 64 MiB cap")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The GPU path end to end in one call (run by bench/gpu_check.sh; README "The GPU check"), in three parts, each
+"""The GPU path end to end in one call (run by bench/gpu_check.sh; docs/gpus.md, "The GPU check"), in three parts, each
 writing as it goes, so that a timeout keeps what finished:
 
 a. MFU: bench/gpu_mfu.py's configurations and each lever (the attention kernel sdpa_causal against transformers'
@@ -85,7 +85,7 @@ def import_problems() -> list[str]:
 
 
 def copy_out(check: Check, out: Path) -> None:
-    """For the device tool ($OUT): the key results files, and every results file of the check in one archive whose
+    """With $OUT set: the key results files, and every results file of the check in one archive whose
     paths are the repository's (``tar -xzf gpu_check_results.tar.gz`` at its root)."""
     run_results = check.results / RUN
     for path in (check.results / "perf" / "gpu_mfu.json", check.file, run_results / "summary.json",
@@ -333,7 +333,8 @@ def main() -> None:
     problems = import_problems()
     if problems:
         raise SystemExit(f"error: cannot import {', '.join(problems)}; build the offline bundle where they are "
-                         "installed (.venv/bin/python bench/gpu_bundle.py) and carry .gpu_site (README: The GPU check)")
+                         "installed (.venv/bin/python bench/gpu_bundle.py) and copy .gpu_site with the checkout "
+                         "(docs/gpus.md)")
     import torch
 
     from reproduce.io import read_json, write_json

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The GPU path end to end in one call: bench/gpu_check.py's parts a (MFU and the levers), b (the recipe,
-# experiment=gpu_check, stopped by SIGTERM and resumed) and c (DDP and FSDP on one GPU). README: "The GPU check".
+# experiment=gpu_check, stopped by SIGTERM and resumed) and c (DDP and FSDP on one GPU). docs/gpus.md: "The GPU check".
 #   bash bench/gpu_check.sh                     # every part on one GPU
 #   bash bench/gpu_check.sh --parts b,c         # a subset (a: MFU, b: recipe, c: engines)
 #   bash bench/gpu_check.sh --tiny              # the same parts on this CPU, micro model and corpus
 # The offline bundle .gpu_site/ (bench/gpu_bundle.py) is unpacked into $GPU_SITE (default /tmp/gpu_site) and used
 # where this Python lacks the packages (its site.tar.xz), and where no data mirror is set or beside the checkout (its
 # data.tar.xz); nothing is fetched. The console goes to $GPU_CHECK_LOG (default runs/gpu_check.log) too; with $OUT
-# set (the device tool) the key results are copied there.
+# set, the key results are copied there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -20,7 +20,7 @@ results/perf/gpu_mfu.json after every run (read by `reproduce plan` for measured
     python bench/gpu_mfu.py --tiny --out /tmp/gpu_mfu.json  # a few steps of a tiny model on the CPU (a smoke run)
 
 On the GPU machine, whose image lacks hydra-core and omegaconf, run it through bench/gpu_check.sh (part a), which
-unpacks the offline bundle of bench/gpu_bundle.py (README: The GPU check).
+unpacks the offline bundle of bench/gpu_bundle.py (docs/gpus.md, "The GPU check").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Seconds of `reproduce paper` (the console script, start-up included) from the committed results/ into a temporary
-folder, side by side with the 60 s floor (issue 10), and whether its files equal the committed paper/ byte for byte.
+folder, side by side with the 60 s floor, and whether its files equal the committed paper/ byte for byte.
 
     python bench/paper_build.py [--repeats 3] [--out results/perf/paper_build.json]
 """

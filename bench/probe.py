@@ -6,7 +6,7 @@ table (tests/bad_settings.py). Each case runs the console script and is judged:
 - traceback, unclear (another exit code, several lines, or the line does not name the thing), security (a file
   written outside the run's folders), data loss (results or models removed or changed), hang (over 120 s).
 
-Issue 19's floor: at least 100 cases, at least 95% clean, no security or data-loss case, no hang.
+The floor: at least 100 cases, at least 95% clean, no security or data-loss case, no hang.
 
     python bench/probe.py [--out results/perf/probe.json]
 """

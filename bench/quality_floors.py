@@ -1,8 +1,8 @@
 """The mini recipe's floors, read from a run's results: the final model against its unigram baseline, side by side.
 
 Both perplexities come from the same run on the same test tokens (the unigram model is fitted on the run's
-train split with the same tokenizer). Issue 2: perplexity at most 0.30x the unigram's, RuBLiMP at least 72%.
-Issue 6: the final stage's mean test loss over the second half of its positions below the first half's (the
+train split with the same tokenizer). Floors: perplexity at most 0.30x the unigram's, RuBLiMP at least 72%;
+the final stage's mean test loss over the second half of its positions below the first half's (the
 longer context is used), and the whole run within 15 minutes. Exits 1 if a floor is missed.
 
     python bench/quality_floors.py [results/mini/summary.json]
@@ -14,9 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-MAX_PPL_RATIO = 0.30  # issue 2: final test perplexity at most 0.30x the unigram model's
-MIN_RUBLIMP = 0.72  # issue 2: RuBLiMP mean accuracy over all 45,000 pairs
-MAX_MINUTES = 15  # issues 2 and 6: the whole run after installation
+MAX_PPL_RATIO = 0.30  # floor: final test perplexity at most 0.30x the unigram model's
+MIN_RUBLIMP = 0.72  # floor: RuBLiMP mean accuracy over all 45,000 pairs
+MAX_MINUTES = 15  # floor: the whole run after installation
 ANCHOR = "plain PyTorch loop, 4x256 GPT-2, 8k BBPE, 8 min at context 128: 0.32x unigram, RuBLiMP 70% (100/phenomenon)"
 
 

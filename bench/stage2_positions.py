@@ -2,7 +2,7 @@
 
 Each variant trains stage 2 from ``runs/<run>/models/stage1`` on the run's prepared data (into a temporary folder;
 the run is not touched), then scores the test blocks at stage 2's context: the mean loss over the first and the
-second half of the positions, and the perplexity. The stage-2 floor of issue 6: the second half's loss lower than
+second half of the positions, and the perplexity. The stage-2 floor: the second half's loss lower than
 the first's. Prints a table and writes results/perf/stage2_positions.json.
 
     python bench/stage2_positions.py [--run mini] [--variants keep copy copy,lr=5e-4] [overrides ...]

@@ -2,7 +2,7 @@
 no mask, registered with transformers' AttentionInterface and chosen by ``model.attn_implementation=sdpa_causal``.
 
 Why: transformers' own ``sdpa`` kernel passes a dense T x T causal mask to SDPA whenever torch.compile traces the model
-in transformers 5.17 and earlier (transformers issue #48925, fixed in 5.18 by #48975). With a mask, SDPA cannot use its
+in transformers 5.17 and earlier (transformers #48925, fixed in 5.18 by #48975). With a mask, SDPA cannot use its
 flash kernel (most likely the memory-efficient one runs, over the whole T x T square). For a kernel name it does not
 know, transformers builds no mask at all (5.17 and 5.24 checked), so this function always reaches the causal kernels.
 

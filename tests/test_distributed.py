@@ -20,7 +20,7 @@ REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 # fp32, so that only the order of the gradient sums differs; shorter stages; stage 2's micro-batch splits over 2.
 # Stage 2 at lr 1e-4: Adam turns the last-bit differences of near-zero gradients into steps of about lr, which at 1e-3
 # exceed the tolerance after a stage of copied positions (and at 2e-4, by 4e-7 in one weight, on the micro data as
-# prepare writes it since issue 8).
+# prepare writes it now).
 SHORT_FP32 = ["trainer.precision=32-true", "stages.stage1.epochs=0.1", "stages.stage2.epochs=0.05",
               "stages.stage2.micro_batch_size=4", "stages.stage2.optim.lr=1e-4", "eval.limit=2"]
 

@@ -1,5 +1,5 @@
-"""Extending the package touches only what the README says: a benchmark is its folder and a line of suites.yaml, a
-source kind is one class and one YAML, a model size is its YAMLs."""
+"""Extending the package touches only what docs/development.md says: a benchmark is its folder and a line of
+suites.yaml, a source kind is one class and one YAML, a model size is its YAMLs."""
 
 from __future__ import annotations
 
