@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reproduce import records
 from reproduce.config import RecipeConfig
 from reproduce.errors import Differs, UserError
-from reproduce.io import write_json
 from reproduce.layout import REFERENCE, SEED_SPREAD, SUMMARY, VERDICT
 from reproduce.meta import git, versions
 from reproduce.paths import SOURCE_ROOT
+from reproduce.records import top_level_tasks
 
 VERDICTS = ("identical", "within seed spread", "differs")
 
@@ -45,7 +46,7 @@ def headline(summary: dict[str, Any]) -> dict[str, float]:
         if key in summary.get("unigram", {}):
             found[f"unigram {key}"] = summary["unigram"][key]
     for stage, tasks in summary.get("suite", {}).items():
-        for task in sorted(t for t in tasks if not any(t.startswith(f"{g}_") for g in tasks if g != t)):
+        for task in top_level_tasks(tasks):
             for metric, value in sorted(tasks[task].items()):
                 if metric != "n":
                     found[f"{stage} {task} {metric}"] = value
@@ -54,11 +55,9 @@ def headline(summary: dict[str, Any]) -> dict[str, float]:
 
 def _summary_file(path: Path, what: str) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{what}: {path} not found") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{what}: {path} is unreadable ({type(exc).__name__}); regenerate it") from None
+        return records.summary.read(path)
+    except UserError as exc:
+        raise UserError(f"{what}: {exc}") from None
 
 
 def _git_summary(revision: str, path: Path) -> tuple[dict[str, Any], str] | None:
@@ -71,10 +70,15 @@ def _git_summary(revision: str, path: Path) -> tuple[dict[str, Any], str] | None
         return None
     commit = git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     text = git("show", f"{commit}:{relative}") if commit else None
-    try:
-        return (json.loads(text), f"git {commit[:12]}:{relative}") if text else None
-    except ValueError:
+    if not text:
         return None
+    where = f"git {commit[:12]}:{relative}"
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    records.summary.check(Path(where), found)
+    return found, where
 
 
 def load_reference(cfg: RecipeConfig) -> tuple[dict[str, Any], str]:
@@ -183,8 +187,8 @@ def differing(result: dict[str, Any]) -> list[str]:
 
 def write_verdict(cfg: RecipeConfig, result: dict[str, Any], meta: dict[str, Any]) -> None:
     run = cfg.layout
-    write_json(run.result(VERDICT), {"meta": meta, **result})
-    write_json(run.result(SEED_SPREAD), {
+    records.verdict.write(run.result(VERDICT), {"meta": meta, **result})
+    records.seed_spread.write(run.result(SEED_SPREAD), {
         "meta": meta, "runs": result["seed_runs"], "sigmas": cfg.compare.sigmas,
         "metrics": {key: {"mean": row["seed_mean"], "std": row["seed_std"], "runs": row["runs"]}
                     for key, row in result["metrics"].items() if row["runs"] >= 2}})

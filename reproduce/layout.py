@@ -9,11 +9,9 @@ instead of joining them.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reproduce.errors import UserError
 from reproduce.paths import SOURCE_ROOT
@@ -183,62 +181,3 @@ def plan_files(results_root: str | Path, run: str) -> tuple[Path, Path]:
     """``results/plan/<run>.json`` and ``.md``."""
     folder = Path(results_root) / PLAN
     return folder / f"{run}.json", folder / f"{run}.md"
-
-
-@dataclass(frozen=True)
-class MfuRun:
-    """One configuration timed by bench/gpu_mfu.py: the package's training path or the bare loop."""
-
-    model: str
-    context: int
-    micro_batch: int | None
-    path: str  # package | bare
-    variant: tuple[str, ...]  # overrides on top of the configured trainer (empty: as configured)
-    mfu: float | None
-    tokens_per_second: float | None
-
-
-@dataclass(frozen=True)
-class GpuMfu:
-    device: str  # the card as torch names it
-    precision: str | None
-    runs: tuple[MfuRun, ...]
-
-
-GPU_MFU_SHAPE = ('{"device": "NVIDIA H200", "meta": {"precision": "bf16-mixed"}, "runs": [{"model": "rugpt3_large", '
-                 '"context": 1024, "micro_batch": 8, "path": "package", "variant": [], "mfu": 0.5, '
-                 '"tokens_per_second": 1e5}, ...]}')
-
-
-def read_gpu_mfu(path: Path) -> GpuMfu:
-    """A results/perf/gpu_mfu*.json file (bench/gpu_mfu.py), checked field by field; one line if malformed."""
-    try:
-        return _gpu_mfu(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a GPU MFU file ({exc}); expected {GPU_MFU_SHAPE}: fix it, or rerun "
-                        "bench/gpu_mfu.py") from None
-
-
-def _number(value: Any, low: float, high: float) -> bool:
-    return type(value) in (int, float) and low < value <= high
-
-
-def _gpu_mfu(data: Any) -> GpuMfu:
-    if not isinstance(data, dict) or not isinstance(data.get("device"), str) or not isinstance(data.get("runs"), list):
-        raise ValueError("needs a device name and a list of runs")
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    runs = []
-    for i, run in enumerate(data["runs"]):
-        if not isinstance(run, dict) or not isinstance(run.get("model"), str) or not isinstance(run.get("path"), str) \
-                or type(run.get("context")) is not int or type(run.get("micro_batch", 0)) not in (int, type(None)) \
-                or not isinstance(run.get("variant", []), list):
-            raise ValueError(f"runs[{i}] needs model, path, context (and an integer micro_batch, a list variant)")
-        mfu, rate = run.get("mfu"), run.get("tokens_per_second")
-        if mfu is not None and not _number(mfu, 0, 1):
-            raise ValueError(f"runs[{i}].mfu={mfu!r} is not in (0, 1] or null")
-        if rate is not None and not _number(rate, 0, float("inf")):
-            raise ValueError(f"runs[{i}].tokens_per_second={rate!r} is not a positive number or null")
-        runs.append(MfuRun(run["model"], run["context"], run.get("micro_batch"), run["path"],
-                           tuple(map(str, run.get("variant", []))), mfu, rate))
-    precision = meta.get("precision")
-    return GpuMfu(data["device"], precision if isinstance(precision, str) else None, tuple(runs))

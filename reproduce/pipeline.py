@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from reproduce import layout
+from reproduce import layout, records
 from reproduce.checksums import sums_problem
 from reproduce.compare import NoReference, judge, report_verdict
 from reproduce.config import RecipeConfig
@@ -75,7 +75,7 @@ def prepare(cfg: RecipeConfig, data: PreparedData | None = None) -> PreparedData
     timings = prepare_set(cfg, inputs, folder, fresh=cfg.resume == "never")
     data = load_prepared(folder)
     write_json(pointer, {"folder": folder.as_posix(), "hash": data.manifest["hash"]})
-    write_json(cfg.layout.result(layout.DATA), {"meta": run_metadata(cfg), **report(data, timings, reused)})
+    records.data.write(cfg.layout.result(layout.DATA), {"meta": run_metadata(cfg), **report(data, timings, reused)})
     log.info(f"[data] tokenizer of {len(data.tokenizer)} ids; tokens: "
              + ", ".join(f"{k} {len(v) / 1e6:.2f}M" for k, v in data.shards.items()))
     return data
@@ -87,7 +87,7 @@ def contamination(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[s
     result = contamination_report(
         cfg.contamination, make_resolver(cfg.data), batch_encoder(data.tokenizer), data.shards["train"].chunks(1 << 24),
         data.documents("test") if cfg.contamination.test_works else None)
-    write_json(cfg.layout.result(layout.CONTAMINATION),
+    records.contamination.write(cfg.layout.result(layout.CONTAMINATION),
                {"meta": run_metadata(cfg), "prepared": data.manifest["hash"], **result})
     for name, row in result["sets"].items():
         share = "n/a" if row["share"] is None else f"{100 * row['share']:.2f}%"
@@ -117,10 +117,10 @@ def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
     train_json, curves_json = run.result(layout.TRAIN), run.result(layout.CURVES)
     if cfg.resume != "auto" or not (train_json.is_file() and curves_json.is_file()):
         return {}
-    records, curves = read_json(train_json)["stages"], read_json(curves_json)
+    trained, curves = records.train.read(train_json)["stages"], records.curves.read(curves_json)
     finished = {}
     for name in cfg.stages:
-        if name not in records:
+        if name not in trained:
             break
         if problem := sums_problem(run.model(name)):
             if checkpoints(run.checkpoints(name)):
@@ -129,7 +129,7 @@ def _finished_stages(cfg: RecipeConfig) -> dict[str, dict[str, Any]]:
             else:  # results without the run's folder (a fresh clone's committed results): nothing was lost here
                 log.info(f"[{name}] results of this config, but neither its export nor a checkpoint: training it")
             break
-        finished[name] = {"record": records[name],
+        finished[name] = {"record": trained[name],
                           **{kind: [p for p in curves[kind] if p["stage"] == name] for kind in ("train", "validation")}}
     return finished
 
@@ -150,9 +150,10 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
         if not rank_zero:
             continue
         meta = run_metadata(cfg)
-        write_json(run.result(layout.TRAIN), {"meta": meta, "stages": {n: s["record"] for n, s in done.items()}})
-        write_json(run.result(layout.CURVES), {"meta": meta, **{kind: [p for s in done.values() for p in s[kind]]
-                                                                 for kind in ("train", "validation")}})
+        records.train.write(run.result(layout.TRAIN), {"meta": meta,
+                                                        "stages": {n: s["record"] for n, s in done.items()}})
+        records.curves.write(run.result(layout.CURVES), {"meta": meta, **{
+            kind: [p for s in done.values() for p in s[kind]] for kind in ("train", "validation")}})
         write_model_card(cfg, name)
     return done
 
@@ -197,8 +198,8 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     Everything runs on ``eval.device`` (default: the trainer's device)."""
     data = data or run_prepared(cfg)
     run = cfg.layout
-    stages = read_json(run.result(layout.TRAIN))["stages"]
-    timings = {"prepare": sum(read_json(run.result(layout.DATA))["timings_s"].values()),
+    stages = records.train.read(run.result(layout.TRAIN))["stages"]
+    timings = {"prepare": sum(records.data.read(run.result(layout.DATA))["timings_s"].values()),
                **{name: stage["seconds"] for name, stage in stages.items()}}
     summary: dict[str, Any] = {"meta": run_metadata(cfg), "run": cfg.run_name, "stages": stages, "rublimp": {},
                                "suite": {}, "timings_s": timings}
@@ -207,12 +208,12 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     def save(step: str, started: float) -> None:
         timings[step] = time.perf_counter() - started
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
-        write_json(run.result(layout.SUMMARY), summary)
+        records.summary.write(run.result(layout.SUMMARY), summary)
 
     started = time.perf_counter()
     perplexity, by_position = _perplexity(cfg, data, device)
     windows = {str(c): perplexity["unigram"]["tokens"] // c for c in sorted(set(cfg.eval.perplexity.contexts))}
-    write_json(run.result(layout.LOSS_BY_POSITION),
+    records.loss_by_position.write(run.result(layout.LOSS_BY_POSITION),
                {"meta": summary["meta"], "unit": "mean test NLL (nats) at each position of a window",
                 "windows": windows, "stages": by_position})
     summary.update(perplexity)
@@ -235,7 +236,7 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     started = time.perf_counter()
     samples = {name: generate_samples(run.model(name), cfg.eval.generate, cfg.eval.generate.prompts, device)
                for name in cfg.stages}
-    write_json(run.result(layout.SAMPLES), {"meta": summary["meta"], "settings": sample_settings(cfg.eval),
+    records.samples.write(run.result(layout.SAMPLES), {"meta": summary["meta"], "settings": sample_settings(cfg.eval),
                                             "stages": samples})
     save("samples", started)
     for name in cfg.stages:  # the model cards, now with the stages' scores

@@ -17,13 +17,15 @@ from typing import Any
 
 import yaml
 
+from reproduce import records
 from reproduce.arithmetic import ARCHITECTURE_KEYS, flops_per_token, gpt2_parameters, stage_counts
 from reproduce.config import ModelConfig, RecipeConfig, StageConfig
 from reproduce.errors import UserError
-from reproduce.io import read_json, write_json, write_text
-from reproduce.layout import DATA, GPU_MFU, plan_files, published_file, read_gpu_mfu
+from reproduce.io import write_text
+from reproduce.layout import DATA, GPU_MFU, plan_files, published_file
 from reproduce.paths import CONF_DIR
 from reproduce.perf import PLAN_DEVICES, compute_dtype, find_peak, peak_by_name
+from reproduce.records import read_gpu_mfu
 
 COMPUTE_CSV = "compute.csv"  # the published compute of each model (results/published/)
 GIB = 2**30
@@ -54,8 +56,8 @@ def corpus_tokens(cfg: RecipeConfig) -> tuple[int, str]:
         raise UserError(f"plan.corpus_tokens is not set and {path} does not exist: give the corpus size, e.g. "
                         "plan.corpus_tokens=80000000000, or run `reproduce prepare` first")
     try:
-        tokens = read_json(path)["split"]["train"]["tokens"]
-    except (OSError, ValueError, KeyError, TypeError):
+        tokens = records.read_json_file(path)["split"]["train"]["tokens"]  # the one field a plan reads
+    except (KeyError, TypeError):
         tokens = None
     if not isinstance(tokens, int) or tokens < 1:
         raise UserError(f"{path}: no train split token count (split.train.tokens); run `reproduce prepare` again or "
@@ -409,7 +411,7 @@ def plan(cfg: RecipeConfig) -> dict[str, Any]:
     numbers = build_plan(cfg)
     text = plan_markdown(numbers)
     json_file, markdown_file = plan_files(cfg.paths.results, cfg.run_name)
-    write_json(json_file, {"meta": package_metadata(), **numbers, "notes": notes(numbers)})
+    records.plan.write(json_file, {"meta": package_metadata(), **numbers, "notes": notes(numbers)})
     write_text(markdown_file, text)
     print(text, end="", flush=True)
     return numbers

@@ -8,14 +8,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from reproduce import layout
+from reproduce import layout, records
 from reproduce.config import RecipeConfig
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared_set import load_prepared
 from reproduce.evaluate.inputs import eval_device, named_models, read_texts
 from reproduce.evaluate.runner import evaluate_model, generate_samples, perplexity_of_texts, suite_inputs
 from reproduce.evaluate.suites import load_suite
-from reproduce.io import read_json, write_json
+from reproduce.io import read_json
 from reproduce.locks import all_locked
 from reproduce.meta import package_metadata
 
@@ -50,7 +50,7 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
                                                    cfg.verbose)
             if texts.texts:
                 row = perplexity_of_texts(ref, texts.texts, evaluation, device)
-                write_json(folders.perplexity_file(ref.name),
+                records.eval_perplexity.write(folders.perplexity_file(ref.name),
                            {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
                                      "seed": cfg.seed, "texts": evaluation.perplexity.texts or
                                      f"{run_dir} test documents", "skipped": texts.skipped}, **row})

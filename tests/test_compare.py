@@ -19,8 +19,10 @@ from reproduce.errors import UserError
 from reproduce.paths import SOURCE_ROOT
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
-SUMMARY = {"run": "r", "perplexity": [{"stage": "stage2", "context": 256, "perplexity": 140.0, "bits_per_byte": 1.34}],
-           "unigram": {"perplexity": 1016.0, "bits_per_byte": 1.877},
+SUMMARY = {"run": "r", "perplexity": [{"stage": "stage2", "context": 256, "perplexity": 140.0, "bits_per_byte": 1.34,
+                                       "tokens": 65536, "ratio_to_unigram": 0.138}],
+           "unigram": {"perplexity": 1016.0, "bits_per_byte": 1.877, "tokens": 65536},
+           "stages": {"stage2": {"parameters": 2615424, "tokens": 40960, "steps": 20}},
            "suite": {"stage2": {"rublimp": {"acc": 0.7264, "tie": 0.0, "n": 45000},
                                 "rublimp_add_new_suffix": {"acc": 0.8, "n": 1000}}}}
 

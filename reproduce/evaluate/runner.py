@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from reproduce import records
 from reproduce.arithmetic import model_context
 from reproduce.config import EvalConfig, GenerateConfig
 from reproduce.data.manifest import Resolver, read_manifest
@@ -18,7 +19,6 @@ from reproduce.evaluate.inputs import ModelRef
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.penlp import score_penlp
 from reproduce.evaluate.suites import Suite, manifest_resolver, suite_files
-from reproduce.io import write_json
 from reproduce.meta import package_metadata
 from reproduce.pretrained import load_causal_lm, load_tokenizer
 
@@ -64,7 +64,7 @@ def evaluate_model(ref: ModelRef, suite: Suite, inputs: SuiteInputs, evaluation:
     if suite.scorer == "penlp":
         scored = score_penlp(ref.source, inputs, evaluation.batch_size, evaluation.dtype, device)
         metrics = {suite.tasks[0]: scored.metrics}
-        write_json(out_file, {"meta": meta, "metrics": metrics, "penlp": scored.details})
+        records.suite_results.write(out_file, {"meta": meta, "metrics": metrics, "penlp": scored.details})
     else:  # lm-eval (and the datasets library) only where it scores: PenLP needs neither
         from reproduce.evaluate.harness import cli_model_args, model_arguments, run_lm_eval, task_metrics
 
@@ -73,7 +73,7 @@ def evaluate_model(ref: ModelRef, suite: Suite, inputs: SuiteInputs, evaluation:
         meta |= {"model_args": args, "lm_eval_model_args": cli_model_args(args),
                  "prefix_token": evaluation.prefix_token, "device": raw.pop("device")}
         metrics = task_metrics(raw)
-        write_json(out_file, {"meta": meta, "metrics": metrics, "lm_eval": raw})
+        records.suite_results.write(out_file, {"meta": meta, "metrics": metrics, "lm_eval": raw})
     for task in suite.tasks:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.get(task, {}).items() if k != "n")
         log.info(f"[eval] {ref.name} {task}: {shown} ({metrics.get(task, {}).get('n', 0)} items)")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reproduce import records
 from reproduce.arithmetic import ARCHITECTURE_KEYS
 from reproduce.compose import compose_config
-from reproduce.io import read_json, write_json
 from reproduce.meta import package_metadata
 from reproduce.model import exact_parameters, gpt2_config
 from reproduce.paths import CONF_DIR
@@ -27,8 +27,8 @@ def write_architectures(path: Path) -> bool:
     """Write the table's source only when an architecture changed, so a rebuild leaves results/ untouched; says
     whether it wrote."""
     models = architectures()
-    if path.is_file() and read_json(path).get("models") == models:
+    if path.is_file() and records.architectures.read(path).get("models") == models:
         return False
-    write_json(path, {"meta": {**package_metadata(), "source": "conf/model/*.yaml, composed by conf/reproduce.yaml"},
-                      "models": models})
+    source = "conf/model/*.yaml, composed by conf/reproduce.yaml"
+    records.architectures.write(path, {"meta": {**package_metadata(), "source": source}, "models": models})
     return True

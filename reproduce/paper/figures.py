@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FormatStrFormatter
 
 from reproduce.errors import UserError
-from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SEED_SPREAD, SUMMARY, read_gpu_mfu
+from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SEED_SPREAD, SUMMARY
 from reproduce.paper.baselines import RUCOLA, TAPE, published_accuracy
 from reproduce.paper.plotting import (
     Plot,
@@ -28,6 +28,7 @@ from reproduce.paper.plotting import (
     styled,
 )
 from reproduce.paper.reader import Results, eval_perplexities, scored_models, spread_std
+from reproduce.records import read_gpu_mfu, top_level_tasks
 
 SMOOTH = 9  # positions in loss_by_position's moving average
 PATHS = {"package": "package", "bare": "bare loop"}  # throughput: the training path as the figure names it
@@ -242,7 +243,7 @@ def task_accuracy(results: Results, runs: list[str]) -> Plot | None:
                              _accuracies(results.value(s.file, *s.key))) for s in scored]
     sources = list(dict.fromkeys(s.file for s in scored))
     present = {task for _, values in series for task in values}
-    tasks = sorted(t for t in present if not any(t.startswith(p + "_") for p in present))
+    tasks = top_level_tasks(present)
     kept = [((label, {t: v for t, v in values.items() if t in tasks}), published_accuracy(results, s),
              _seed_errors(results, s, tasks)) for (label, values), s in zip(series, scored, strict=True)]
     series, marks, errors = ([item[k] for item in kept if item[0][1]] for k in range(3))

@@ -4,7 +4,6 @@ every number a table shows carried as a :class:`Num` that names the field it cam
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from reproduce.errors import UserError
 from reproduce.layout import EVAL, PERPLEXITY, SEED_SPREAD, SUMMARY
-from reproduce.paper.schemas import check_fields, schema_of
+from reproduce.records import read_json_file, record_of
 
 Key = tuple[str | int, ...]
 
@@ -117,12 +116,17 @@ class Results:
         return f"{self.root.name}/{name}"
 
     def load(self, name: str) -> Any:
-        """A JSON file's content, or a CSV's rows as dicts; a missing or malformed file fails with one line."""
+        """A JSON file's content (its record's fields checked), or a CSV's rows as dicts; a missing or malformed file
+        fails with one line."""
         if name not in self._files:
             path = self.path(name)
             if not path.is_file():
                 raise missing(path)
-            self._files[name] = _read_csv(path) if path.suffix == ".csv" else _read_json(path, schema_of(name))
+            if path.suffix == ".csv":
+                self._files[name] = _read_csv(path)
+            else:  # checked field by field where reproduce/records.py declares the file
+                record = record_of(name)
+                self._files[name] = _traced(record.read(path) if record else read_json_file(path), path)
         return self._files[name]
 
     def value(self, name: str, *key: str | int) -> Any:
@@ -190,19 +194,6 @@ def _traced(value: Any, path: Path, key: Key = ()) -> Any:
     if isinstance(value, list):
         return _Array([_traced(v, path, (*key, i)) for i, v in enumerate(value)], path, key)
     return value
-
-
-def _read_json(path: Path, schema: Any) -> Any:
-    """A JSON results file, its fields checked against ``schema`` (reproduce/paper/schemas.py) when it has one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); run `make reproduce` again") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: unreadable ({type(exc).__name__}); restore it or rerun") from None
-    if schema is not None:
-        check_fields(path, data, schema)
-    return _traced(data, path)
 
 
 def _header(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ from reproduce.arithmetic import ARCHITECTURE_KEYS
 from reproduce.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SEED_SPREAD, SUMMARY
 from reproduce.paper.formats import DASH, NOT_REPORTED, Table
 from reproduce.paper.reader import Results, combine, demonstrations, eval_perplexities, scored_models, spread_cell
+from reproduce.records import top_level_tasks
 
 ARCH_FIELDS = (*ARCHITECTURE_KEYS, "parameters")  # the architecture table's columns
 SEEDS_NOTE = ("Over seeds: mean ± sample standard deviation over the run's seed and its seed runs (other training "
@@ -113,16 +114,11 @@ SUITE_COLUMNS = (("rublimp", "acc", "RuBLiMP acc"), ("rublimp", "tie", "RuBLiMP 
                  ("rucola_indomain_dev", "acc", "RuCoLA acc"), ("rucola_indomain_dev", "mcc", "RuCoLA MCC"))
 
 
-def top_level(tasks: set[str]) -> list[str]:
-    """Tasks that are not a subtask of another present task (``rublimp_x`` when ``rublimp`` is present)."""
-    return sorted(t for t in tasks if not any(t != g and t.startswith(g + "_") for g in tasks))
-
-
 def zero_shot_table(results: Results, runs: list[str]) -> Table:
     """Every scored run stage and evaluated model on its suite's tasks, zero-shot (k-shot results files left out)."""
     scored = [s for s in scored_models(results, runs) if demonstrations(results, s) == 0]
     metrics = {(s.model, s.label): results.value(s.file, *s.key) for s in scored}
-    tasks = top_level({t for m in metrics.values() for t in m})
+    tasks = top_level_tasks({t for m in metrics.values() for t in m})
     known = [(t, m, h) for t, m, h in SUITE_COLUMNS if t in tasks]
     other = [(t, m, f"{t} {m}") for t in tasks if t not in {k[0] for k in known}
              for m in sorted({m for ms in metrics.values() for m in ms.get(t, {})} - {"n"})]

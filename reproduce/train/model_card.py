@@ -9,9 +9,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from reproduce import layout
+from reproduce import layout, records
 from reproduce.config import RecipeConfig
-from reproduce.io import read_json, write_text
+from reproduce.io import write_text
+from reproduce.records import top_level_tasks
 
 LICENSE = "mit"  # the package's licence; RusLit is public domain
 CITATION = """@misc{zmitrovich2023family,
@@ -23,14 +24,14 @@ CITATION = """@misc{zmitrovich2023family,
 }"""  # as the model cards of ai-forever/rugpt3*_based_on_gpt2 print it (PUBLISHED.md §6), lines wrapped
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return read_json(path) if path.is_file() else {}
+def _read(record: records.Record, path: Path) -> dict[str, Any]:
+    return record.read(path) if path.is_file() else {}
 
 
 def eval_results(cfg: RecipeConfig, stage: str) -> list[EvalResult]:
     """The stage's scores in results/<run>/summary.json: perplexity and bits per byte on the run's test documents at
     every context, and its suite's metrics (top-level tasks)."""
-    summary = _read(cfg.layout.result(layout.SUMMARY))
+    summary = _read(records.summary, cfg.layout.result(layout.SUMMARY))
     test = f"{cfg.run_name} test documents"
     found = []
     for row in summary.get("perplexity", []):
@@ -41,7 +42,7 @@ def eval_results(cfg: RecipeConfig, stage: str) -> list[EvalResult]:
                                         metric_name=f"{metric} (context {row['context']})",
                                         metric_config=f"context={row['context']}"))
     tasks = summary.get("suite", {}).get(stage, {})
-    for task in sorted(t for t in tasks if not any(t.startswith(f"{g}_") for g in tasks if g != t)):
+    for task in top_level_tasks(tasks):
         for metric, value in sorted(tasks[task].items()):
             if metric != "n":
                 found.append(EvalResult(task_type="text-generation", dataset_type=task, dataset_name=task,
@@ -58,8 +59,8 @@ def _datasets(cfg: RecipeConfig) -> list[str]:
 def model_card(cfg: RecipeConfig, stage: str) -> str:
     """The card's text: metadata header and body."""
     run, stage_cfg = cfg.layout, cfg.stages[stage]
-    record = _read(run.result(layout.TRAIN)).get("stages", {}).get(stage, {})
-    data = _read(run.result(layout.DATA))
+    record = _read(records.train, run.result(layout.TRAIN)).get("stages", {}).get(stage, {})
+    data = _read(records.data, run.result(layout.DATA))
     init_from = stage_cfg.init_from
     base = (run.model_name(init_from) if init_from in cfg.stages else init_from)
     card = ModelCardData(language="ru", license=LICENSE, library_name="transformers", pipeline_tag="text-generation",
