@@ -4,8 +4,8 @@ declared once, a file is never half-written, and a wrong type is one line naming
 traceback in a table.
 
 A schema is a type (``NUMBER``, ``INTEGER``, ``TEXT``, ``ANY``), a list ``[schema]`` of items, or a dict of fields:
-a key ending in ``?`` is optional, ``"*"`` stands for every other key. Fields a schema does not name are kept and not
-checked (lm-eval's own output, for one).
+a key ending in ``?`` is optional (absent or null), ``"*"`` stands for every other key. Fields a schema does not name
+are kept and not checked (lm-eval's own output, for one).
 """
 
 from __future__ import annotations
@@ -34,13 +34,6 @@ class Kind:
             return self.nullable
         return not self.types or (isinstance(value, self.types) and not isinstance(value, bool))
 
-
-NUMBER = Kind("a number", int, float)
-INTEGER = Kind("an integer", int)
-TEXT = Kind("a string", str)
-ANY = Kind("anything", nullable=True)
-NUMBER_OR_NULL = Kind("a number or null", int, float, nullable=True)
-INTEGER_OR_NULL = Kind("an integer or null", int, nullable=True)
 
 NUMBER = Kind("a number", int, float)
 INTEGER = Kind("an integer", int)
@@ -198,7 +191,7 @@ def check_fields(path: Path, data: Any, schema: Any, where: str = "", made_by: s
                 for name, item in data.items():
                     if name not in named:
                         check_fields(path, item, sub, f"{where}.{name}" if where else str(name), made_by)
-            elif key.rstrip("?") in data:
+            elif key.rstrip("?") in data and not (key.endswith("?") and data[key.rstrip("?")] is None):
                 field = key.rstrip("?")
                 check_fields(path, data[field], sub, f"{where}.{field}" if where else field, made_by)
             elif not key.endswith("?"):
