@@ -69,7 +69,7 @@ def prepare(tmp: Path, copies: int, workers: int) -> tuple[dict, float]:
 def encode_batch_rates() -> tuple[float, float]:
     """tokens/s of encode_batch, and of encode_batch_fast (no offsets: what prepare's workers call), over the cleaned
     RusLit documents (made before the clock starts), with the threads RAYON_NUM_THREADS allows."""
-    cfg = compose_config("prepare", ["tokenizer=rugpt3"])
+    cfg = compose_config("reproduce", ["tokenizer=rugpt3"])
     resolver = make_resolver(cfg.data)
     source = cfg.data.sources["ruslit"]
     texts = [t for r in iter_records("ruslit", source, resolver) if isinstance(r, Record)

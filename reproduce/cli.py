@@ -54,7 +54,8 @@ def command_help(command: Command) -> str:
     lines = [f"reproduce {command.name}: {command.summary}", f"config: conf/{command.config_name}.yaml", "",
              "config groups (choose with group=option):"]
     for group in command.groups:
-        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        # a file whose name starts with "_" is shared by the group's options (conf/data/_common.yaml), not one of them
+        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
         lines.append(f"  {group:<11} {', '.join(options)}")
     lines += ["", "Override any value with key=value (`reproduce <command> --cfg job` shows them all); `-m` sweeps",
               "over comma-separated values; `--hydra-help` lists Hydra's own flags."]

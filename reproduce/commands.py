@@ -30,7 +30,9 @@ class Lazy:
 @dataclass(frozen=True)
 class Command:
     name: str
-    config_name: str  # conf/<config_name>.yaml
+    # conf/<config_name>.yaml: reproduce (the recipe) for every command whose settings are the recipe's; a file of
+    # its own only where it holds settings of its own (plan, paper)
+    config_name: str
     summary: str  # its line in `reproduce --help`
     groups: tuple[str, ...]  # the config groups it reads (its --help lists their options)
     check: Callable[[Any, Command], None]  # every check before any work: (config, this row); one UserError line
@@ -60,7 +62,8 @@ def _step(name: str, function: str, scores: Lazy | None = None, short_keys: dict
     summary and groups)."""
     step = STEP[name]
     check = preflight.check_eval if scores is not None else preflight.check_steps
-    return Command(name, name, step.summary, step.groups, check, Lazy("reproduce.pipeline", function), (name,), scores,
+    return Command(name, "reproduce", step.summary, step.groups, check, Lazy("reproduce.pipeline", function), (name,),
+                   scores,
                    short_keys=short_keys or {})
 
 
@@ -74,16 +77,17 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     _step("train", "train"),
     _step("eval", "evaluate", Lazy("reproduce.scoring", "evaluate_models"),
           {"model": "eval.model", "suite": "eval.suite"}),
-    Command("generate", "eval", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations", ("eval",),
+    Command("generate", "reproduce", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations",
+            ("eval",),
             preflight.check_generate, Lazy("reproduce.scoring", "generate"),
             short_keys={"model": "eval.model", "prompt": "eval.generate.prompt"}),
     Command("plan", "plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
             "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment"), preflight.check_plan,
             Lazy("reproduce.plan", "plan"), libraries=False),
-    Command("publish", "publish", "model=<export dir> repo_id=<user/name>: the exported model with its model card to "
+    Command("publish", "reproduce", "model=<export dir> repo_id=<user/name>: the exported model with its model card to "
             "the Hugging Face Hub", (), lambda cfg, _: check_publish(cfg), Lazy("reproduce.publish", "publish"),
             libraries=False, short_keys={"model": "publish.model", "repo_id": "publish.repo_id"}),
-    Command("compare", "compare", "reference=<results folder | git revision>: did the run reproduce? each headline "
+    Command("compare", "reproduce", "reference=<results folder | git revision>: did the run reproduce? each headline "
             "metric within its seed spread; results/<run>/verdict.json", ("experiment",), preflight.check_compare,
             Lazy("reproduce.compare", "report_verdict"), libraries=False,
             short_keys={"reference": "compare.reference"}),

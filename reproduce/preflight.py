@@ -284,7 +284,7 @@ def check_launcher(trainer: TrainerConfig) -> None:
         return
     raise fail("trainer.num_nodes", trainer.num_nodes, f"no multi-node launcher ({', '.join(LAUNCHER_VARIABLES)}) "
                "started this process, so it would wait for nodes that never join; launch it with "
-               "conf/launch/slurm.sbatch or torchrun, or set trainer.num_nodes=1")
+               "launch/slurm.sbatch or torchrun, or set trainer.num_nodes=1")
 
 
 def check_compiler(trainer: TrainerConfig) -> None:

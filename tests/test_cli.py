@@ -17,9 +17,10 @@ from reproduce.cli import COMMANDS
 from reproduce.compose import compose_config
 from reproduce.config import RecipeConfig
 from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
-from reproduce.paths import CONF_DIR
+from reproduce.paths import CONF_DIR, SOURCE_ROOT
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+LAUNCH = SOURCE_ROOT / "launch"  # the launch scripts: at the top of the checkout, not in the package
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -58,7 +59,9 @@ def test_cfg_goes_through_hydra_and_composes_the_command(tmp_path: Path) -> None
 
 
 def test_every_entry_config_composes_typed_and_passes_its_checks() -> None:
-    for name in ("reproduce", "prepare", "train", "eval", "plan"):
+    entries = {command.config_name for command in COMMANDS.values()}
+    assert {p.stem for p in CONF_DIR.glob("*.yaml")} == entries  # no entry config that no command reads
+    for name in sorted(entries - {"paper"}):
         cfg = compose_config(name, [])
         assert isinstance(cfg, RecipeConfig)
         check_config(cfg)
@@ -77,11 +80,32 @@ def test_paper_experiments_compose_and_pass_the_checks(experiment: str) -> None:
 
 
 def _sbatch_overrides() -> list[str]:
-    """The overrides on the srun line of conf/launch/slurm.sbatch."""
-    text = (CONF_DIR / "launch" / "slurm.sbatch").read_text(encoding="utf-8").replace("\\\n", " ")
+    """The overrides on the srun line of launch/slurm.sbatch."""
+    text = (LAUNCH / "slurm.sbatch").read_text(encoding="utf-8").replace("\\\n", " ")
     line = next(line for line in text.splitlines() if line.startswith("srun "))
     words = shlex.split(line.split("||")[0])
     return [word for word in words if "=" in word and not word.startswith("--")]
+
+
+def _torchrun_examples() -> list[list[str]]:
+    """The overrides of each example in launch/torchrun.sh's header (``bash launch/torchrun.sh N <overrides>``)."""
+    text = (LAUNCH / "torchrun.sh").read_text(encoding="utf-8")
+    return [shlex.split(line.split("bash launch/torchrun.sh", 1)[1])[1:] for line in text.splitlines()
+            if line.startswith("#") and "bash launch/torchrun.sh" in line]
+
+
+def test_launch_scripts_parse_and_the_reproduce_command_lines_they_launch_compose(tmp_path: Path) -> None:
+    assert sorted(p.name for p in LAUNCH.iterdir()) == ["slurm.sbatch", "torchrun.sh"]
+    for script in ("slurm.sbatch", "torchrun.sh"):
+        out = subprocess.run(["bash", "-n", str(LAUNCH / script)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+    assert '.venv/bin/reproduce "$@"' in (LAUNCH / "torchrun.sh").read_text(encoding="utf-8")
+    examples = _torchrun_examples()
+    assert len(examples) == 2 and all(examples)
+    for overrides in (_sbatch_overrides(), *examples):
+        out = _run("--cfg", "job", *overrides, cwd=tmp_path)
+        assert out.returncode == 0 and "run_name: " in out.stdout, (overrides, out.stderr)
+    assert not list(tmp_path.iterdir())  # --cfg writes nothing
 
 
 def test_scale_out_trainers_and_the_slurm_template_compose_and_pass_the_checks() -> None:

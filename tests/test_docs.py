@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOP_FOLDERS = ("reproduce/", "conf/", "results/", "bench/", "docs/", "paper/", "tests/", ".ci/")
+TOP_FOLDERS = ("reproduce/", "conf/", "launch/", "results/", "bench/", "docs/", "paper/", "tests/", ".ci/")
 TOP_FILES = {"README.md", "Makefile", "pyproject.toml", "CITATION.cff", "LICENSE", "mkdocs.yml"}
 # Named by the manual and being created in parallel work; remove each once it exists.
 PENDING = {"conf/experiment/micro.yaml", "make test-fast"}

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Multi-process runs under torchrun: every process starts at once; rank zero prepares the data while the others
 # wait, every rank trains, rank zero exports, evaluates and writes the results.
-#   one node, 8 GPUs:     bash conf/launch/torchrun.sh 8 experiment=rugpt3_large_paper trainer=ddp
-#   this laptop, 2 CPUs:  bash conf/launch/torchrun.sh 2 trainer.devices=2 trainer.strategy=ddp run_name=cpu2
+#   one node, 8 GPUs:     bash launch/torchrun.sh 8 experiment=rugpt3_large_paper trainer=ddp
+#   this laptop, 2 CPUs:  bash launch/torchrun.sh 2 trainer.devices=2 trainer.strategy=ddp run_name=cpu2
 # On N nodes, run it on each with NNODES=N NODE_RANK=<i> MASTER_ADDR=<node 0> (and trainer.num_nodes=N).
 set -euo pipefail
 nproc=$1
