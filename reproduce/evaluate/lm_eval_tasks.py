@@ -25,8 +25,9 @@ def write_tasks(benchmarks: Sequence[ResolvedBenchmark], out_dir: Path) -> Path:
         for found in benchmarks:
             folder = tmp / found.name
             shutil.copytree(found.folder, folder, ignore=shutil.ignore_patterns("__pycache__", *NOT_TASK_FILES))
+            local = {item.path: item.local.resolve().as_posix() for item in found.data_files}
             for source in found.task_files:
                 text = source.read_text(encoding="utf-8")
-                resolved = MIRROR_NAME.sub(lambda m, b=found: b.local(m.group(1)).resolve().as_posix(), text)
+                resolved = MIRROR_NAME.sub(lambda m, names=local: names[m.group(1)], text)
                 (folder / source.name).write_text(resolved, encoding="utf-8")
     return out_dir

@@ -92,13 +92,6 @@ class ResolvedBenchmark:
     task_files: tuple[Path, ...]
     data_files: tuple[DataFile, ...]
 
-    def local(self, path: str) -> Path:
-        """The verified local file of ``mirror:<path>``."""
-        for item in self.data_files:
-            if item.path == path:
-                return item.local
-        raise UserError(f"{self.folder}: mirror:{path} is not a data file of benchmark {self.name}")
-
     def hashes(self) -> dict[str, str]:
         """sha256 of every file of the folder lm-eval may read (task files, templates, utils.py, README; not the
         manifest or benchmark.yaml), keyed by ``<benchmark>/<file>``, as they are before paths are filled in."""
@@ -171,10 +164,11 @@ def resolve_benchmark(name: str, resolve: Callable[[Entry], Path], penlp_suite: 
 
 def manifest_rows(found: Benchmark, path: str) -> dict[str, Entry]:
     """The rows of a benchmark folder's manifest.tsv by path; one line naming ``mirror:<path>`` where it has none."""
-    if found.manifest is None:
+    manifest = found.manifest
+    if manifest is None:
         raise UserError(f"{found.folder}: its task files name mirror:{path}, and the folder has no "
                         f"{MANIFEST}; add one (path, sha256, url)")
-    return {entry.path: entry for entry in read_manifest(found.manifest)}
+    return {entry.path: entry for entry in read_manifest(manifest)}
 
 
 def hub_unreachable() -> str | None:
