@@ -33,8 +33,8 @@ MANIFEST = "manifest.tsv"
 SPEC = "benchmark.yaml"
 TASK_FILES = ("*.yaml", "_template_yaml")  # what lm-eval reads of a folder
 NOT_TASK_FILES = (MANIFEST, SPEC)
-# benchmark.yaml `penlp:` keys: the RuCoLA-style files a PenLP threshold suite reads, and what each is for.
 MIRROR_NAME = re.compile(r"mirror:(\w[^\s'\"`]*)")  # a data file in a task file: mirror:<manifest path>
+# benchmark.yaml `penlp:` keys: the RuCoLA-style files a PenLP threshold suite reads, and what each is for.
 PENLP_SPLITS = {"train": "the train split, on which the PenLP threshold is chosen", "in_domain": "the in-domain dev "
                 "split", "out_of_domain": "the out-of-domain dev split"}
 

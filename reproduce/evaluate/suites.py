@@ -29,6 +29,9 @@ SCORERS = ("lm_eval", "penlp")  # lm-eval's TaskManager and HFLM; reproduce/eval
 
 @dataclass(frozen=True)
 class Suite:
+    """A suite's line of suites.yaml, narrowed to the configured tasks (``load_suite``); ``resolve_suite`` resolves
+    it."""
+
     name: str
     tasks: list[str]
     benchmarks: list[str]
