@@ -38,7 +38,7 @@ from reproduce.evaluate.harness import model_arguments, run_lm_eval, task_metric
 from reproduce.evaluate.inputs import ModelRef, text_files  # noqa: E402
 from reproduce.evaluate.perplexity import text_perplexity, text_windows  # noqa: E402
 from reproduce.evaluate.runner import evaluate_model, suite_inputs  # noqa: E402
-from reproduce.evaluate.suites import load_suite  # noqa: E402
+from reproduce.evaluate.suites import resolve_suite  # noqa: E402
 from reproduce.io import write_json  # noqa: E402
 from reproduce.meta import package_metadata  # noqa: E402
 from reproduce.scoring import run_test_texts  # noqa: E402
@@ -131,9 +131,9 @@ def main() -> None:
     print(f"perplexity: {ppl['tokens'] / ppl_seconds:,.0f} tokens/s (perplexity {ppl['perplexity']:.2f}); raw "
           f"forward {ppl['tokens'] / raw_ppl_seconds:,.0f} tokens/s", flush=True)
 
-    suite = load_suite("ru_local")
+    suite = resolve_suite(cfg.eval, make_resolver(cfg.data))  # the default suite, ru_local
     with tempfile.TemporaryDirectory() as tmp:
-        tasks = suite_inputs(suite, Path(tmp) / "tasks", make_resolver(cfg.data))
+        tasks = suite_inputs(suite, Path(tmp) / "tasks")
         pairs = rublimp_pairs(tasks, args.limit)
         model_args = model_arguments(args.model, BATCH, "float32", "cpu", "eos")
         started = time.perf_counter()

@@ -40,7 +40,7 @@ from reproduce.evaluate.runner import (
     sample_settings,
     suite_inputs,
 )
-from reproduce.evaluate.suites import check_suite, load_suite
+from reproduce.evaluate.suites import resolve_suite
 from reproduce.io import read_json, write_json
 from reproduce.meta import run_metadata
 from reproduce.paper.build import make_paper
@@ -220,13 +220,12 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     save("perplexity", started)
 
     started = time.perf_counter()
-    suite = load_suite(cfg.eval.suite, cfg.eval.tasks, cfg.eval.num_fewshot, cfg.eval.limit)
-    check_suite(suite)
-    inputs = suite_inputs(suite, run.task_folders, make_resolver(cfg.data))
+    suite = resolve_suite(cfg.eval, make_resolver(cfg.data))
+    tasks = suite_inputs(suite, run.task_folders)
     summary["suite_name"] = suite.name
     for name in cfg.eval.stages:
         ref = ModelRef(run.model_name(name), run.model(name).as_posix())
-        metrics = evaluate_model(ref, suite, inputs, cfg.eval, device, cfg.seed, run.lm_eval(suite.name, name),
+        metrics = evaluate_model(ref, suite, tasks, cfg.eval, device, cfg.seed, run.lm_eval(suite.name, name),
                                  cfg.verbose)
         summary["suite"][name] = metrics
         if "rublimp" in metrics:

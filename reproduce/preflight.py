@@ -23,9 +23,8 @@ from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
 from reproduce.errors import UserError
-from reproduce.evaluate.benchmarks import PENLP_SPLITS
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
-from reproduce.evaluate.suites import Suite, check_suite, load_suite, manifest_resolver, suite_files
+from reproduce.evaluate.suites import resolve_suite
 from reproduce.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.paper.published_tables import PUBLISHED_FILES
 from reproduce.paths import config_file
@@ -49,26 +48,6 @@ LAUNCHER_VARIABLES = {"SLURM": ("SLURM_NTASKS",), "torchrun": ("RANK", "LOCAL_RA
                       "LSF": ("LSB_JOBID",), "MPI": ("OMPI_COMM_WORLD_SIZE",), "NODE_RANK": ("NODE_RANK",)}
 
 
-def eval_suite(cfg: RecipeConfig) -> Suite:
-    """The configured suite, its settings checked, and its data reachable (the Hub when it reads from there)."""
-    evaluation = cfg.eval
-    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
-    check_suite(suite)
-    return suite
-
-
-def check_suite_files(suite: Suite, resolver: Resolver) -> None:
-    """Every data file the suite reads is found and matches its sha256 (cache, mirror or download)."""
-    resolve = manifest_resolver(resolver)
-    for item in suite_files(suite):
-        try:
-            resolve(item.benchmark, item.path)
-        except UserError as exc:
-            if item.role is None:
-                raise
-            raise UserError(f"eval.suite={suite.name} needs {PENLP_SPLITS[item.role]}: {exc}") from None
-
-
 def check_eval_device(cfg: RecipeConfig) -> None:
     """Evaluation on CUDA (eval.device, or by default a GPU trainer's) needs a CUDA device here."""
     device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
@@ -85,7 +64,7 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
     needed."""
     check_config(cfg)
     evaluation = cfg.eval
-    suite = eval_suite(cfg)
+    suite = resolve_suite(evaluation, make_resolver(cfg.data))
     check_eval_device(cfg)
     folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
     for ref in named_models(evaluation.model, evaluation.name):
@@ -101,7 +80,6 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
             check_generation_fits(f"the context of {ref.source}", context, evaluation.generate,
                                   [evaluation.generate.prompt or ""],
                                   lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"]))
-    check_suite_files(suite, make_resolver(cfg.data))
     for pattern in evaluation.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
@@ -193,7 +171,7 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
         for name, source in cfg.data.sources.items():
             open_source(name, source).check(resolver)
     if "eval" in steps:
-        check_suite_files(eval_suite(cfg), resolver)
+        resolve_suite(cfg.eval, resolver)
         check_eval_device(cfg)
     if "prepare" in steps and cfg.tokenizer.kind == "released":
         for entry in read_manifest(config_file(cfg.tokenizer.manifest)):

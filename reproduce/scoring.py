@@ -14,7 +14,7 @@ from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared_set import load_prepared
 from reproduce.evaluate.inputs import eval_device, named_models, read_texts
 from reproduce.evaluate.runner import evaluate_model, generate_samples, perplexity_of_texts, suite_inputs
-from reproduce.evaluate.suites import load_suite
+from reproduce.evaluate.suites import resolve_suite
 from reproduce.io import read_json
 from reproduce.locks import all_locked
 from reproduce.meta import package_metadata
@@ -33,10 +33,10 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     ``eval.perplexity.texts`` (a run's models without texts: the run's test documents); results/eval/<name>/."""
     evaluation = cfg.eval
     refs = named_models(evaluation.model, evaluation.name)
-    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
+    suite = resolve_suite(evaluation, make_resolver(cfg.data))
     device = eval_device(evaluation.device, cfg.trainer.accelerator)
     folders = layout.EvalLayout.of(cfg.paths.results, cfg.paths.runs)
-    inputs = suite_inputs(suite, folders.task_folders(suite.name), make_resolver(cfg.data))
+    tasks = suite_inputs(suite, folders.task_folders(suite.name))
     run_dir = Path(evaluation.model).expanduser()
     texts = read_texts(evaluation.perplexity.texts)
     if not evaluation.perplexity.texts and (run_dir / layout.PREPARED_POINTER).is_file():
@@ -45,15 +45,15 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
         for ref in refs:
             if suite.tasks:  # eval.tasks=[]: perplexity only
-                results[ref.name] = evaluate_model(ref, suite, inputs, evaluation, device, cfg.seed,
+                results[ref.name] = evaluate_model(ref, suite, tasks, evaluation, device, cfg.seed,
                                                    folders.suite_file(ref.name, suite.name, evaluation.num_fewshot),
                                                    cfg.verbose)
             if texts.texts:
                 row = perplexity_of_texts(ref, texts.texts, evaluation, device)
-                records.eval_perplexity.write(folders.perplexity_file(ref.name),
-                           {"meta": {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
-                                     "seed": cfg.seed, "texts": evaluation.perplexity.texts or
-                                     f"{run_dir} test documents", "skipped": texts.skipped}, **row})
+                meta = {**package_metadata(), "model": ref.name, "source": ref.source, "device": device,
+                        "seed": cfg.seed, "texts": evaluation.perplexity.texts or f"{run_dir} test documents",
+                        "skipped": texts.skipped}
+                records.eval_perplexity.write(folders.perplexity_file(ref.name), {"meta": meta, **row})
                 log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} "
                          f"bits/byte over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
     log.info(f"[done] results in {folders.results}")

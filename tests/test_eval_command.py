@@ -19,6 +19,7 @@ from reproduce.data.tokenizer import train_bbpe
 from reproduce.errors import UserError
 from reproduce.evaluate.harness import model_arguments, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_tasks
+from reproduce.evaluate.suites import resolve_benchmark
 from reproduce.io import read_json
 from reproduce.model import gpt2_config
 from tests.conftest import tiny_model_config
@@ -144,11 +145,11 @@ def test_malformed_task_file_and_data_file_are_one_line(tmp_path: Path, monkeypa
     (tasks / "broken" / "broken.yaml").write_text("task: broken\ndataset_kwargs: {data_files: [\n", encoding="utf-8")
     monkeypatch.setattr(benchmarks, "TASKS_DIR", tasks)
     with pytest.raises(UserError, match=r"broken\.yaml: not valid YAML"):
-        write_tasks(["broken"], tmp_path / "out", lambda b, p: Path(p))
+        resolve_benchmark("broken", lambda entry: Path(entry.path))
     monkeypatch.undo()
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("id,sentence\n0,Кошка спит.\n", encoding="utf-8")  # not RuBLiMP's columns
-    include = write_tasks(["rublimp"], tmp_path / "written", lambda benchmark, path: bad_csv)
+    include = write_tasks([resolve_benchmark("rublimp", lambda entry: bad_csv)], tmp_path / "written")
     model = save_tiny_model(tmp_path / "tiny", mirror, n_positions=64)
     with pytest.raises(UserError, match="could not read the documents of rublimp_verb_acc_object"):
         run_lm_eval(model_arguments(model, 2, "float32", "cpu", "eos"), include, ["rublimp_verb_acc_object"])

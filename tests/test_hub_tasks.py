@@ -16,8 +16,7 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
-from reproduce.evaluate.benchmarks import TASKS_DIR
-from reproduce.evaluate.lm_eval_tasks import data_names
+from reproduce.evaluate.benchmarks import TASKS_DIR, benchmark
 
 FOLDER = TASKS_DIR / "russian_superglue"
 HUB_DATASET = "RussianNLP/russian_super_glue"
@@ -235,7 +234,7 @@ def test_folder_indexes_the_seven_tasks_and_the_group(manager: TaskManager) -> N
     group = _config(manager, GROUP)
     assert group["task"] == tasks
     assert group["aggregate_metric_list"] == [{"metric": "acc", "aggregation": "mean", "weight_by_size": False}]
-    assert data_names("russian_superglue") == []  # a Hub benchmark: nothing for write_tasks to resolve
+    assert benchmark("russian_superglue").data_names() == []  # a Hub benchmark: nothing for write_tasks to resolve
 
 
 @pytest.mark.parametrize("config", list(CASES))

@@ -17,6 +17,7 @@ from reproduce.data.tokenizer import train_bbpe
 from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.evaluate.harness import PackageHFLM, model_arguments, run_lm_eval, task_metrics
 from reproduce.evaluate.lm_eval_tasks import write_tasks
+from reproduce.evaluate.suites import resolve_benchmark
 from reproduce.model import gpt2_config
 from tests.conftest import tiny_model_config
 
@@ -54,7 +55,7 @@ def tasks(tmp_path_factory) -> Path:
         writer = csv.writer(f)
         writer.writerow(["id", "source_sentence", "target_sentence"])
         writer.writerows((i, good, bad) for i, (good, bad) in enumerate(ITEMS))
-    return write_tasks(["rublimp"], tmp / "tasks", lambda benchmark, path: csv_path)
+    return write_tasks([resolve_benchmark("rublimp", lambda entry: csv_path)], tmp / "tasks")
 
 
 def test_each_items_loglikelihood_is_that_of_the_exact_sentence(model_dir: Path, tasks: Path) -> None:

@@ -22,6 +22,7 @@ from transformers import AutoTokenizer, GPT2LMHeadModel
 from reproduce.data.tokenizer import train_bbpe
 from reproduce.evaluate.harness import model_arguments, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_tasks
+from reproduce.evaluate.suites import resolve_benchmark
 from reproduce.model import gpt2_config
 from tests.conftest import tiny_model_config
 
@@ -114,7 +115,7 @@ def scorer(model_dir: Path):
 
 
 def _evaluate(model_dir: Path, tmp_path: Path, benchmark: str, task: str, data: Path) -> dict:
-    include = write_tasks([benchmark], tmp_path / "tasks", lambda b, p: data)
+    include = write_tasks([resolve_benchmark(benchmark, lambda entry: data)], tmp_path / "tasks")
     args = model_arguments(model_dir, batch_size=2, dtype="float32", device="cpu", prefix_token="eos")
     raw = run_lm_eval(args, include, [task])
     assert raw["n-samples"][task]["effective"] == 3
@@ -180,8 +181,8 @@ def test_rucola_task_scores_acc_and_mcc_as_by_hand(model_dir: Path, scorer, tmp_
 
 @pytest.fixture(scope="module")
 def real_tasks(mirror: Path, tmp_path_factory) -> dict:
-    include = write_tasks(["xwinograd_ru", "parus", "rucola"], tmp_path_factory.mktemp("real") / "tasks",
-                          lambda benchmark, path: mirror / path)
+    found = [resolve_benchmark(name, lambda entry: mirror / entry.path) for name in ("xwinograd_ru", "parus", "rucola")]
+    include = write_tasks(found, tmp_path_factory.mktemp("real") / "tasks")
     manager = TaskManager(include_path=str(include), include_defaults=False)
     return get_task_dict(["xwinograd_ru_local", "parus_crowd_majority", "rucola_indomain_dev"], manager)
 

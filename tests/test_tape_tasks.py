@@ -18,9 +18,8 @@ from transformers import GPT2LMHeadModel
 
 from reproduce.data.tokenizer import train_bbpe
 from reproduce.errors import UserError
-from reproduce.evaluate.benchmarks import TASKS_DIR
+from reproduce.evaluate.benchmarks import TASKS_DIR, benchmark
 from reproduce.evaluate.harness import PackageHFLM, score_once
-from reproduce.evaluate.lm_eval_tasks import data_names
 from reproduce.evaluate.suites import load_suite
 from reproduce.model import gpt2_config
 from tests.conftest import tiny_model_config
@@ -110,7 +109,7 @@ def test_folder_indexes_five_episode_tasks_and_a_group_per_dataset(manager: Task
         assert group["task"] == [f"tape_{name}_ep{i}" for i in range(1, 6)]
         assert group["aggregate_metric_list"] == [{"metric": m, "aggregation": "mean", "weight_by_size": False}
                                                   for m in metrics]
-    assert data_names("tape") == []  # Hub data: nothing for write_tasks to resolve
+    assert benchmark("tape").data_names() == []  # Hub data: nothing for write_tasks to resolve
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -4,7 +4,8 @@ A folder is laid out as lm-eval's own task folders (task YAMLs, templates, ``uti
 licence, prompt and metric), plus:
 
 - ``manifest.tsv``: its data files (path, sha256, url), resolved from the cache, the mirror or their URLs (sha256
-  checked); the task files name each one ``mirror:<path>``. A folder without it reads its data from the Hub.
+  checked); the task files name each one ``mirror:<path>`` (``MIRROR_NAME``). A folder without it reads its data
+  from the Hub.
 - ``benchmark.yaml``: ``contamination:``, where the items' texts are in those files (format, fields, files, header,
   where; the keys of ``contamination.sets.<name>``, reproduce/config.py), so that the contamination report checks it;
   and ``penlp:``, for a suite scored by reproduce/evaluate/penlp.py instead of lm-eval, the manifest paths of its train
@@ -18,6 +19,7 @@ Only the standard library and PyYAML here: the config schema reads the contamina
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ MANIFEST = "manifest.tsv"
 SPEC = "benchmark.yaml"
 TASK_FILES = ("*.yaml", "_template_yaml")  # what lm-eval reads of a folder
 NOT_TASK_FILES = (MANIFEST, SPEC)
+MIRROR_NAME = re.compile(r"mirror:(\w[^\s'\"`]*)")  # a data file in a task file: mirror:<manifest path>
 # benchmark.yaml `penlp:` keys: the RuCoLA-style files a PenLP threshold suite reads, and what each is for.
 PENLP_SPLITS = {"train": "the train split, on which the PenLP threshold is chosen", "in_domain": "the in-domain dev "
                 "split", "out_of_domain": "the out-of-domain dev split"}
@@ -53,6 +56,11 @@ class Benchmark:
     def task_files(self) -> list[Path]:
         """The files lm-eval reads (task YAMLs and templates), sorted."""
         return sorted(p for pattern in TASK_FILES for p in self.folder.glob(pattern) if p.name not in NOT_TASK_FILES)
+
+    def data_names(self) -> list[str]:
+        """The ``mirror:`` paths its task files name (empty for a hub benchmark), sorted; each task file is checked
+        on the way (``check_task_file``)."""
+        return sorted({name for path in self.task_files() for name in MIRROR_NAME.findall(check_task_file(path))})
 
     def section(self, key: str) -> dict[str, Any] | None:
         """A section of benchmark.yaml (a mapping), or None."""
@@ -79,6 +87,23 @@ class Benchmark:
             raise UserError(f"{self.folder / SPEC}: penlp must name a manifest path for each of "
                             f"{', '.join(PENLP_SPLITS)}; fix the file")
         return {split: files[split] for split in PENLP_SPLITS}
+
+
+class _TaskFileLoader(yaml.SafeLoader):
+    """YAML as lm-eval reads it, with its tags (``!function utils.x``) accepted and left unresolved."""
+
+
+_TaskFileLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def check_task_file(path: Path) -> str:
+    """A task file's text; one line where lm-eval would skip it with a warning (malformed YAML)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        yaml.load(text, Loader=_TaskFileLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the task file") from None
+    return text
 
 
 def benchmark(name: str) -> Benchmark:

@@ -3,7 +3,6 @@ which device; one results file per model and suite, written whole or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,63 +12,40 @@ import torch
 from reproduce import records
 from reproduce.arithmetic import model_context
 from reproduce.config import EvalConfig, GenerateConfig
-from reproduce.data.manifest import Resolver, read_manifest
-from reproduce.evaluate.benchmarks import NOT_TASK_FILES, TASKS_DIR, benchmark
 from reproduce.evaluate.inputs import ModelRef
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.penlp import score_penlp
-from reproduce.evaluate.suites import Suite, manifest_resolver, suite_files
+from reproduce.evaluate.suites import ResolvedSuite
 from reproduce.meta import package_metadata
 from reproduce.pretrained import load_causal_lm, load_tokenizer
 
 log = logging.getLogger("reproduce")
 
 
-SuiteInputs = Path | dict[str, Path] | None  # lm-eval's task folder (None: its own tasks only), or PenLP's files
-
-
-def suite_inputs(suite: Suite, folder: Path, resolver: Resolver) -> SuiteInputs:
-    """What the suite's scorer reads: its benchmark folders written under ``folder`` with resolved data files
-    (lm-eval), or its PenLP files resolved (split -> local file)."""
-    if suite.scorer == "penlp":
-        resolve = manifest_resolver(resolver)
-        return {item.role: resolve(item.benchmark, item.path) for item in suite_files(suite)}
-    if not suite.benchmarks:
+def suite_inputs(suite: ResolvedSuite, folder: Path) -> Path | None:
+    """lm-eval's task folder for a resolved suite: its benchmark folders written under ``folder`` with their verified
+    data files; None where lm-eval reads its own tasks only, or where the PenLP scorer reads the suite's files."""
+    if suite.scorer == "penlp" or not suite.benchmarks:
         return None
-    return write_tasks(suite.benchmarks, folder, manifest_resolver(resolver))
+    return write_tasks(suite.benchmarks, folder)
 
 
-def task_file_hashes(suite: Suite) -> dict[str, str]:
-    """sha256 of every task file of the suite's benchmark folders (before paths are filled in), and of each data
-    file the suite reads (the manifest's sha256, which the resolved copy was checked against)."""
-    hashes = {}
-    for name in suite.benchmarks:
-        found = benchmark(name)
-        hashes.update({p.relative_to(TASKS_DIR).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                       for p in sorted(found.folder.rglob("*"))
-                       if p.is_file() and "__pycache__" not in p.parts and p.name not in NOT_TASK_FILES})
-    for item in suite_files(suite):
-        rows = {e.path: e.sha256 for e in read_manifest(benchmark(item.benchmark).manifest)}
-        hashes[f"mirror:{item.path}"] = rows[item.path]
-    return hashes
-
-
-def evaluate_model(ref: ModelRef, suite: Suite, inputs: SuiteInputs, evaluation: EvalConfig, device: str, seed: int,
-                   out_file: Path, verbose: bool = False) -> dict[str, Any]:
-    """Score one model on a suite; ``out_file`` gets the scores plus everything that changes a score (lm-eval's own
-    results, or the PenLP run's details)."""
+def evaluate_model(ref: ModelRef, suite: ResolvedSuite, tasks: Path | None, evaluation: EvalConfig, device: str,
+                   seed: int, out_file: Path, verbose: bool = False) -> dict[str, Any]:
+    """Score one model on a resolved suite (``tasks``: its lm-eval task folder, ``suite_inputs``); ``out_file`` gets
+    the scores plus everything that changes a score (lm-eval's own results, or the PenLP run's details)."""
     meta = {**package_metadata(), "model": ref.name, "source": ref.source, "suite": suite.name, "tasks": suite.tasks,
             "dtype": evaluation.dtype, "device": device, "batch_size": evaluation.batch_size, "seed": seed,
-            "limit": evaluation.limit, "num_fewshot": evaluation.num_fewshot, "task_files": task_file_hashes(suite)}
+            "limit": evaluation.limit, "num_fewshot": evaluation.num_fewshot, "task_files": suite.task_file_hashes}
     if suite.scorer == "penlp":
-        scored = score_penlp(ref.source, inputs, evaluation.batch_size, evaluation.dtype, device)
+        scored = score_penlp(ref.source, suite.penlp_files, evaluation.batch_size, evaluation.dtype, device)
         metrics = {suite.tasks[0]: scored.metrics}
         records.suite_results.write(out_file, {"meta": meta, "metrics": metrics, "penlp": scored.details})
     else:  # lm-eval (and the datasets library) only where it scores: PenLP needs neither
         from reproduce.evaluate.harness import cli_model_args, model_arguments, run_lm_eval, task_metrics
 
         args = model_arguments(ref.source, evaluation.batch_size, evaluation.dtype, device, evaluation.prefix_token)
-        raw = run_lm_eval(args, inputs, suite.tasks, evaluation.limit, evaluation.num_fewshot, suite.builtin, verbose)
+        raw = run_lm_eval(args, tasks, suite.tasks, evaluation.limit, evaluation.num_fewshot, suite.builtin, verbose)
         meta |= {"model_args": args, "lm_eval_model_args": cli_model_args(args),
                  "prefix_token": evaluation.prefix_token, "device": raw.pop("device")}
         metrics = task_metrics(raw)

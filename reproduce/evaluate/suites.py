@@ -1,20 +1,26 @@
-"""The suites `reproduce eval suite=<name>` runs (reproduce/evaluate/tasks/suites.yaml), the data files they read,
-and whether their data can be reached."""
+"""The suites `reproduce eval suite=<name>` runs (reproduce/evaluate/tasks/suites.yaml), resolved once into a
+``ResolvedSuite``: its settings checked, its task files checked, every data file it reads found and sha256-verified,
+and the hashes its results record. The pre-flight, the runner, the PenLP scorer and the results read that object;
+nothing resolves a suite's parts again."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from reproduce.data.manifest import Resolver, read_manifest
+from reproduce.data.manifest import Entry, Resolver, read_manifest
 from reproduce.errors import UserError
-from reproduce.evaluate.benchmarks import MANIFEST, TASKS_DIR, Benchmark, benchmark
-from reproduce.evaluate.lm_eval_tasks import data_names
+from reproduce.evaluate.benchmarks import MANIFEST, NOT_TASK_FILES, PENLP_SPLITS, TASKS_DIR, Benchmark, benchmark
+
+if TYPE_CHECKING:
+    from reproduce.config import EvalConfig
 
 SUITES_FILE = TASKS_DIR / "suites.yaml"
 HUB_HOST = ("huggingface.co", 443)
@@ -23,6 +29,9 @@ SCORERS = ("lm_eval", "penlp")  # lm-eval's TaskManager and HFLM; reproduce/eval
 
 @dataclass(frozen=True)
 class Suite:
+    """A suite's line of suites.yaml, narrowed to the configured tasks (``load_suite``); ``resolve_suite`` resolves
+    it."""
+
     name: str
     tasks: list[str]
     benchmarks: list[str]
@@ -30,16 +39,6 @@ class Suite:
     builtin: bool
     scorer: str = "lm_eval"
     shots: tuple[int, ...] | None = None  # the numbers of demonstrations its protocol defines (None: any)
-
-
-@dataclass(frozen=True)
-class SuiteFile:
-    """A data file a suite reads: a path of its benchmark's manifest.tsv, and its role (a ``PENLP_SPLITS`` key; None
-    for an lm-eval task's data)."""
-
-    benchmark: str
-    path: str
-    role: str | None = None
 
 
 def load_suite(name: str, only: list[str] | None = None, num_fewshot: int | None = None,
@@ -76,28 +75,103 @@ def load_suite(name: str, only: list[str] | None = None, num_fewshot: int | None
     return suite
 
 
-def suite_files(suite: Suite) -> list[SuiteFile]:
-    """The manifest files a suite reads: the ``mirror:`` paths of its benchmarks' task files (lm-eval), or the files
-    of their benchmark.yaml ``penlp:`` section, each with its role. A file a benchmark's manifest lists but no task
-    of the suite reads is not among them (and need not be reachable)."""
-    if suite.scorer == "penlp":
-        return [SuiteFile(name, path, split) for name in suite.benchmarks
-                for split, path in Benchmark(name).penlp_files().items()]
-    return [SuiteFile(name, path) for name in suite.benchmarks for path in data_names(name)]
+@dataclass(frozen=True)
+class DataFile:
+    """A data file a suite reads: a row of its benchmark's manifest.tsv (``path``, ``sha256``), the local copy that
+    matched that sha256, and its role (a ``PENLP_SPLITS`` key; None for an lm-eval task's data)."""
+
+    path: str
+    sha256: str
+    local: Path
+    role: str | None = None
 
 
-def manifest_resolver(resolver: Resolver) -> Callable[[str, str], Path]:
-    """``mirror:<path>`` of a benchmark -> the local file of that row of its folder's manifest.tsv."""
-    def resolve(name: str, path: str) -> Path:
-        found = benchmark(name)
-        if found.manifest is None:
-            raise UserError(f"{found.folder}: its task files name mirror:{path}, and the folder has no "
-                            f"{MANIFEST}; add one (path, sha256, url)")
-        entries = {entry.path: entry for entry in read_manifest(found.manifest)}
-        if path not in entries:
-            raise UserError(f"{found.folder}: mirror:{path} is not a row of {found.manifest}")
-        return resolver.resolve(entries[path])
-    return resolve
+@dataclass(frozen=True)
+class ResolvedBenchmark:
+    """A benchmark folder as a suite reads it: the files lm-eval reads, and the data files resolved."""
+
+    name: str
+    folder: Path
+    task_files: tuple[Path, ...]
+    data_files: tuple[DataFile, ...]
+
+    def hashes(self) -> dict[str, str]:
+        """sha256 of every file of the folder lm-eval may read (task files, templates, utils.py, README; not the
+        manifest or benchmark.yaml), keyed by ``<benchmark>/<file>``, as they are before paths are filled in."""
+        return {p.relative_to(self.folder.parent).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(self.folder.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.parts and p.name not in NOT_TASK_FILES}
+
+
+@dataclass(frozen=True)
+class ResolvedSuite:
+    """A suite resolved once (``resolve_suite``): what its scorer runs and reads, and what its results record."""
+
+    name: str
+    tasks: list[str]
+    scorer: str  # one of SCORERS
+    shots: tuple[int, ...] | None
+    network: bool  # reads its data from the Hugging Face Hub (reachable when it was resolved)
+    builtin: bool  # lm-eval's own tasks
+    benchmarks: tuple[ResolvedBenchmark, ...]
+    task_file_hashes: dict[str, str]  # the results' ``task_files``: each folder file's and data file's sha256
+
+    @property
+    def data_files(self) -> list[DataFile]:
+        return [item for found in self.benchmarks for item in found.data_files]
+
+    @property
+    def penlp_files(self) -> dict[str, Path]:
+        """A PenLP suite's files: each ``PENLP_SPLITS`` key -> its verified local file."""
+        return {item.role: item.local for item in self.data_files if item.role is not None}
+
+
+def resolve_suite(evaluation: EvalConfig, resolver: Resolver) -> ResolvedSuite:
+    """The suite ``eval.suite`` names, resolved once, or one line on its first problem: the suite exists; its tasks,
+    demonstrations and limit are allowed (``load_suite``); the Hub is reachable when it reads from there; its task
+    files are valid; and every data file it reads is found and matches its sha256 (cache, mirror or download)."""
+    suite = load_suite(evaluation.suite, evaluation.tasks, evaluation.num_fewshot, evaluation.limit)
+    if suite.network and (why := hub_unreachable()):
+        raise UserError(f"eval.suite={suite.name} reads its data from the Hugging Face Hub, which is offline here "
+                        f"({why}); go online, or use eval.suite=ru_local (the mirrored data)")
+    penlp = suite.name if suite.scorer == "penlp" else None
+    found = tuple(resolve_benchmark(name, resolver.resolve, penlp) for name in suite.benchmarks)
+    hashes = {key: value for item in found for key, value in item.hashes().items()}
+    hashes |= {f"mirror:{data.path}": data.sha256 for item in found for data in item.data_files}
+    return ResolvedSuite(suite.name, suite.tasks, suite.scorer, suite.shots, suite.network, suite.builtin, found,
+                         hashes)
+
+
+def resolve_benchmark(name: str, resolve: Callable[[Entry], Path], penlp_suite: str | None = None) -> ResolvedBenchmark:
+    """A benchmark folder with the data files a suite reads from it resolved by ``resolve`` (a manifest row -> its
+    checked local file): the ``mirror:`` paths its task files name (each task file checked), or, for the PenLP suite
+    ``penlp_suite``, the files of benchmark.yaml's ``penlp:`` section. A file its manifest lists but no task reads is
+    not resolved (and need not be reachable)."""
+    found = benchmark(name)
+    wanted = ([(path, None) for path in found.data_names()] if penlp_suite is None
+              else [(path, role) for role, path in found.penlp_files().items()])
+    rows: dict[str, Entry] | None = None
+    files = []
+    for path, role in wanted:
+        try:
+            rows = rows if rows is not None else manifest_rows(found, path)
+            if path not in rows:
+                raise UserError(f"{found.folder}: mirror:{path} is not a row of {found.manifest}")
+            files.append(DataFile(path, rows[path].sha256, resolve(rows[path]), role))
+        except UserError as exc:
+            if role is None:
+                raise
+            raise UserError(f"eval.suite={penlp_suite} needs {PENLP_SPLITS[role]}: {exc}") from None
+    return ResolvedBenchmark(name, found.folder, tuple(found.task_files()), tuple(files))
+
+
+def manifest_rows(found: Benchmark, path: str) -> dict[str, Entry]:
+    """The rows of a benchmark folder's manifest.tsv by path; one line naming ``mirror:<path>`` where it has none."""
+    manifest = found.manifest
+    if manifest is None:
+        raise UserError(f"{found.folder}: its task files name mirror:{path}, and the folder has no "
+                        f"{MANIFEST}; add one (path, sha256, url)")
+    return {entry.path: entry for entry in read_manifest(manifest)}
 
 
 def hub_unreachable() -> str | None:
@@ -110,10 +184,3 @@ def hub_unreachable() -> str | None:
     except OSError as exc:
         return f"huggingface.co cannot be reached ({type(exc).__name__})"
     return None
-
-
-def check_suite(suite: Suite) -> None:
-    """A suite whose data is on the Hub fails at once offline, with the offline alternative."""
-    if suite.network and (why := hub_unreachable()):
-        raise UserError(f"eval.suite={suite.name} reads its data from the Hugging Face Hub, which is offline here "
-                        f"({why}); go online, or use eval.suite=ru_local (the mirrored data)")

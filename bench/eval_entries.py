@@ -1,0 +1,71 @@
+"""How often one `reproduce eval model=<tiny model> eval.limit=2` (pre-flight and run, in this process) enters the
+modules that know suites and benchmarks: each call of a function of the module from code in another module, counted
+with ``sys.setprofile``, and each distinct calling function. A suite resolved once (``resolve_suite``) is entered once
+by the pre-flight and once by the run.
+
+Needs the data mirror (../shared/data). Usage: python bench/eval_entries.py [--work /tmp/eval_entries]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from reproduce.cli import main  # noqa: E402
+from reproduce.paths import default_mirror  # noqa: E402
+from tests.test_eval_command import save_tiny_model  # noqa: E402
+
+MODULES = ("suites.py", "benchmarks.py", "inputs.py", "lm_eval_tasks.py")  # of reproduce/evaluate/
+
+
+def count_entries(argv: list[str]) -> tuple[collections.Counter, dict[str, set[str]]]:
+    """Run the CLI on ``argv``; per module, its entries from other modules and the functions they came from."""
+    folder = (ROOT / "reproduce" / "evaluate").as_posix()
+    entries: collections.Counter = collections.Counter()
+    callers: dict[str, set[str]] = collections.defaultdict(set)
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event != "call" or "<" in code.co_name or Path(code.co_filename).parent.as_posix() != folder:
+            return
+        module = Path(code.co_filename).name
+        caller = frame.f_back
+        if module in MODULES and caller is not None and caller.f_code.co_filename != code.co_filename:
+            entries[module] += 1
+            callers[module].add(f"{Path(caller.f_code.co_filename).name}:{caller.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        main(argv)
+    finally:
+        sys.setprofile(None)
+    return entries, callers
+
+
+def main_bench() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="eval_entries.")))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not (args.work / "tiny").is_dir():
+        save_tiny_model(args.work / "tiny", default_mirror(), n_positions=256)
+    os.chdir(args.work)
+    entries, callers = count_entries(["eval", "model=tiny", "eval.limit=2"])
+    for module in MODULES:
+        print(f"{module}: {entries[module]} entries from {len(callers[module])} functions "
+              f"({', '.join(sorted(callers[module]))})")
+
+
+if __name__ == "__main__":
+    main_bench()
