@@ -18,7 +18,7 @@ from reproduce.data.sequences import PackedSequences
 from reproduce.model import CausalLM, causal_lm_loss, chunked_causal_lm_loss, gpt2_config, pad_vocabulary
 from reproduce.train.progress import ProgressAndCurves
 from reproduce.train.stage import StageData, stage_trainer
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 VOCAB, CONTEXT = 97, 16
 

@@ -12,8 +12,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedT
 
 from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
-from tests.conftest import micro_overrides
-from tests.test_end_to_end import reproduce
+from tests.helpers import micro_overrides, reproduce
 
 
 def save_checkpoint(folder: Path) -> int:

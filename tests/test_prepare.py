@@ -31,13 +31,11 @@ from reproduce.errors import UserError
 from reproduce.io import read_json
 from reproduce.preflight import load
 from reproduce.record import start_steps
-from tests.conftest import micro_manifest, micro_overrides
-
-DATA_ONLY = ("stages", "eval", "model")
+from tests.helpers import micro_manifest, micro_overrides
 
 
 def _overrides(tmp: Path, *extra: str, run_name: str = "micro") -> list[str]:
-    return [o for o in micro_overrides(tmp, run_name) if not o.startswith(DATA_ONLY)] + list(extra)
+    return [*micro_overrides(tmp, run_name), *extra]
 
 
 def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
@@ -136,11 +134,9 @@ def test_mixture_weights_repeat_or_subsample_train_documents(tmp_path: Path) -> 
 
 def _prepare_command(tmp: Path, workers: int) -> list[str]:
     tmp.mkdir(exist_ok=True)
-    overrides = [o for o in _overrides(tmp) if not o.startswith(("data.workers", "data.shard_tokens", "tokenizer.",
-                                                                  "data.sources.ruslit.manifest"))]
-    return [sys.executable, "-m", "reproduce.cli", "prepare", *overrides, f"data.workers={workers}",
+    return [sys.executable, "-m", "reproduce.cli", "prepare", *_overrides(tmp), f"data.workers={workers}",
             f"data.sources.ruslit.manifest={micro_manifest(tmp / 'manifest.tsv', n_works=60)}",
-            "data.shard_tokens=20000", "tokenizer=rugpt3"]
+            "data.shard_tokens=20000", "tokenizer=rugpt3", "tokenizer.vocab_size=50257"]  # the released vocabulary
 
 
 def _run_until(command: list[str], folder: Path, condition) -> None:

@@ -23,7 +23,7 @@ from reproduce.evaluate.harness import PackageHFLM, score_once
 from reproduce.evaluate.lm_eval_tasks import data_names
 from reproduce.evaluate.suites import load_suite
 from reproduce.model import gpt2_config
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 FOLDER = TASKS_DIR / "tape"
 DATASETS = {"winograd": "winograd", "ruworldtree": "ru_worldtree", "ruopenbookqa": "ru_openbook", "multiq": "multiq",
