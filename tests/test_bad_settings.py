@@ -14,6 +14,8 @@ from reproduce.paths import SOURCE_ROOT
 from tests.bad_settings import SETTINGS, Case, file_settings
 from tests.helpers import reproduce
 
+pytestmark = pytest.mark.slow  # one console-script start per setting of the table
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:

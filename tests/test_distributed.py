@@ -14,6 +14,8 @@ from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
 from tests.helpers import micro_overrides, reproduce
 
+pytestmark = pytest.mark.slow  # the micro recipe in two processes and in one
+
 # fp32, so that only the order of the gradient sums differs; shorter stages; stage 2's micro-batch splits over 2.
 # Stage 2 at lr 1e-4: Adam turns the last-bit differences of near-zero gradients into steps of about lr, which at 1e-3
 # exceed the tolerance after a stage of copied positions (and at 2e-4, by 4e-7 in one weight, on the micro data as

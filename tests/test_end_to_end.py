@@ -16,6 +16,8 @@ from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
 from tests.helpers import CP1251_WORK, micro_overrides, reproduce
 
+pytestmark = pytest.mark.slow  # the whole micro recipe through the console script, then again as four commands
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:

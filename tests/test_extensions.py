@@ -67,6 +67,7 @@ def _toy_benchmark(tmp: Path) -> tuple[Path, Path]:
     return tasks, cache.parent
 
 
+@pytest.mark.slow  # prepare, contamination and eval through the console script
 def test_a_benchmark_is_its_folder_and_a_suite_line(tmp_path: Path, mirror: Path) -> None:
     tasks, cache = _toy_benchmark(tmp_path)
     env = {"REPRODUCE_TASKS_DIR": str(tasks)}

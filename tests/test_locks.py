@@ -52,6 +52,7 @@ def test_a_held_lock_names_its_holder_and_a_killed_ones_is_taken_over(tmp_path: 
     assert not (folder / LOCK).exists()
 
 
+@pytest.mark.slow  # a micro run prepared and trained twice
 def test_two_processes_on_one_run_name(tmp_path: Path) -> None:
     """A trains; B, started on the same name with another learning rate and overwrite=true, stops at once with one
     line; the record and the models are A's. Once A is done, B runs and both are B's."""

@@ -161,6 +161,7 @@ def _only_whole_files(prepared: Path) -> None:
                 ShardedTokens([shard], verify=True)
 
 
+@pytest.mark.slow  # three prepares of 60 works with the released vocabulary
 @pytest.mark.parametrize("kill_at", ["scan", "tokenize"])
 def test_prepare_killed_and_run_again_is_byte_identical(tmp_path: Path, kill_at: str) -> None:
     reference = tmp_path / "reference"
@@ -204,6 +205,7 @@ def test_damaged_shard_and_mismatched_tokenizer_fail_in_one_line(tmp_path: Path)
         load_prepared(data.folder)
 
 
+@pytest.mark.slow  # prepares with and without the drop, and the contamination report
 def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set(tmp_path: Path) -> None:
     from reproduce import pipeline
 

@@ -20,6 +20,8 @@ from reproduce.io import read_json
 from reproduce.train.checkpoint import checkpoint_step, checkpoints
 from tests.helpers import REPRODUCE, micro_overrides, reproduce
 
+pytestmark = pytest.mark.slow  # micro runs killed and resumed several times
+
 # Checkpoints every 4 steps; stages of 106 and 26 steps: every interruption below lands in stage 1 (each run moves
 # at most about 20 steps: to a new checkpoint, then half a second).
 SHORT = ["stages.stage1.checkpoint_every_tokens=2048", "stages.stage2.checkpoint_every_tokens=2048",
