@@ -75,6 +75,7 @@ def test_gpu_bundle_has_the_layout_gpu_check_sh_reads(gpu_bundle: Path) -> None:
     assert bundle["smoke"] and bundle["data_files"] == len(files)
 
 
+@pytest.mark.slow  # the whole paper/ rebuilt (test_paper.py checks its bytes too)
 def test_paper_build_smoke_rebuilds_the_committed_paper(tmp_path: Path) -> None:
     result = bench("paper_build.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
     assert result["identical_to_committed"] and len(result["seconds"]) == 1

@@ -19,6 +19,8 @@ from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.io import read_json
 from tests.helpers import run, save_tiny_model
 
+pytestmark = pytest.mark.slow  # a dozen console-script starts, each through lm-eval
+
 BIN = Path(sys.executable).parent
 LOCAL_TASKS = ["rublimp", "xwinograd_ru_local", "parus_crowd_majority", "rucola_indomain_dev"]
 TEXT = "Однажды вечером мы гуляли по набережной. Было тихо, и река блестела под фонарями.\n" * 3

@@ -22,6 +22,8 @@ from reproduce.io import read_json
 from reproduce.model import gpt2_config
 from tests.helpers import reproduce, tiny_model_config
 
+pytestmark = pytest.mark.slow  # whole RuCoLA splits scored by a tiny model, twice, and through the console script
+
 SPLITS = ("train", "in_domain", "out_of_domain")
 COLUMNS = ["id", "sentence", "acceptable", "error_type", "detailed_source"]
 

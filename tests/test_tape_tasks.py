@@ -241,6 +241,7 @@ def test_a_generation_longer_than_the_context_is_refused(tmp_path) -> None:
         model.generate_until([SimpleNamespace(args=(long, settings))])
 
 
+@pytest.mark.slow  # the suite through lm-eval
 def test_the_suite_runs_through_lm_eval_on_local_files(tmp_path) -> None:
     """The folder with its Hub paths pointed at local JSONL files of handwritten items, scored by lm-eval with a tiny
     model at k = 0 and 1: every group's metrics, the five zero-shot episodes equal."""
