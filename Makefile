@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: reproduce test paper lint clean
+.PHONY: reproduce test test-fast paper lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ reproduce: $(STAMP)
 
 test: $(STAMP)  # two workers, one test file each: the subprocess-heavy files overlap their start-up
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+test-fast: $(STAMP)  # the suite without the tests marked slow (whole runs, several processes, faults)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 paper: $(STAMP)
 	$(BIN)/reproduce paper

@@ -9,6 +9,8 @@
 
 Needs the mini run's model and prepared data (`make reproduce`). Usage:
     python bench/eval_throughput.py [--model runs/mini/models/stage2] [--out results/perf/eval_throughput.json]
+    python bench/eval_throughput.py --smoke --model runs/micro/models/stage2   # 2 items per task (a micro run's model:
+        # experiment=micro): seconds; the floors are not judged; written to a temporary file
 """
 
 from __future__ import annotations
@@ -109,11 +111,17 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "mini" / "models" / "stage2")
     parser.add_argument("--limit", type=int, default=None, help="RuBLiMP pairs per phenomenon (default: all 1,000)")
     parser.add_argument("--texts", help="text files (a glob) for the perplexity part (default: the run's test works)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "perf" / "eval_throughput.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default results/perf/eval_throughput.json (--smoke: a temporary file)")
+    parser.add_argument("--smoke", action="store_true", help="2 items per task (RuBLiMP pairs per phenomenon too)")
     args = parser.parse_args()
+    if args.smoke and args.limit is None:
+        args.limit = 2
+    args.out = args.out or (Path(tempfile.gettempdir()) / "eval_throughput_smoke.json" if args.smoke
+                            else ROOT / "results" / "perf" / "eval_throughput.json")
     if not (args.model / "model.safetensors").is_file():
         raise SystemExit(f"{args.model}: no model.safetensors; run `make reproduce` first (or pass --model)")
-    cfg = compose_config("reproduce", [])
+    cfg = compose_config("reproduce", [f"eval.limit={args.limit}"] if args.smoke else [])
     model = GPT2LMHeadModel.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     context = model.config.n_positions

@@ -6,12 +6,15 @@ the checkout.
   (torch, Lightning, transformers, tokenizers, pandas, pyarrow, scikit-learn, ...) lacks, copied from this
   environment (pure Python; lm-eval without its own task folders: the check builds its tasks from
   reproduce/evaluate/tasks/). multiprocess follows the Python version: its installed version comes as the wheel for
-  the image's Python (``pip download``, the only thing fetched, here).
-- data.tar.xz: every file of the manifests experiment=gpu_check reads (RusLit, ruGPT-3's tokenizer, the ru_local
-  benchmarks), from the cache or the mirror, sha256 checked, laid out as the mirror (REPRODUCE_DATA_MIRROR).
+  the image's Python (``pip download``, the only thing fetched, here; nothing when it is this Python's version).
+- data.tar.xz: every file the recipe of experiment=gpu_check reads (RusLit, ruGPT-3's tokenizer, the contamination
+  sets and the ru_local suite's files), found by the checks its pre-flight runs, from the cache or the mirror, sha256
+  checked, laid out as the mirror (REPRODUCE_DATA_MIRROR).
 
     .venv/bin/python bench/gpu_bundle.py                 # .gpu_site/{site,data}.tar.xz, bundle.json
     .venv/bin/python bench/gpu_bundle.py --python 3.12   # the GPU image's Python (its default)
+    .venv/bin/python bench/gpu_bundle.py --smoke --out /tmp/b   # the bundle of `gpu_check.sh --tiny` for this Python,
+        # fast compression, in seconds; try it with GPU_BUNDLE=/tmp/b bash bench/gpu_check.sh --tiny
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from gpu_check import DATA, RUN, TINY, TINY_DATA  # noqa: E402
+
+from reproduce.data.manifest import Entry, Resolver  # noqa: E402
+
 # What the check imports (found by running it) that the GPU image (docs/gpus.md: The GPU check) does not hold.
 DISTRIBUTIONS = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "lm_eval", "datasets", "dill", "pytz")
 PER_PYTHON = ("multiprocess",)  # a copy of the standard library's multiprocessing for each Python version
@@ -55,7 +62,10 @@ def add_installed(archive: tarfile.TarFile, name: str) -> str:
 
 
 def add_wheel(archive: tarfile.TarFile, name: str, python: str) -> str:
-    """The wheel of the installed version of ``name`` for ``python``, unpacked into the archive; its version."""
+    """The wheel of the installed version of ``name`` for ``python``, unpacked into the archive (this Python's: the
+    installed files); its version."""
+    if python == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return add_installed(archive, name)
     version = importlib.metadata.version(name)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
@@ -70,41 +80,71 @@ def add_wheel(archive: tarfile.TarFile, name: str, python: str) -> str:
     return version
 
 
-def data_files() -> list[tuple[str, Path]]:
-    """(mirror path, local file) of every manifest row that experiment=gpu_check reads, sha256 checked."""
-    from reproduce.compose import compose_config
-    from reproduce.data.manifest import make_resolver, read_manifest
-    from reproduce.paths import config_file
-    from reproduce.preflight import manifests_needed
+class Recorder(Resolver):
+    """A resolver that keeps the local file of every manifest entry it resolves, by its mirror path."""
 
-    cfg = compose_config("reproduce", ["experiment=gpu_check"])
-    manifests = [config_file(s.manifest) for s in cfg.data.sources.values() if s.manifest]
-    manifests += manifests_needed(cfg, ("prepare", "eval"))
-    resolver = make_resolver(cfg.data)
-    return sorted({entry.path: resolver.resolve(entry) for m in manifests for entry in read_manifest(m)}.items())
+    def __init__(self, resolver: Resolver):
+        super().__init__(resolver.cache_dir, resolver.mirror_dir, resolver.allow_download)
+        self.found: dict[str, Path] = {}
+
+    def resolve(self, entry: Entry) -> Path:
+        self.found[entry.path] = path = super().resolve(entry)
+        return path
+
+
+def data_files(overrides: list[str]) -> list[tuple[str, Path]]:
+    """(mirror path, local file) of every file the recipe of ``overrides`` reads, found by the checks its pre-flight
+    runs (reproduce/preflight.py ``check_recipe``), sha256 checked: its sources, the released tokenizer, the
+    contamination sets, the evaluation suite."""
+    from reproduce.compose import compose_config
+    from reproduce.data.eval_items import read_items
+    from reproduce.data.manifest import make_resolver, read_manifest
+    from reproduce.data.sources import open_source
+    from reproduce.paths import config_file
+    from reproduce.preflight import check_suite_files, eval_suite
+
+    cfg = compose_config("reproduce", overrides)
+    recorder = Recorder(make_resolver(cfg.data))
+    for name, source in cfg.data.sources.items():
+        open_source(name, source).check(recorder)
+    if cfg.tokenizer.kind == "released":
+        for entry in read_manifest(config_file(cfg.tokenizer.manifest)):
+            recorder.resolve(entry)
+    for name, texts in cfg.contamination.sets.items():
+        read_items(name, texts, recorder)
+    check_suite_files(eval_suite(cfg), recorder)
+    return sorted(recorder.found.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--python", default="3.12", help="the GPU image's Python version")
-    parser.add_argument("--out", type=Path, default=BUNDLE)
+    parser.add_argument("--python", default=None, help="the GPU image's Python version (default 3.12; --smoke: this "
+                        "Python's)")
+    parser.add_argument("--out", type=Path, default=None, help="the bundle's folder (default .gpu_site; --smoke: "
+                        "a folder under the system's temporary directory)")
+    parser.add_argument("--smoke", action="store_true", help="the bundle of `gpu_check.sh --tiny` (micro corpus), "
+                        "fast compression: seconds")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    python = args.python or (f"{sys.version_info.major}.{sys.version_info.minor}" if args.smoke else "3.12")
+    out = args.out or (Path(tempfile.gettempdir()) / "gpu_bundle_smoke" if args.smoke else BUNDLE)
+    preset = 0 if args.smoke else 6  # xz's fastest, or its default
+    out.mkdir(parents=True, exist_ok=True)
     versions = {}
-    with tarfile.open(args.out / "site.tar.xz", "w:xz") as archive:
+    with tarfile.open(out / "site.tar.xz", "w:xz", preset=preset) as archive:
         for name in DISTRIBUTIONS:
             versions[name] = add_installed(archive, name)
         for name in PER_PYTHON:
-            versions[name] = add_wheel(archive, name, args.python)
-    files = data_files()
-    with tarfile.open(args.out / "data.tar.xz", "w:xz") as archive:
+            versions[name] = add_wheel(archive, name, python)
+    files = data_files([f"experiment={RUN}", *([*TINY_DATA, *TINY] if args.smoke else DATA)])
+    with tarfile.open(out / "data.tar.xz", "w:xz", preset=preset) as archive:
         for arcname, path in files:
             archive.add(path, arcname=arcname)
-    sizes = {p.name: p.stat().st_size for p in sorted(args.out.glob("*.tar.xz"))}
-    (args.out / "bundle.json").write_text(json.dumps(
-        {"python": args.python, "packages": versions, "data_files": len(files), "bytes": sizes}, indent=2) + "\n")
+    sizes = {p.name: p.stat().st_size for p in sorted(out.glob("*.tar.xz"))}
+    (out / "bundle.json").write_text(json.dumps(
+        {"python": python, "smoke": args.smoke, "packages": versions, "data_files": len(files), "bytes": sizes},
+        indent=2) + "\n")
     total = sum(sizes.values())
-    print(f"{args.out}: {', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in sizes.items())}; packages "
+    print(f"{out}: {', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in sizes.items())}; packages "
           f"{', '.join(f'{k} {v}' for k, v in versions.items())}; {len(files)} data files")
     if total > LIMIT:
         raise SystemExit(f"error: the bundle is {total / 2**20:.1f} MiB, over the 64 MiB cap")

@@ -50,6 +50,10 @@ TINY_MFU_CONFIGS = ["tiny:64:4", "tiny:64:8"]
 # Part c: the recipe's model cut to 4 blocks (4 FSDP units), about 24 steps with a checkpoint every 8.
 ENGINE = ["~stages.stage2", "eval.stages=[stage1]", "model.n_layer=4", "stages.stage1.epochs=0.17",
           "stages.stage1.checkpoint_every_tokens=524288", "eval.perplexity.contexts=[1024]"]
+# Where the data comes from: the mirror or the cache (the offline bundle's data.tar.xz on the GPU machine), never the
+# network; --tiny: the micro recipe's corpus (conf/experiment/micro.yaml).
+DATA = ["data.allow_download=false"]
+TINY_DATA = [*DATA, "data.sources.ruslit.manifest=manifests/ruslit_micro.tsv"]
 # --tiny: a micro model and corpus, and a trained 384-id vocabulary (ruGPT-3's 50,257 ids cost ~0.7 s a step on 2
 # cores); the model keeps 400 rows, padded to 448, so padding and export slicing run as on the GPU.
 TINY = ["tokenizer=bbpe", "tokenizer.vocab_size=384", "model.vocab_size=400", "model.n_layer=2", "model.n_embd=64",
@@ -168,22 +172,11 @@ class Check:
         self.tiny, self.mfu_budget_s = tiny, mfu_budget_s
         self.results, self.runs, self.prepared = (root / "results", root / "runs", root / "prepared") if tiny else (
             ROOT / "results", ROOT / "runs", ROOT / "prepared")
-        self.data = ["data.allow_download=false"]
+        self.data = DATA
         if tiny:
             shutil.copytree(ROOT / "results" / "published", self.results / "published", dirs_exist_ok=True)
-            self.data += [f"data.sources.ruslit.manifest={self._micro_manifest(root)}", f"data.cache_dir={root}/cache"]
+            self.data = [*TINY_DATA, f"data.cache_dir={root}/cache"]
         self.file = self.results / RUN / "check.json"
-
-    @staticmethod
-    def _micro_manifest(root: Path, works: int = 24) -> Path:
-        """RusLit's manifest cut to its first ``works`` Chekhov stories."""
-        lines = (ROOT / "conf" / "manifests" / "ruslit.tsv").read_text(encoding="utf-8").splitlines()
-        keep = [line for line in lines if line.startswith(("#", "path\t"))]
-        keep += [line for line in lines if line.startswith("ruslit/prose/Chekhov/")][:works]
-        path = root / "ruslit_micro.tsv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(keep) + "\n", encoding="utf-8")
-        return path
 
     def recipe(self, run: str, *extra: str, results: Path | None = None) -> list[str]:
         """The overrides of ``run``: experiment=gpu_check (--tiny: shrunk), its folders (results: ``results``)."""
@@ -322,7 +315,7 @@ PARTS: dict[str, tuple[str, Callable[[Check], dict[str, Any]]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="a,b,c", help="comma-separated subset of a,b,c")
-    parser.add_argument("--tiny", action="store_true", help="a micro model and corpus on this CPU")
+    parser.add_argument("--tiny", "--smoke", action="store_true", help="a micro model and corpus on this CPU")
     parser.add_argument("--root", type=Path, default=ROOT / "runs" / "gpu_check_tiny", help="--tiny's folder")
     parser.add_argument("--mfu-budget-s", type=float, default=None,
                         help="part a starts no measurement past this (default: 180 s with other parts, else 480 s)")

@@ -17,7 +17,8 @@ results/perf/gpu_mfu.json after every run (read by `reproduce plan` for measured
     python bench/gpu_mfu.py                               # the issue-7 floors: small and large at 1024, large at 2048
     python bench/gpu_mfu.py --configs rugpt3_large:1024:16 --variants trainer.loss=chunked trainer.compile=false
     python bench/gpu_mfu.py --opt-in model.attn_pdrop=0.125 --budget-s 200   # recipe changes; a time budget
-    python bench/gpu_mfu.py --tiny --out /tmp/gpu_mfu.json  # a few steps of a tiny model on the CPU (a smoke run)
+    python bench/gpu_mfu.py --tiny --out /tmp/gpu_mfu.json  # a few steps of a tiny model on the CPU, compiled
+    python bench/gpu_mfu.py --smoke    # --tiny without compiling, 2 steps: seconds; written to a temporary file
 
 On the GPU machine, whose image lacks hydra-core and omegaconf, run it through bench/gpu_check.sh (part a), which
 unpacks the offline bundle of bench/gpu_bundle.py (docs/gpus.md, "The GPU check").
@@ -30,6 +31,7 @@ import functools
 import gc
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,14 +327,21 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no measurement that would end past this many seconds (by the longest so far); "
                              "the ones left out are listed as skipped")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10; --smoke: 2)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3; --smoke: 1)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on the CPU: checks that the script runs")
-    parser.add_argument("--out", type=Path, default=Path("results/perf/gpu_mfu.json"))
+    parser.add_argument("--smoke", action="store_true", help="--tiny without torch.compile, 2 steps: seconds")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default results/perf/gpu_mfu.json (--tiny, --smoke: a temporary file)")
     args = parser.parse_args()
-    configs = args.configs or (["tiny:64:4"] if args.tiny else list(FLOOR_CONFIGS))
-    bench(configs, args.variants, args.opt_in, args.out, args.steps, args.warmup, args.budget_s)
-    print(json.dumps({"written": str(args.out)}))
+    tiny = args.tiny or args.smoke
+    configs = args.configs or (["tiny:64:4"] if tiny else list(FLOOR_CONFIGS))
+    out = args.out or (Path(tempfile.gettempdir()) / "gpu_mfu_tiny.json" if tiny else Path("results/perf/gpu_mfu.json"))
+    steps, warmup = (2, 1) if args.smoke else (10, 3)
+    steps, warmup = steps if args.steps is None else args.steps, warmup if args.warmup is None else args.warmup
+    bench(configs, args.variants, args.opt_in, out, steps, warmup, args.budget_s,
+          extra=("trainer.compile=false",) if args.smoke else ())
+    print(json.dumps({"written": str(out)}))
 
 
 if __name__ == "__main__":

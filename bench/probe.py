@@ -9,6 +9,8 @@ table (tests/bad_settings.py). Each case runs the console script and is judged:
 The floor: at least 100 cases, at least 95% clean, no security or data-loss case, no hang.
 
     python bench/probe.py [--out results/perf/probe.json]
+    python bench/probe.py --smoke   # the first case of each class but the faults (they need a trained micro run):
+                                    # seconds; every case must be clean; written to a temporary file
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reproduce.checksums import SUMS, write_sums  # noqa: E402
 from reproduce.paths import SOURCE_ROOT, default_mirror  # noqa: E402
-from tests.conftest import micro_overrides  # noqa: E402
+from tests.helpers import micro_overrides  # noqa: E402
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 TIMEOUT_S = 120
@@ -295,8 +297,12 @@ def run_probe(probe: Probe, cwd: Path) -> tuple[str, str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/perf/probe.json"))
-    out_path = parser.parse_args().out.resolve()
+    parser.add_argument("--out", type=Path, default=None, help="default results/perf/probe.json (--smoke: a "
+                        "temporary file)")
+    parser.add_argument("--smoke", action="store_true", help="one case of each class but the faults")
+    args = parser.parse_args()
+    out_path = (args.out or (Path(tempfile.gettempdir()) / "probe_smoke.json" if args.smoke
+                             else Path("results/perf/probe.json"))).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp) / "work"
         shutil.copytree(SOURCE_ROOT / "results" / "published", cwd / "results" / "published")
@@ -310,7 +316,10 @@ def main() -> int:
         _results(papers, "share_text", lambda c: c["sets"]["parus"].update(share="abc"), file="contamination.json")
         _results(papers, "context_text", lambda s: s["perplexity"][1].update(context="256"))
         probes = config_probes(cwd / "inputs", papers)
-        probes += fault_probes(cwd, _micro(cwd))
+        if args.smoke:
+            probes = [next(p for p in probes if p.kind == kind) for kind in dict.fromkeys(p.kind for p in probes)]
+        else:
+            probes += fault_probes(cwd, _micro(cwd))
         rows = []
         for probe in probes:
             verdict, detail, seconds = run_probe(probe, cwd)
@@ -319,7 +328,8 @@ def main() -> int:
             print(f"{verdict:10} {seconds:6.2f} s  [{probe.kind}] {probe.name}: {detail[:140]}", flush=True)
     counts = Counter(r["verdict"] for r in rows)
     clean = counts["clean"] / len(rows)
-    ok = len(rows) >= 100 and clean >= 0.95 and not any(counts[v] for v in ("security", "data loss", "hang"))
+    ok = clean == 1 if args.smoke else (
+        len(rows) >= 100 and clean >= 0.95 and not any(counts[v] for v in ("security", "data loss", "hang")))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps({"cases": len(rows), "verdicts": dict(counts), "clean_share": clean,
                                     "slowest_refusal_s": max(r["seconds"] for r in rows if r["class"] != "faults"),

@@ -8,6 +8,9 @@ the first's. Prints a table and writes results/perf/stage2_positions.json.
     python bench/stage2_positions.py [--run mini] [--variants keep copy copy,lr=5e-4] [overrides ...]
 
 A variant is ``new_positions`` (keep | copy), optionally with ``,lr=<peak lr>`` and ``,epochs=<stage-2 epochs>``.
+
+    python bench/stage2_positions.py --smoke --run micro experiment=micro paths.runs=... paths.prepared=...
+        # one variant (copy) on a micro run: seconds; written to a temporary file
 """
 
 from __future__ import annotations
@@ -41,10 +44,15 @@ def variant_overrides(variant: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="mini")
-    parser.add_argument("--variants", nargs="+", default=["keep", "copy"])
-    parser.add_argument("--out", type=Path, default=Path("results/perf/stage2_positions.json"))
+    parser.add_argument("--variants", nargs="+", default=None, help="default keep copy (--smoke: copy)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default results/perf/stage2_positions.json (--smoke: a temporary file)")
+    parser.add_argument("--smoke", action="store_true", help="one variant: checks that it runs (give a micro run)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the run's config (as given to reproduce)")
     args = parser.parse_args()
+    args.variants = args.variants or (["copy"] if args.smoke else ["keep", "copy"])
+    args.out = args.out or (Path(tempfile.gettempdir()) / "stage2_positions_smoke.json" if args.smoke
+                            else Path("results/perf/stage2_positions.json"))
     setup_logging(None, verbose=False)
     base = compose_config("reproduce", [f"run_name={args.run}", *args.overrides])
     data = run_prepared(base)

@@ -10,6 +10,8 @@ The model is the mini recipe's (conf/model/mini.yaml, vocabulary 4,096) at stage
 (throughput does not depend on their values). Prints the ratios last and writes results/perf/train_throughput.json.
 
     python bench/train_throughput.py [--steps 150] [--rounds 3] [--precisions 32-true [bf16-mixed]] [--out FILE]
+    python bench/train_throughput.py --smoke   # the micro model (conf/experiment/micro.yaml), 4 steps, 1 round:
+                                               # seconds; written to a temporary file
 
 The stage's validation and checkpoint at its end take about 0.1 s: 1-2% of a 60-step stage (8 s), nothing over a
 real one; 150 steps keep them near 1%. The default CPU configuration trains in fp32 (the same digits on the same CPU
@@ -101,16 +103,25 @@ def package_stage(cfg, data: PreparedData) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 150; --smoke: 4)")
     parser.add_argument("--precisions", nargs="+", default=["32-true"])
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each loop; the fastest counts")
-    parser.add_argument("--out", type=Path, default=Path("results/perf/train_throughput.json"))
+    parser.add_argument("--rounds", type=int, default=None, help="runs of each loop; the fastest counts (default 3; "
+                        "--smoke: 1)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default results/perf/train_throughput.json (--smoke: a temporary file)")
+    parser.add_argument("--smoke", action="store_true", help="the micro model, a few steps: checks that it runs")
     args = parser.parse_args()
-    out_path = args.out.resolve()
+    if args.steps is None:
+        args.steps = 4 if args.smoke else 150
+    if args.rounds is None:
+        args.rounds = 1 if args.smoke else 3
+    out_path = (args.out or (Path(tempfile.gettempdir()) / "train_throughput_smoke.json" if args.smoke
+                             else Path("results/perf/train_throughput.json"))).resolve()
+    base = ["experiment=micro"] if args.smoke else []  # the model and stage 1's context and batch
     setup_logging(None, verbose=False)
     rng = np.random.default_rng(0)
     tokenizer = train_bbpe(["Мороз и солнце; день чудесный!"] * 50, vocab_size=300, min_frequency=1)
-    mini = compose_config("reproduce", [])
+    mini = compose_config("reproduce", base)
     context, batch = mini.stages["stage1"].context, mini.stages["stage1"].batch_size
     tokens = rng.integers(0, 4096, size=(args.steps * batch + 8) * context + 1).astype(np.uint16)
     data = PreparedData(Path("."), tokenizer, {"train": tokens, "validation": tokens[: 64 * context + 1]}, {})
@@ -120,12 +131,13 @@ def main() -> int:
         for precision in args.precisions:
             def config(name: str, precision: str = precision):
                 return compose_config("reproduce", [
-                    "model.vocab_size=4096", f"trainer.precision={precision}", f"paths.runs={tmp}",
+                    *base, "model.vocab_size=4096", f"trainer.precision={precision}", f"paths.runs={tmp}",
                     f"run_name={name}", f"stages.stage1.epochs={args.steps * batch / windows}",
                     f"stages.stage1.validate_every_steps={args.steps}", "stages.stage1.validation_windows=8",
                     "stages.stage1.checkpoint_every_tokens=null", "stages.stage1.print_every_s=1000"])
             cfg = config(f"bench_{precision}")
-            bare_loop(cfg, data, precision, 10)  # warm-up: the first steps of a process build kernels and buffers
+            # warm-up: the first steps of a process build kernels and buffers
+            bare_loop(cfg, data, precision, min(10, args.steps))
             runs = {"package": [], "bare": []}
             for i in range(args.rounds):  # alternating, each first in turn (a machine's drift favours neither)
                 for loop in ("package", "bare") if i % 2 == 0 else ("bare", "package"):
@@ -143,7 +155,8 @@ def main() -> int:
     result = {"machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count(),
                           "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                           "cpu_capability": torch.backends.cpu.get_cpu_capability()},
-              "model": f"mini ({mini.model.n_layer} x {mini.model.n_embd}, vocab 4096), context {context}, "
+              "model": f"{'micro' if args.smoke else 'mini'} ({mini.model.n_layer} x {mini.model.n_embd}, vocab 4096), "
+                       f"context {context}, "
                        f"batch {batch}", "steps": args.steps, "rows": rows,
               "plain_fp32_loop_tokens_per_s": plain, "default_precision": default_precision}
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,9 @@ import torch
 
 from reproduce.paths import SOURCE_ROOT
 from tests.bad_settings import SETTINGS, Case, file_settings
+from tests.helpers import reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+pytestmark = pytest.mark.slow  # one console-script start per setting of the table
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +33,8 @@ def _fails_cleanly(case: Case, cwd: Path) -> None:
     if case.needs_no_gpu and torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: the setting is valid here")
     before = _files(cwd)
-    out = subprocess.run([REPRODUCE, *case.args], cwd=cwd, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "REPRODUCE_CACHE": str(cwd / "cache"), **dict(case.env)})
+    out = reproduce(*case.args, cwd=cwd, code=None, timeout=60,
+                    env={"REPRODUCE_CACHE": str(cwd / "cache"), **dict(case.env)})
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]

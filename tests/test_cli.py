@@ -6,7 +6,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,13 @@ from reproduce.compose import compose_config
 from reproduce.config import RecipeConfig
 from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.paths import CONF_DIR, SOURCE_ROOT
+from tests.helpers import reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 LAUNCH = SOURCE_ROOT / "launch"  # the launch scripts: at the top of the checkout, not in the package
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return reproduce(*args, cwd=cwd, code=None, timeout=120)
 
 
 def test_help_lists_every_command_with_one_line(tmp_path: Path) -> None:

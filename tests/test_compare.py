@@ -4,11 +4,9 @@ within seed spread, or differs (exit code 3, one line naming the metrics, the re
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,8 @@ from reproduce.compare import _git_summary, headline, keep_reference, load_refer
 from reproduce.compose import compose_config
 from reproduce.errors import UserError
 from reproduce.paths import SOURCE_ROOT
+from tests.helpers import reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 SUMMARY = {"run": "r", "perplexity": [{"stage": "stage2", "context": 256, "perplexity": 140.0, "bits_per_byte": 1.34,
                                        "tokens": 65536, "ratio_to_unigram": 0.138}],
            "unigram": {"perplexity": 1016.0, "bits_per_byte": 1.877, "tokens": 65536},
@@ -37,9 +35,8 @@ def _write(folder: Path, changes: dict[str, float]) -> None:
 
 
 def _compare(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([REPRODUCE, "compare", "run_name=r", f"paths.results={root / 'results'}",
-                           f"paths.runs={root / 'runs'}", *args], cwd=root, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return reproduce("compare", "run_name=r", f"paths.results={root / 'results'}", f"paths.runs={root / 'runs'}", *args,
+                     cwd=root, code=None, timeout=120)
 
 
 def test_headline_metrics_leave_subtasks_and_counts_out() -> None:

@@ -69,3 +69,18 @@ def test_null_where_allowed() -> None:
 def test_sweep_expands_every_combination() -> None:
     assert sweep(["a=1,2", "b=x", "c=3,4"]) == [["a=1", "b=x", "c=3"], ["a=1", "b=x", "c=4"],
                                                  ["a=2", "b=x", "c=3"], ["a=2", "b=x", "c=4"]]
+
+
+def test_the_micro_recipe_reads_the_committed_micro_corpus_offline_and_writes_only_under_its_folder(tmp_path) -> None:
+    """experiment=micro: its manifest holds the rows micro_manifest selects from RusLit's; nothing is downloaded;
+    every output folder is the one micro_overrides gives."""
+    from reproduce.paths import config_file
+    from tests.helpers import micro_manifest, micro_overrides
+
+    cfg = compose_config("reproduce", micro_overrides(tmp_path, "m"))
+    committed = config_file(cfg.data.sources["ruslit"].manifest).read_text(encoding="utf-8").splitlines()
+    selected = micro_manifest(tmp_path / "manifest.tsv").read_text(encoding="utf-8").splitlines()
+    assert [r for r in committed if not r.startswith("#")] == [r for r in selected if not r.startswith("#")]
+    assert len(committed) == 4 + 25 and not cfg.data.allow_download and cfg.run_name == "m" and cfg.paper.runs == ["m"]
+    outputs = [cfg.data.cache_dir, *(getattr(cfg.paths, key) for key in ("results", "runs", "paper", "prepared"))]
+    assert all(str(path).startswith(str(tmp_path)) for path in outputs)

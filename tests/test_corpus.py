@@ -9,7 +9,7 @@ import pytest
 
 from reproduce.data.corpus import clean, decode, load_document
 from reproduce.data.split import TEST, TRAIN, VALIDATION, assign_splits
-from tests.conftest import CP1251_WORK
+from tests.helpers import CP1251_WORK
 
 
 def test_cp1251_work_is_decoded_not_mojibake(mirror: Path) -> None:

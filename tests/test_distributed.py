@@ -4,8 +4,6 @@ exports, evaluates and writes results, and the weights match one process with tw
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,10 @@ from safetensors.torch import load_file
 
 from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
-from tests.conftest import micro_overrides
+from tests.helpers import micro_overrides, reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+pytestmark = pytest.mark.slow  # the micro recipe in two processes and in one
+
 # fp32, so that only the order of the gradient sums differs; shorter stages; stage 2's micro-batch splits over 2.
 # Stage 2 at lr 1e-4: Adam turns the last-bit differences of near-zero gradients into steps of about lr, which at 1e-3
 # exceed the tolerance after a stage of copied positions (and at 2e-4, by 4e-7 in one weight, on the micro data as
@@ -25,21 +24,15 @@ SHORT_FP32 = ["trainer.precision=32-true", "stages.stage1.epochs=0.1", "stages.s
               "stages.stage2.micro_batch_size=4", "stages.stage2.optim.lr=1e-4", "eval.limit=2"]
 
 
-def _reproduce(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("ddp")
     shutil.copytree(SOURCE_ROOT / "results" / "published", tmp / "results" / "published")
     one = [*micro_overrides(tmp, run_name="one"), *SHORT_FP32]
     for command in ("prepare", "train"):
-        _reproduce(command, *one, cwd=tmp)
-    out = _reproduce(*micro_overrides(tmp, run_name="two"), *SHORT_FP32, "trainer.devices=2", "trainer.strategy=ddp",
-                     cwd=tmp)
+        reproduce(command, *one, cwd=tmp, timeout=600)
+    out = reproduce(*micro_overrides(tmp, run_name="two"), *SHORT_FP32, "trainer.devices=2", "trainer.strategy=ddp",
+                    cwd=tmp, timeout=600)
     (tmp / "two.stdout").write_text(out.stdout, encoding="utf-8")
     return tmp
 

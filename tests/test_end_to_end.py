@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,15 +14,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from reproduce.checksums import sums_problem
 from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
-from tests.conftest import CP1251_WORK, micro_overrides
+from tests.helpers import CP1251_WORK, micro_overrides, reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
-
-
-def reproduce(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == code, out.stderr[-3000:]
-    return out
+pytestmark = pytest.mark.slow  # the whole micro recipe through the console script, then again as four commands
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,12 @@ perplexity on text files, and bad input (a context too short, a malformed task o
 
 from __future__ import annotations
 
-import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPT2LMHeadModel
 
 import reproduce.evaluate.benchmarks as benchmarks
 from reproduce.data.tokenizer import train_bbpe
@@ -21,8 +18,9 @@ from reproduce.evaluate.harness import model_arguments, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.suites import resolve_benchmark
 from reproduce.io import read_json
-from reproduce.model import gpt2_config
-from tests.conftest import tiny_model_config
+from tests.helpers import run, save_tiny_model
+
+pytestmark = pytest.mark.slow  # a dozen console-script starts, each through lm-eval
 
 BIN = Path(sys.executable).parent
 LOCAL_TASKS = ["rublimp", "xwinograd_ru_local", "parus_crowd_majority", "rucola_indomain_dev"]
@@ -30,21 +28,8 @@ TEXT = "Однажды вечером мы гуляли по набережно�
 
 
 def cli(*args: str, cwd: Path, code: int = 0, program: str = "reproduce") -> subprocess.CompletedProcess:
-    out = subprocess.run([str(BIN / program), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
-    assert out.returncode == code, out.stderr[-3000:]
-    return out
-
-
-def save_tiny_model(folder: Path, mirror: Path, n_positions: int) -> Path:
-    """A one-layer GPT-2 with a small BBPE tokenizer trained on Russian text (RuCoLA's sentences)."""
-    with (mirror / "eval" / "rucola" / "in_domain_dev.csv").open(encoding="utf-8", newline="") as f:
-        lines = [row["sentence"] for row in csv.DictReader(f)]
-    tokenizer = train_bbpe(lines, vocab_size=500, min_frequency=2)
-    torch.manual_seed(0)
-    GPT2LMHeadModel(gpt2_config(tiny_model_config(len(tokenizer), n_positions), 1, 2)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    """A console script of this environment (reproduce, lm_eval) in ``cwd``, offline; asserts its exit code."""
+    return run([str(BIN / program), *args], cwd=cwd, code=code, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +25,8 @@ from reproduce.paper.tables import architecture_table
 from reproduce.paths import CONF_DIR, SOURCE_ROOT
 from reproduce.preflight import load
 from reproduce.record import start_steps
-from tests.conftest import micro_overrides
-from tests.test_eval_command import save_tiny_model
+from tests.helpers import micro_overrides, reproduce, save_tiny_model
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 TOY_ITEMS = [("Кошка спит на диване.", "Кошка спят на диване."), ("Мы идём домой.", "Мы идёт домой."),
              ("Дети читают книгу.", "Дети читает книгу.")]
 TOY_TASK = """task: toy_pairs
@@ -73,32 +68,26 @@ def _toy_benchmark(tmp: Path) -> tuple[Path, Path]:
     return tasks, cache.parent
 
 
-def _cli(*args: str, cwd: Path, env: dict[str, str], code: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **env})
-    assert out.returncode == code, out.stderr[-3000:]
-    return out
-
-
+@pytest.mark.slow  # prepare, contamination and eval through the console script
 def test_a_benchmark_is_its_folder_and_a_suite_line(tmp_path: Path, mirror: Path) -> None:
     tasks, cache = _toy_benchmark(tmp_path)
     env = {"REPRODUCE_TASKS_DIR": str(tasks)}
     overrides = [o for o in micro_overrides(tmp_path) if not o.startswith("data.cache_dir=")]
     overrides += [f"data.cache_dir={cache}", "eval.suite=toy"]
-    _cli("prepare", *overrides, cwd=tmp_path, env=env)
-    _cli("contamination", *overrides, cwd=tmp_path, env=env)  # the toy set is in the report without a config line
+    reproduce("prepare", *overrides, cwd=tmp_path, env=env)
+    reproduce("contamination", *overrides, cwd=tmp_path, env=env)  # the toy set is in the report without a config line
     report = json.loads((tmp_path / "results" / "micro" / "contamination.json").read_text(encoding="utf-8"))
     assert report["sets"]["toy"]["items"] == len(TOY_ITEMS) and "rublimp" in report["sets"]
 
     save_tiny_model(tmp_path / "tiny", mirror, n_positions=64)
-    _cli("eval", "model=tiny", "suite=toy", f"data.cache_dir={cache}", cwd=tmp_path, env=env)
+    reproduce("eval", "model=tiny", "suite=toy", f"data.cache_dir={cache}", cwd=tmp_path, env=env)
     scored = json.loads((tmp_path / "results" / "eval" / "tiny" / "toy.json").read_text(encoding="utf-8"))
     assert scored["metrics"]["toy_pairs"]["n"] == len(TOY_ITEMS)
     assert scored["meta"]["task_files"]["mirror:toy/pairs.csv"] == hashlib.sha256(
         (cache / "toy" / "pairs.csv").read_bytes()).hexdigest()
 
     (cache / "toy" / "pairs.csv").write_text("good,bad\nchanged,x\n", encoding="utf-8")  # the pre-flight checks it
-    line = _cli("eval", "model=tiny", "suite=toy", f"data.cache_dir={cache}", cwd=tmp_path, env=env, code=2).stderr
+    line = reproduce("eval", "model=tiny", "suite=toy", f"data.cache_dir={cache}", cwd=tmp_path, env=env, code=2).stderr
     assert "pairs.csv: sha256" in line and "does not match the manifest's" in line
 
 
@@ -128,7 +117,7 @@ def test_a_source_kind_is_one_class_and_one_yaml(tmp_path: Path, lines_kind: typ
     corpus.write_text("\n".join(f"Строка номер {i}: кошка спит, собака лает, дети читают книгу." for i in range(400)),
                       encoding="utf-8")
     source = f"{{kind: lines, paths: ['{corpus}']}}"
-    overrides = [o for o in micro_overrides(tmp_path) if not o.startswith("data.sources")]
+    overrides = [*micro_overrides(tmp_path), "~data.sources.ruslit"]  # the micro recipe's corpus out
     cfg = load(COMMANDS["prepare"], [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={source}"])
     assert isinstance(cfg.data.sources["mine"], SourceConfig) and cfg.data.sources["mine"].kind == "lines"
     start_steps(cfg, ("prepare",))  # as the CLI does before the step

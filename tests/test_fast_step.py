@@ -18,7 +18,7 @@ from reproduce.data.sequences import PackedSequences
 from reproduce.model import CausalLM, causal_lm_loss, chunked_causal_lm_loss, gpt2_config, pad_vocabulary
 from reproduce.train.progress import ProgressAndCurves
 from reproduce.train.stage import StageData, stage_trainer
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 VOCAB, CONTEXT = 97, 16
 
@@ -67,6 +67,7 @@ def _curve(cfg: RecipeConfig, tokens: np.ndarray) -> list[float]:
     return [point["loss"] for point in progress.train]
 
 
+@pytest.mark.slow  # compiled and plain training side by side
 def test_fast_configuration_follows_the_plain_loss_curve() -> None:
     """Without dropout (compiled code draws its masks from another generator), the curves agree to float tolerance."""
     overrides = ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", f"model.n_positions={CONTEXT}",
@@ -85,6 +86,7 @@ def test_fast_configuration_follows_the_plain_loss_curve() -> None:
     np.testing.assert_allclose(curve, expected, rtol=2e-5)
 
 
+@pytest.mark.slow  # compiled training under bf16
 def test_fused_adamw_clips_under_mixed_precision() -> None:
     """Lightning's mixed-precision plugin refuses to clip for a fused AdamW (an fp16 guard); the module clips itself,
     so the GPU trainers' bf16-mixed + fused AdamW + clipping trains, along the unfused optimizer's curve."""

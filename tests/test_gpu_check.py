@@ -1,30 +1,38 @@
-"""bench/gpu_check.sh --tiny: the GPU check's three parts run on this CPU with a micro model and corpus, write their
-facts as they go, and leave the repository's results alone; a wrong part is one line."""
+"""bench/gpu_check.sh --tiny: the GPU check's three parts run on this CPU with a micro model and corpus, from the
+offline bundle (bench/gpu_bundle.py --smoke: its packages on the path, its data as the mirror), write their facts as
+they go, and leave the repository's results alone; a wrong part or bundle is one line."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
+from tests.helpers import run
 
 SCRIPT = SOURCE_ROOT / "bench" / "gpu_check.sh"
 
 
-def _run(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_LOG": str(tmp / "console.log"), "OUT": str(tmp / "out"),
-           "PYTHONPATH": str(SOURCE_ROOT)}
+def _run(*args: str, tmp: Path, bundle: Path | None = None) -> subprocess.CompletedProcess:
+    """gpu_check.sh with ``args``; with ``bundle``, its packages and data are the bundle's (GPU_BUNDLE)."""
+    env = {"PYTHON": sys.executable, "GPU_CHECK_LOG": str(tmp / "console.log"), "OUT": str(tmp / "out"),
+           "PYTHONPATH": str(SOURCE_ROOT), "GPU_SITE": str(tmp / "site")}
+    if bundle is not None:
+        env["GPU_BUNDLE"] = str(bundle)
     (tmp / "out").mkdir(exist_ok=True)
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
+    return run(["bash", str(SCRIPT), *args], code=None, timeout=600, env=env)
 
 
-def test_tiny_gpu_check_runs_every_part(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_tiny_gpu_check_runs_every_part_from_the_offline_bundle(tmp_path: Path, gpu_bundle: Path) -> None:
     committed = (SOURCE_ROOT / "results" / "perf" / "gpu_mfu.json").read_bytes()
-    out = _run("--tiny", "--root", str(tmp_path / "root"), tmp=tmp_path)
+    out = _run("--tiny", "--root", str(tmp_path / "root"), tmp=tmp_path, bundle=gpu_bundle)
     assert out.returncode == 0, out.stdout[-3000:]
+    assert (tmp_path / "site" / "site" / "lm_eval").is_dir() and (tmp_path / "site" / "data" / "ruslit").is_dir()
     check = read_json(tmp_path / "root" / "results" / "gpu_check" / "check.json")
     parts = check["parts"]
     assert check["tiny"] and [parts[p]["ok"] for p in ("a_mfu", "b_recipe", "c_engines")] == [True, True, True]
@@ -58,3 +66,10 @@ def test_tiny_gpu_check_runs_every_part(tmp_path: Path) -> None:
 def test_an_unknown_part_is_one_line(tmp_path: Path) -> None:
     out = _run("--tiny", "--parts", "a,d", "--root", str(tmp_path / "root"), tmp=tmp_path)
     assert out.returncode != 0 and out.stdout.strip().splitlines() == ["error: --parts=a,d: choose from a,b,c"]
+
+
+def test_a_bundle_folder_without_the_archives_is_one_line(tmp_path: Path) -> None:
+    out = _run("--tiny", "--root", str(tmp_path / "root"), tmp=tmp_path, bundle=tmp_path / "nothing")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: GPU_BUNDLE={tmp_path / 'nothing'} holds no site.tar.xz and data.tar.xz; build it with "
+        "bench/gpu_bundle.py --out"]

@@ -309,6 +309,7 @@ def test_rcb_f1_is_lm_eval_cb_macro_f1(manager: TaskManager) -> None:
         assert macro_f1(never_neutral) == pytest.approx(cb_multi_fi(never_neutral))
 
 
+@pytest.mark.slow  # lm-eval indexes every task it ships
 def test_ru_hub_names_are_lm_eval_tasks() -> None:
     suites = yaml.safe_load((TASKS_DIR / "suites.yaml").read_text(encoding="utf-8"))
     assert suites["ru_hub"]["tasks"] == RU_HUB

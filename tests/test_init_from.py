@@ -6,14 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from reproduce.io import read_json
 from reproduce.paths import SOURCE_ROOT
-from tests.conftest import micro_overrides
-from tests.test_end_to_end import reproduce
+from tests.helpers import micro_overrides, reproduce
 
 
 def save_checkpoint(folder: Path) -> int:
@@ -35,6 +35,7 @@ def save_checkpoint(folder: Path) -> int:
     return len(wrapped)
 
 
+@pytest.mark.slow  # a micro run from a released checkpoint
 def test_stage1_starts_from_a_released_checkpoint_with_its_tokenizer(tmp_path: Path) -> None:
     shutil.copytree(SOURCE_ROOT / "results" / "published", tmp_path / "results" / "published")
     checkpoint = tmp_path / "tiny-gpt2"

@@ -19,7 +19,7 @@ from reproduce.evaluate.harness import PackageHFLM, model_arguments, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.suites import resolve_benchmark
 from reproduce.model import gpt2_config
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 ITEMS = [  # (grammatical source_sentence, ungrammatical target_sentence)
     ("Кошка спит на окне.", "Кошка спят на окне."),

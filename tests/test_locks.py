@@ -17,9 +17,8 @@ import yaml
 from reproduce.checksums import sums_problem
 from reproduce.errors import UserError
 from reproduce.locks import LOCK, locked
-from tests.conftest import micro_overrides
+from tests.helpers import OFFLINE, REPRODUCE, micro_overrides, reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 HOLD = """import sys, time
 from pathlib import Path
 from reproduce.locks import locked
@@ -53,20 +52,20 @@ def test_a_held_lock_names_its_holder_and_a_killed_ones_is_taken_over(tmp_path: 
     assert not (folder / LOCK).exists()
 
 
+@pytest.mark.slow  # a micro run prepared and trained twice
 def test_two_processes_on_one_run_name(tmp_path: Path) -> None:
     """A trains; B, started on the same name with another learning rate and overwrite=true, stops at once with one
     line; the record and the models are A's. Once A is done, B runs and both are B's."""
     args = micro_overrides(tmp_path)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    subprocess.run([REPRODUCE, "prepare", *args], cwd=tmp_path, env=env, check=True, capture_output=True)
+    env = {**os.environ, **OFFLINE}
+    reproduce("prepare", *args, cwd=tmp_path)
     first = subprocess.Popen([REPRODUCE, "train", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "runs" / "micro" / LOCK
     deadline = time.monotonic() + 120
     while not (lock.is_file() and lock.stat().st_size) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    second = subprocess.run([REPRODUCE, "train", *args, "stages.stage1.optim.lr=2e-3", "overwrite=true"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    second = reproduce("train", *args, "stages.stage1.optim.lr=2e-3", "overwrite=true", cwd=tmp_path, code=None)
     assert second.returncode == 2 and f"is in use by PID {first.pid}" in second.stderr, second.stderr[-2000:]
     assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
     record = yaml.safe_load((tmp_path / "results" / "micro" / "config.yaml").read_text(encoding="utf-8"))
@@ -74,8 +73,7 @@ def test_two_processes_on_one_run_name(tmp_path: Path) -> None:
     models = tmp_path / "runs" / "micro" / "models"
     weights = (models / "stage1" / "model.safetensors").read_bytes()
     assert lr != 2e-3 and all(sums_problem(models / stage) is None for stage in ("stage1", "stage2"))
-    subprocess.run([REPRODUCE, "train", *args, "stages.stage1.optim.lr=2e-3", "overwrite=true"], cwd=tmp_path,
-                   env=env, check=True, capture_output=True)
+    reproduce("train", *args, "stages.stage1.optim.lr=2e-3", "overwrite=true", cwd=tmp_path)
     record = yaml.safe_load((tmp_path / "results" / "micro" / "config.yaml").read_text(encoding="utf-8"))
     assert record["stages"]["stage1"]["optim"]["lr"] == 2e-3
     assert (models / "stage1" / "model.safetensors").read_bytes() != weights and sums_problem(models / "stage1") is None

@@ -15,7 +15,7 @@ from reproduce.compose import compose_config
 from reproduce.model import causal_lm_loss, copy_learned_positions, exact_parameters, gpt2_config, warmup_cosine
 from reproduce.paths import CONF_DIR, SOURCE_ROOT
 from reproduce.train.stage import build_strategy
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 # results/published/architectures.csv (PUBLISHED.md §2): each released model's config.json and parameter count.
 PUBLISHED = {f"rugpt3_{row['model']}": row for row in csv.DictReader(

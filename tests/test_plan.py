@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +18,9 @@ from reproduce.config import RecipeConfig
 from reproduce.paths import CONF_DIR
 from reproduce.plan import build_plan, plan_markdown
 from reproduce.preflight import load
+from tests.helpers import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 LARGE = "experiment=rugpt3_large_paper"
 N_LARGE = 760_300_032  # PUBLISHED.md §2
 
@@ -103,8 +101,8 @@ def test_multinode_plan_needs_no_gpu_and_accumulates_once_with_the_templates_mic
 
 def test_plan_command_prints_the_table_writes_the_plan_and_touches_no_data(tmp_path: Path) -> None:
     started = time.monotonic()
-    out = subprocess.run([REPRODUCE, "plan", LARGE, f"paths.results={tmp_path / 'results'}",
-                          f"paths.runs={tmp_path / 'runs'}"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    out = reproduce("plan", LARGE, f"paths.results={tmp_path / 'results'}", f"paths.runs={tmp_path / 'runs'}",
+                    cwd=tmp_path, code=None, timeout=60)
     seconds = time.monotonic() - started
     assert out.returncode == 0, out.stderr[-2000:]
     assert seconds < 10, f"reproduce plan took {seconds:.1f} s"

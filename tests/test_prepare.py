@@ -32,13 +32,11 @@ from reproduce.errors import UserError
 from reproduce.io import read_json
 from reproduce.preflight import load
 from reproduce.record import start_steps
-from tests.conftest import micro_manifest, micro_overrides
-
-DATA_ONLY = ("stages", "eval", "model")
+from tests.helpers import micro_manifest, micro_overrides
 
 
 def _overrides(tmp: Path, *extra: str, run_name: str = "micro") -> list[str]:
-    return [o for o in micro_overrides(tmp, run_name) if not o.startswith(DATA_ONLY)] + list(extra)
+    return [*micro_overrides(tmp, run_name), *extra]
 
 
 def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
@@ -137,11 +135,9 @@ def test_mixture_weights_repeat_or_subsample_train_documents(tmp_path: Path) -> 
 
 def _prepare_command(tmp: Path, workers: int) -> list[str]:
     tmp.mkdir(exist_ok=True)
-    overrides = [o for o in _overrides(tmp) if not o.startswith(("data.workers", "data.shard_tokens", "tokenizer.",
-                                                                  "data.sources.ruslit.manifest"))]
-    return [sys.executable, "-m", "reproduce.cli", "prepare", *overrides, f"data.workers={workers}",
+    return [sys.executable, "-m", "reproduce.cli", "prepare", *_overrides(tmp), f"data.workers={workers}",
             f"data.sources.ruslit.manifest={micro_manifest(tmp / 'manifest.tsv', n_works=60)}",
-            "data.shard_tokens=20000", "tokenizer=rugpt3"]
+            "data.shard_tokens=20000", "tokenizer=rugpt3", "tokenizer.vocab_size=50257"]  # the released vocabulary
 
 
 def _run_until(command: list[str], folder: Path, condition) -> None:
@@ -166,6 +162,7 @@ def _only_whole_files(prepared: Path) -> None:
                 ShardedTokens([shard], verify=True)
 
 
+@pytest.mark.slow  # three prepares of 60 works with the released vocabulary
 @pytest.mark.parametrize("kill_at", ["scan", "tokenize"])
 def test_prepare_killed_and_run_again_is_byte_identical(tmp_path: Path, kill_at: str) -> None:
     reference = tmp_path / "reference"
@@ -209,6 +206,7 @@ def test_damaged_shard_and_mismatched_tokenizer_fail_in_one_line(tmp_path: Path)
         load_prepared(data.folder)
 
 
+@pytest.mark.slow  # prepares with and without the drop, and the contamination report
 def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set(tmp_path: Path) -> None:
     from reproduce import pipeline
 

@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +18,10 @@ import pytest
 
 from reproduce.io import read_json
 from reproduce.train.checkpoint import checkpoint_step, checkpoints
-from tests.conftest import micro_overrides
+from tests.helpers import REPRODUCE, micro_overrides, reproduce
 
-REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
+pytestmark = pytest.mark.slow  # micro runs killed and resumed several times
+
 # Checkpoints every 4 steps; stages of 106 and 26 steps: every interruption below lands in stage 1 (each run moves
 # at most about 20 steps: to a new checkpoint, then half a second).
 SHORT = ["stages.stage1.checkpoint_every_tokens=2048", "stages.stage2.checkpoint_every_tokens=2048",
@@ -30,12 +30,6 @@ SHORT = ["stages.stage1.checkpoint_every_tokens=2048", "stages.stage2.checkpoint
 
 def _args(tmp: Path, run_name: str) -> list[str]:
     return [*micro_overrides(tmp, run_name=run_name), *SHORT]
-
-
-def _reproduce(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run([REPRODUCE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == code, out.stderr[-3000:]
-    return out
 
 
 def _models(tmp: Path, run_name: str) -> dict[str, bytes]:
@@ -66,13 +60,13 @@ def _interrupt(args: list[str], cwd: Path, folder: Path, signum: int, delay: flo
 def reference(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("resume")
     for command in ("prepare", "train"):
-        _reproduce(command, *_args(tmp, "reference"), cwd=tmp)
+        reproduce(command, *_args(tmp, "reference"), cwd=tmp)
     return tmp
 
 
 def test_interrupted_stages_resume_to_the_same_bytes(reference: Path) -> None:
     tmp, args = reference, _args(reference, "interrupted")
-    _reproduce("prepare", *args, cwd=tmp)
+    reproduce("prepare", *args, cwd=tmp)
     folder = tmp / "runs" / "interrupted" / "checkpoints" / "stage1"
     rng = random.Random(6)
     for signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGUSR1, signal.SIGKILL):
@@ -85,7 +79,7 @@ def test_interrupted_stages_resume_to_the_same_bytes(reference: Path) -> None:
             assert "Traceback" not in out.stderr
         assert len(checkpoints(folder)) <= 2  # keep_checkpoints
         assert not list(folder.glob(".*.tmp")) or signum == signal.SIGKILL
-    out = _reproduce("train", *args, cwd=tmp)
+    out = reproduce("train", *args, cwd=tmp)
     assert "resumed at step" in out.stdout
     assert _models(tmp, "interrupted") == _models(tmp, "reference")
     curves = {name: read_json(tmp / "results" / name / "curves.json") for name in ("reference", "interrupted")}
@@ -99,9 +93,9 @@ def test_interrupted_stages_resume_to_the_same_bytes(reference: Path) -> None:
 
 def test_rerun_reuses_prepared_data_and_finished_stages(reference: Path) -> None:
     models = _models(reference, "reference")
-    out = _reproduce("prepare", *_args(reference, "reference"), cwd=reference)
+    out = reproduce("prepare", *_args(reference, "reference"), cwd=reference)
     assert "[data] prepared before for this config" in out.stdout
-    out = _reproduce("train", *_args(reference, "reference"), cwd=reference)
+    out = reproduce("train", *_args(reference, "reference"), cwd=reference)
     assert "[stage1] trained before for this config" in out.stdout and "[stage2] trained before" in out.stdout
     assert "steps," not in out.stdout  # no stage started
     assert _models(reference, "reference") == models
@@ -115,8 +109,8 @@ def _diverging_args(tmp: Path) -> list[str]:
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(reference: Path) -> None:
     args = _diverging_args(reference)
-    _reproduce("prepare", *args, cwd=reference)
-    out = _reproduce("train", *args, cwd=reference, code=2)
+    reproduce("prepare", *args, cwd=reference)
+    out = reproduce("train", *args, cwd=reference, code=2)
     folder = reference / "runs" / "diverged" / "checkpoints" / "stage1"
     kept = checkpoints(folder)
     (line,) = out.stderr.strip().splitlines()
@@ -148,7 +142,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(reference: Path) -> N
     newest = checkpoints(runs / "checkpoints" / "stage2")[-1]
     _flip_last_byte(newest)
     shutil.rmtree(runs / "models" / "stage2")  # the stage must be trained (its end re-run) to need the checkpoint
-    out = _reproduce("train", *args, cwd=reference)
+    out = reproduce("train", *args, cwd=reference)
     warning = f"[stage2] warning: {newest} is damaged (its bytes do not match its sha256); resuming from the checkpoint"
     assert warning in out.stdout and "resumed at step" in out.stdout
     assert _models(reference, "damaged_checkpoint") == _models(reference, "reference")
@@ -161,7 +155,7 @@ def test_every_checkpoint_damaged_is_one_line(reference: Path) -> None:
     for path in checkpoints(folder):
         path.write_bytes(path.read_bytes()[:1000])
     shutil.rmtree(runs / "models" / "stage2")
-    out = _reproduce("train", *args, cwd=reference, code=2)
+    out = reproduce("train", *args, cwd=reference, code=2)
     assert out.stderr.strip().splitlines()[-1] == (f"error: stages.stage2: every checkpoint in {folder} is damaged; "
                                                    "delete the folder to train the stage from its start")
 
@@ -170,10 +164,10 @@ def test_a_damaged_export_is_exported_again_never_loaded(reference: Path) -> Non
     args = _copy_run(reference, "reference", "damaged_export")
     export = reference / "runs" / "damaged_export" / "models" / "stage1"
     _flip_last_byte(export / "model.safetensors")
-    out = _reproduce("eval", *args, cwd=reference, code=2)  # a later step refuses it
+    out = reproduce("eval", *args, cwd=reference, code=2)  # a later step refuses it
     assert "the export" in out.stderr and "is not intact: model.safetensors does not match its sha256" in \
         out.stderr
-    out = _reproduce("train", *args, cwd=reference)
+    out = reproduce("train", *args, cwd=reference)
     assert f"[stage1] warning: the export {export} is not intact" in out.stdout
     assert _models(reference, "damaged_export") == _models(reference, "reference")
 
@@ -188,13 +182,13 @@ def test_a_damaged_prepared_set_says_how_to_make_it_again(reference: Path) -> No
     args = [a if not a.startswith("paths.prepared=") else f"paths.prepared={copy.parent}" for a in args]
     shards = {p.name: p.read_bytes() for p in (copy / "train").glob("shard-*.bin")}
     (copy / "tokenizer" / "tokenizer.json").write_text("{not json", encoding="utf-8")
-    out = _reproduce("train", *args, cwd=reference, code=2)
+    out = reproduce("train", *args, cwd=reference, code=2)
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith(f"error: {copy / 'tokenizer'}: unreadable tokenizer (") and line.endswith(
         "delete the folder and run `reproduce prepare` with the run's overrides: it is made again, the same bytes, "
         "and nothing else of the run is lost")
     shutil.rmtree(copy)  # as the line says
-    _reproduce("prepare", *args, cwd=reference)
+    reproduce("prepare", *args, cwd=reference)
     assert {p.name: p.read_bytes() for p in (copy / "train").glob("shard-*.bin")} == shards
     assert _models(reference, "damaged_data") == _models(reference, "reference")  # nothing else lost
 
@@ -204,11 +198,11 @@ def test_a_missing_config_record_removes_nothing(reference: Path) -> None:
     results = reference / "results" / "no_record"
     (results / "config.yaml").unlink()
     before = {p.name: p.read_bytes() for p in results.iterdir()}
-    out = _reproduce("train", *args, cwd=reference, code=2)
+    out = reproduce("train", *args, cwd=reference, code=2)
     assert out.stderr.strip() == (f"error: {results} holds data.json of prepare, and its config.yaml does not say "
                                   "which config made it; pass overwrite=true to replace the run's outputs, or choose "
                                   "another run_name")
     assert {p.name: p.read_bytes() for p in results.iterdir()} == before
     (results / "config.yaml").write_bytes(b"\xff\xfe not yaml")  # undecodable: the same, never "delete it"
-    out = _reproduce("train", *args, cwd=reference, code=2)
+    out = reproduce("train", *args, cwd=reference, code=2)
     assert "unreadable config record" in out.stderr and "delete" not in out.stderr

@@ -7,9 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +20,10 @@ from reproduce.errors import UserError
 from reproduce.evaluate.penlp import choose_threshold, score_penlp
 from reproduce.io import read_json
 from reproduce.model import gpt2_config
-from tests.conftest import tiny_model_config
+from tests.helpers import reproduce, tiny_model_config
 
-BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow  # whole RuCoLA splits scored by a tiny model, twice, and through the console script
+
 SPLITS = ("train", "in_domain", "out_of_domain")
 COLUMNS = ["id", "sentence", "acceptable", "error_type", "detailed_source"]
 
@@ -161,11 +160,7 @@ def _tasks_folder(root: Path, data: dict[str, Path]) -> tuple[Path, Path]:
 
 
 def _cli(tmp: Path, tasks: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "REPRODUCE_TASKS_DIR": str(tasks)}
-    out = subprocess.run([str(BIN / "reproduce"), "eval", *args], cwd=tmp, capture_output=True, text=True,
-                         timeout=600, env=env)
-    assert out.returncode == code, out.stderr[-3000:]
-    return out
+    return reproduce("eval", *args, cwd=tmp, code=code, timeout=600, env={"REPRODUCE_TASKS_DIR": str(tasks)})
 
 
 def test_the_suite_through_the_console_script(model_dir, data, expected, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from reproduce.data.records import Record, Skip
 from reproduce.data.sources import open_source
 from reproduce.errors import UserError
 from reproduce.paths import CONF_DIR
-from tests.conftest import CP1251_WORK
+from tests.helpers import CP1251_WORK
 
 RUSSIAN = "Мороз и солнце; день чудесный!\nЕщё ты дремлешь, друг прелестный.\n"
 

@@ -22,7 +22,7 @@ from reproduce.evaluate.benchmarks import TASKS_DIR, benchmark
 from reproduce.evaluate.harness import PackageHFLM, score_once
 from reproduce.evaluate.suites import load_suite
 from reproduce.model import gpt2_config
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 FOLDER = TASKS_DIR / "tape"
 DATASETS = {"winograd": "winograd", "ruworldtree": "ru_worldtree", "ruopenbookqa": "ru_openbook", "multiq": "multiq",
@@ -240,6 +240,7 @@ def test_a_generation_longer_than_the_context_is_refused(tmp_path) -> None:
         model.generate_until([SimpleNamespace(args=(long, settings))])
 
 
+@pytest.mark.slow  # the suite through lm-eval
 def test_the_suite_runs_through_lm_eval_on_local_files(tmp_path) -> None:
     """The folder with its Hub paths pointed at local JSONL files of handwritten items, scored by lm-eval with a tiny
     model at k = 0 and 1: every group's metrics, the five zero-shot episodes equal."""

@@ -21,7 +21,7 @@ from reproduce.model import (
     padded_vocabulary,
     save_export,
 )
-from tests.conftest import tiny_model_config
+from tests.helpers import tiny_model_config
 
 VOCAB, CONTEXT = 97, 16
 
