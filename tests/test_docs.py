@@ -21,8 +21,6 @@ REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP_FOLDERS = ("reproduce/", "conf/", "launch/", "results/", "bench/", "docs/", "paper/", "tests/", ".ci/")
 TOP_FILES = {"README.md", "Makefile", "pyproject.toml", "CITATION.cff", "LICENSE", "mkdocs.yml"}
-# Named by the manual and being created in parallel work; remove each once it exists.
-PENDING = {"conf/experiment/micro.yaml", "make test-fast"}
 TRACKER = re.compile(r"issue[s]? ?#?[0-9]+", re.IGNORECASE)
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 INLINE = re.compile(r"`([^`\n]+)`")
@@ -77,7 +75,7 @@ def _make_targets(page: Path) -> set[str]:
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_named_paths_and_links_exist(page: Path) -> None:
-    missing = [p for p in sorted(_named_paths(page)) if p not in PENDING and not (ROOT / p).exists()]
+    missing = [p for p in sorted(_named_paths(page)) if not (ROOT / p).exists()]
     for target in LINK.findall(page.read_text(encoding="utf-8")):
         if re.match(r"[a-z]+:", target):  # https:, mailto:
             continue
@@ -88,7 +86,7 @@ def test_named_paths_and_links_exist(page: Path) -> None:
         elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
             missing.append(target)
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE))
-    missing += [t for t in sorted(_make_targets(page)) if t not in PENDING and t.split()[1] not in targets]
+    missing += [t for t in sorted(_make_targets(page)) if t.split()[1] not in targets]
     assert not missing, f"{_rel(page)} names what does not exist: {missing}"
 
 
