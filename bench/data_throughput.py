@@ -33,7 +33,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import psutil  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from reproduce.compose import compose_config  # noqa: E402
+from reproduce.config.compose import compose_config  # noqa: E402
+from reproduce.core.io import read_json, write_json  # noqa: E402
+from reproduce.core.meta import package_metadata  # noqa: E402
+from reproduce.core.paths import config_file  # noqa: E402
 from reproduce.data.corpus import to_text  # noqa: E402
 from reproduce.data.manifest import make_resolver, read_manifest  # noqa: E402
 from reproduce.data.parallel import worker_count  # noqa: E402
@@ -42,9 +45,6 @@ from reproduce.data.records import Record  # noqa: E402
 from reproduce.data.sequences import PackedSequences, StageOrder  # noqa: E402
 from reproduce.data.sources import open_source  # noqa: E402
 from reproduce.data.tokenizer import load_bpe_files  # noqa: E402
-from reproduce.io import read_json, write_json  # noqa: E402
-from reproduce.meta import package_metadata  # noqa: E402
-from reproduce.paths import config_file  # noqa: E402
 
 SHARD_TOKENS = 1 << 22  # several shards per split, so the loader crosses shard boundaries
 SMOKE = ["data.sources.ruslit.manifest=manifests/ruslit_micro.tsv"]  # the micro recipe's corpus

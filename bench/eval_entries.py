@@ -23,8 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from reproduce.cli import main  # noqa: E402
-from reproduce.paths import default_mirror  # noqa: E402
-from tests.test_eval_command import save_tiny_model  # noqa: E402
+from reproduce.core.paths import default_mirror  # noqa: E402
+from tests.helpers import save_tiny_model  # noqa: E402
 
 MODULES = ("suites.py", "benchmarks.py", "inputs.py", "lm_eval_tasks.py")  # of reproduce/evaluate/
 

@@ -27,23 +27,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-from reproduce.logs import silence_progress_bars  # noqa: E402
+from reproduce.core.logs import silence_progress_bars  # noqa: E402
 
 silence_progress_bars()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from transformers import AutoTokenizer, GPT2LMHeadModel  # noqa: E402
 
-from reproduce.compose import compose_config  # noqa: E402
+from reproduce.commands.scoring import run_test_texts  # noqa: E402
+from reproduce.config.compose import compose_config  # noqa: E402
+from reproduce.core.io import write_json  # noqa: E402
+from reproduce.core.meta import package_metadata  # noqa: E402
 from reproduce.data.manifest import make_resolver  # noqa: E402
 from reproduce.evaluate.harness import model_arguments, run_lm_eval, task_metrics  # noqa: E402
 from reproduce.evaluate.inputs import ModelRef, text_files  # noqa: E402
 from reproduce.evaluate.perplexity import text_perplexity, text_windows  # noqa: E402
 from reproduce.evaluate.runner import evaluate_model, suite_inputs  # noqa: E402
 from reproduce.evaluate.suites import resolve_suite  # noqa: E402
-from reproduce.io import write_json  # noqa: E402
-from reproduce.meta import package_metadata  # noqa: E402
-from reproduce.scoring import run_test_texts  # noqa: E402
 
 BATCH = 64
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.meta import cpu_model  # noqa: E402
-from reproduce.paths import SOURCE_ROOT  # noqa: E402
+from reproduce.core.meta import cpu_model  # noqa: E402
+from reproduce.core.paths import SOURCE_ROOT  # noqa: E402
 from tests.bad_settings import SETTINGS, file_settings  # noqa: E402
 
 FLOOR_S = 3.0

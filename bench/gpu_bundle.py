@@ -94,14 +94,14 @@ class Recorder(Resolver):
 
 def data_files(overrides: list[str]) -> list[tuple[str, Path]]:
     """(mirror path, local file) of every file the recipe of ``overrides`` reads, found by the checks its pre-flight
-    runs (reproduce/preflight.py ``check_recipe``), sha256 checked: its sources, the released tokenizer, the
+    runs (reproduce/commands/preflight.py ``check_steps``), sha256 checked: its sources, the released tokenizer, the
     contamination sets, the evaluation suite."""
-    from reproduce.compose import compose_config
+    from reproduce.config.compose import compose_config
+    from reproduce.core.paths import config_file
     from reproduce.data.eval_items import read_items
     from reproduce.data.manifest import make_resolver, read_manifest
     from reproduce.data.sources import open_source
-    from reproduce.paths import config_file
-    from reproduce.preflight import check_suite_files, eval_suite
+    from reproduce.evaluate.suites import resolve_suite
 
     cfg = compose_config("reproduce", overrides)
     recorder = Recorder(make_resolver(cfg.data))
@@ -112,7 +112,7 @@ def data_files(overrides: list[str]) -> list[tuple[str, Path]]:
             recorder.resolve(entry)
     for name, texts in cfg.contamination.sets.items():
         read_items(name, texts, recorder)
-    check_suite_files(eval_suite(cfg), recorder)
+    resolve_suite(cfg.eval, recorder)
     return sorted(recorder.found.items())
 
 

@@ -133,7 +133,7 @@ def reproduce(args: list[str], expect: int = 0) -> float:
 def stopped_and_resumed(args: list[str], folder: Path, train_json: Path) -> dict[str, Any]:
     """``reproduce train <args>``, stopped by SIGTERM once stage 1's first checkpoint is in ``folder``; then the same
     command again, which resumes from the checkpoint the signal made and trains every step (``train_json``)."""
-    from reproduce.io import read_json
+    from reproduce.core.io import read_json
     from reproduce.train.checkpoint import checkpoint_step, checkpoints
 
     stop = threading.Event()
@@ -210,7 +210,7 @@ class Check:
 
     # -- b. the recipe
     def recipe_end_to_end(self) -> dict[str, Any]:
-        from reproduce.io import read_json
+        from reproduce.core.io import read_json
 
         self.fresh(RUN, self.results, keep=self.file.name)
         args, seconds = self.recipe(RUN), {}
@@ -286,7 +286,7 @@ def export_equals_checkpoint(run_dir: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
     from transformers import GPT2LMHeadModel
 
-    from reproduce.model import save_export
+    from reproduce.model.gpt2 import save_export
     from reproduce.train.checkpoint import checkpoints
 
     export = run_dir / "models" / "stage1"
@@ -330,9 +330,9 @@ def main() -> None:
                          "(docs/gpus.md)")
     import torch
 
-    from reproduce.io import read_json, write_json
-    from reproduce.logs import silence_progress_bars
-    from reproduce.meta import package_metadata
+    from reproduce.core.io import read_json, write_json
+    from reproduce.core.logs import silence_progress_bars
+    from reproduce.core.meta import package_metadata
 
     silence_progress_bars()
     if args.tiny:

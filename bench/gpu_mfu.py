@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.logs import silence_progress_bars  # noqa: E402
+from reproduce.core.logs import silence_progress_bars  # noqa: E402
 
 silence_progress_bars()
 import numpy as np  # noqa: E402
@@ -47,13 +47,14 @@ import torch  # noqa: E402
 from torch.utils.data import Subset  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.arithmetic import flops_per_token  # noqa: E402
-from reproduce.compose import compose_config  # noqa: E402
-from reproduce.config import RecipeConfig  # noqa: E402
+from reproduce.config.compose import compose_config  # noqa: E402
+from reproduce.config.schema import RecipeConfig  # noqa: E402
+from reproduce.core.arithmetic import flops_per_token  # noqa: E402
+from reproduce.core.io import write_json  # noqa: E402
+from reproduce.core.meta import package_metadata  # noqa: E402
+from reproduce.core.perf import mfu, peak_flops  # noqa: E402
 from reproduce.data.sequences import PackedSequences  # noqa: E402
-from reproduce.io import write_json  # noqa: E402
-from reproduce.meta import package_metadata  # noqa: E402
-from reproduce.model import (  # noqa: E402
+from reproduce.model.gpt2 import (  # noqa: E402
     CausalLM,
     causal_lm_loss,
     exact_parameters,
@@ -62,7 +63,6 @@ from reproduce.model import (  # noqa: E402
     pad_vocabulary,
     warmup_cosine,
 )
-from reproduce.perf import mfu, peak_flops  # noqa: E402
 from reproduce.train.progress import ProgressAndCurves  # noqa: E402
 from reproduce.train.stage import StageData, stage_trainer  # noqa: E402
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.meta import package_metadata  # noqa: E402
-from reproduce.paths import SOURCE_ROOT  # noqa: E402
+from reproduce.core.meta import package_metadata  # noqa: E402
+from reproduce.core.paths import SOURCE_ROOT  # noqa: E402
 
 FLOOR_S = 60.0
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))

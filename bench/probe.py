@@ -32,8 +32,8 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.checksums import SUMS, write_sums  # noqa: E402
-from reproduce.paths import SOURCE_ROOT, default_mirror  # noqa: E402
+from reproduce.core.checksums import SUMS, write_sums  # noqa: E402
+from reproduce.core.paths import SOURCE_ROOT, default_mirror  # noqa: E402
 from tests.helpers import micro_overrides  # noqa: E402
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))

@@ -22,15 +22,15 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.logs import setup_logging, silence_progress_bars  # noqa: E402
+from reproduce.core.logs import setup_logging, silence_progress_bars  # noqa: E402
 
 silence_progress_bars()  # before the libraries are imported
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.compose import compose_config  # noqa: E402
+from reproduce.config.compose import compose_config  # noqa: E402
+from reproduce.core.meta import run_metadata  # noqa: E402
 from reproduce.data.prepared_set import run_prepared  # noqa: E402
 from reproduce.evaluate.perplexity import eval_blocks, model_perplexity, token_byte_lengths  # noqa: E402
-from reproduce.meta import run_metadata  # noqa: E402
 from reproduce.train.stage import InitFrom, run_stage  # noqa: E402
 
 

@@ -33,18 +33,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.logs import setup_logging, silence_progress_bars  # noqa: E402
-from reproduce.meta import cpu_model  # noqa: E402
+from reproduce.core.logs import setup_logging, silence_progress_bars  # noqa: E402
+from reproduce.core.meta import cpu_model  # noqa: E402
 
 silence_progress_bars()  # before the libraries are imported
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from reproduce.compose import compose_config  # noqa: E402
+from reproduce.config.compose import compose_config  # noqa: E402
 from reproduce.data.prepared_set import PreparedData  # noqa: E402
 from reproduce.data.tokenizer import train_bbpe  # noqa: E402
-from reproduce.model import causal_lm_loss, gpt2_config, warmup_cosine  # noqa: E402
+from reproduce.model.gpt2 import causal_lm_loss, gpt2_config, warmup_cosine  # noqa: E402
 from reproduce.train.stage import run_stage  # noqa: E402
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -19,15 +20,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from reproduce.commands import COMMANDS, Command
-from reproduce.compose import compose_config, one_line
-from reproduce.config import PaperCommandConfig, RecipeConfig
-from reproduce.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
-from reproduce.locks import locked
-from reproduce.logs import setup_logging, silence_progress_bars
-from reproduce.paths import CONF_DIR
-from reproduce.preflight import load
-from reproduce.record import remove_stale_temporaries, start_steps
+from reproduce.commands.preflight import load
+from reproduce.commands.table import COMMANDS, Command
+from reproduce.config.compose import compose_config, one_line
+from reproduce.config.schema import PaperCommandConfig, RecipeConfig
+from reproduce.core.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.core.locks import locked
+from reproduce.core.logs import setup_logging, silence_progress_bars
+from reproduce.core.paths import CONF_DIR
+from reproduce.recipe.record import remove_stale_temporaries, start_steps
 from reproduce.train.distributed import is_rank_zero
 
 HELP = ("-h", "--help")
@@ -96,7 +97,7 @@ def split_command(argv: list[str]) -> tuple[Command, list[str]]:
 
 
 def execute(command: Command, cfg: RecipeConfig | PaperCommandConfig) -> None:
-    """Run a checked config: its function, found in the command table (reproduce/commands.py). A command that runs
+    """Run a checked config: its function, found in the command table (reproduce/commands/table.py). A command that runs
     recipe steps holds its run's lock, logs to the run's log file, removes stale temporaries and records the config
     first; the others (a plan, the paper, scoring a given model, ...) keep no run log, record or temporaries."""
     if command.libraries and not cfg.verbose:
@@ -195,7 +196,8 @@ def run_hydra(command: Command, args: list[str]) -> None:
 @contextlib.contextmanager
 def exit_codes(handlers: Any) -> Iterator[None]:
     """A user's error, a verdict that differs and a stop by signal as one line each and their exit codes (2, 3,
-    130/143); a signal is passed on to the handlers that were there before ours (a launcher's requeue)."""
+    130/143); a signal is passed on to the handlers that were there before ours (a launcher's requeue). A closed
+    pipe on stdout ends quietly."""
     try:
         yield
     except UserError as exc:
@@ -208,6 +210,9 @@ def exit_codes(handlers: Any) -> Iterator[None]:
         print(f"stopped: {exc}", file=sys.stderr)
         pass_on(exc, handlers)
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # the reader went away (`reproduce --help | head`): no traceback at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from reproduce.checksums import write_sums
+from reproduce.core.checksums import write_sums
+from reproduce.core.paths import SOURCE_ROOT, default_mirror
 from reproduce.evaluate.benchmarks import TASKS_DIR
-from reproduce.paths import SOURCE_ROOT, default_mirror
 
 MIRROR_ROOT = default_mirror()
 

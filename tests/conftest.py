@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.paths import SOURCE_ROOT, default_mirror
+from reproduce.core.paths import SOURCE_ROOT, default_mirror
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reproduce.compose import compose_config
-from reproduce.config import ModelConfig
-from reproduce.paths import CONF_DIR
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import ModelConfig
+from reproduce.core.paths import CONF_DIR
 
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))  # the console script of this environment
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -66,7 +66,7 @@ def save_tiny_model(folder: Path, mirror: Path, n_positions: int) -> Path:
     from transformers import GPT2LMHeadModel
 
     from reproduce.data.tokenizer import train_bbpe
-    from reproduce.model import gpt2_config
+    from reproduce.model.gpt2 import gpt2_config
 
     with (mirror / "eval" / "rucola" / "in_domain_dev.csv").open(encoding="utf-8", newline="") as f:
         lines = [row["sentence"] for row in csv.DictReader(f)]

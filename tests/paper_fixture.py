@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from reproduce.io import write_json
+from reproduce.core.io import write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 META = {"package_version": "0.1.0", "torch": "2.0", "transformers": "4.0", "lm_eval": "0.4", "git_commit": "abc123",

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2LMHeadModel
 
-from reproduce.compose import compose_config
-from reproduce.config import RecipeConfig
-from reproduce.model import CausalLM, gpt2_config
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import RecipeConfig
+from reproduce.model.gpt2 import CausalLM, gpt2_config
 
 SMALL = ["model.n_layer=2", "model.n_embd=64", "model.n_head=2", "model.n_positions=32", "tokenizer.vocab_size=300",
          "model.vocab_size=300"]  # ruGPT-3 small's recipe (dropout 0.1, its kernel), shrunk

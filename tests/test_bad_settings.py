@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.paths import SOURCE_ROOT
 from tests.bad_settings import SETTINGS, Case, file_settings
 from tests.helpers import reproduce
 

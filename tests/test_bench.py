@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from reproduce.core.paths import CONF_DIR, SOURCE_ROOT
 from reproduce.data.manifest import read_manifest
 from reproduce.evaluate.benchmarks import TASKS_DIR
-from reproduce.paths import CONF_DIR, SOURCE_ROOT
 from tests.helpers import MICRO_MANIFEST, micro_overrides, reproduce, run
 
 BENCH = SOURCE_ROOT / "bench"
 PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
-TESTED = {"data_throughput.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py", "gpu_mfu.py", "paper_build.py",
-          "probe.py", "quality_floors.py", "stage2_positions.py", "train_throughput.py", "gpu_check.py"}
+TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
+          "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
+          "train_throughput.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -49,6 +50,12 @@ def micro_run(tmp_path_factory) -> tuple[Path, list[str]]:
 
 def test_every_bench_tool_has_a_smoke_test() -> None:
     assert {p.name for p in BENCH.glob("*.py")} == TESTED
+
+
+def test_eval_entries_finds_the_suite_resolved_once_by_the_preflight_and_once_by_the_run(tmp_path: Path) -> None:
+    out = run([sys.executable, str(BENCH / "eval_entries.py"), "--work", str(tmp_path)], cwd=tmp_path)
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines() if line.endswith(")"))
+    assert lines["suites.py"].startswith("2 entries from 2 functions (")
 
 
 def test_quality_floors_of_the_committed_mini_run(tmp_path: Path) -> None:

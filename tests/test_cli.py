@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproduce.checks import check_config
 from reproduce.cli import COMMANDS
-from reproduce.compose import compose_config
-from reproduce.config import RecipeConfig
-from reproduce.errors import Interrupted, UserError, inherited_handlers, pass_on
-from reproduce.paths import CONF_DIR, SOURCE_ROOT
-from tests.helpers import reproduce
+from reproduce.commands.checks import check_config
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.errors import Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.core.paths import CONF_DIR, SOURCE_ROOT
+from tests.helpers import REPRODUCE, reproduce, run
 
 LAUNCH = SOURCE_ROOT / "launch"  # the launch scripts: at the top of the checkout, not in the package
 
@@ -156,8 +156,8 @@ def test_a_stop_signal_goes_on_to_the_handler_a_launcher_installed_before_the_co
 
 
 def test_every_step_command_runs_the_recipe_s_function_of_that_step() -> None:
-    from reproduce.pipeline import STEP_FUNCTIONS
-    from reproduce.steps import NAMES
+    from reproduce.commands.pipeline import STEP_FUNCTIONS
+    from reproduce.recipe.steps import NAMES
 
     assert tuple(STEP_FUNCTIONS) == NAMES
     assert all(COMMANDS[name].run.resolve() is STEP_FUNCTIONS[name] for name in NAMES)
@@ -168,12 +168,17 @@ def test_no_branch_on_a_command_s_name_at_the_entrance() -> None:
     import ast
 
     import reproduce.cli
-    import reproduce.preflight
+    import reproduce.commands.preflight
 
     found = []
-    for module in (reproduce.cli, reproduce.preflight):
+    for module in (reproduce.cli, reproduce.commands.preflight):
         for node in ast.walk(ast.parse(Path(module.__file__).read_text(encoding="utf-8"))):
             if isinstance(node, ast.Compare) and any(isinstance(n, ast.Name) and n.id in ("name", "command")
                                                      for n in (node.left, *node.comparators)):
                 found.append(f"{module.__name__}:{node.lineno} {ast.unparse(node)}")
     assert found == []
+
+
+def test_help_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    out = run(["sh", "-c", f"{shlex.quote(REPRODUCE)} --help | head -c 10"], cwd=tmp_path)
+    assert out.stdout == "usage: rep" and "Traceback" not in out.stderr

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.compare import _git_summary, headline, keep_reference, load_reference
-from reproduce.compose import compose_config
-from reproduce.errors import UserError
-from reproduce.paths import SOURCE_ROOT
+from reproduce.config.compose import compose_config
+from reproduce.core.errors import UserError
+from reproduce.core.paths import SOURCE_ROOT
+from reproduce.recipe.compare import _git_summary, headline, keep_reference, load_reference
 from tests.helpers import reproduce
 
 SUMMARY = {"run": "r", "perplexity": [{"stage": "stage2", "context": 256, "perplexity": 140.0, "bits_per_byte": 1.34,

@@ -16,11 +16,11 @@ from torch.distributed.fsdp import ShardingStrategy
 from transformers.activations import ACT2FN
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from reproduce import checks
-from reproduce.attention import SDPA_CAUSAL, register_attention
 from reproduce.cli import sweep
-from reproduce.compose import compose_config
-from reproduce.errors import UserError
+from reproduce.commands import checks
+from reproduce.config.compose import compose_config
+from reproduce.core.errors import UserError
+from reproduce.model.attention import SDPA_CAUSAL, register_attention
 
 
 def _literal_values(annotation: object) -> set[str]:
@@ -74,7 +74,7 @@ def test_sweep_expands_every_combination() -> None:
 def test_the_micro_recipe_reads_the_committed_micro_corpus_offline_and_writes_only_under_its_folder(tmp_path) -> None:
     """experiment=micro: its manifest holds the rows micro_manifest selects from RusLit's; nothing is downloaded;
     every output folder is the one micro_overrides gives."""
-    from reproduce.paths import config_file
+    from reproduce.core.paths import config_file
     from tests.helpers import micro_manifest, micro_overrides
 
     cfg = compose_config("reproduce", micro_overrides(tmp_path, "m"))

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reproduce.compose import compose_config
-from reproduce.config import ContaminationConfig, EvalTextsConfig
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import ContaminationConfig, EvalTextsConfig
+from reproduce.core.errors import UserError
+from reproduce.core.io import write_json
 from reproduce.data.contamination import (
     EvalNgrams,
     Item,
@@ -22,9 +24,7 @@ from reproduce.data.contamination import (
     read_items,
 )
 from reproduce.data.manifest import Resolver
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import TASKS_DIR
-from reproduce.io import write_json
 from reproduce.paper.build import build_paper, render_paper
 from reproduce.paper.formats import to_latex, to_markdown
 from reproduce.paper.reader import Results

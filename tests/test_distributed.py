@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from reproduce.io import read_json
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.io import read_json
+from reproduce.core.paths import SOURCE_ROOT
 from tests.helpers import micro_overrides, reproduce
 
 pytestmark = pytest.mark.slow  # the micro recipe in two processes and in one

@@ -11,9 +11,9 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reproduce.checksums import sums_problem
-from reproduce.io import read_json
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.checksums import sums_problem
+from reproduce.core.io import read_json
+from reproduce.core.paths import SOURCE_ROOT
 from tests.helpers import CP1251_WORK, micro_overrides, reproduce
 
 pytestmark = pytest.mark.slow  # the whole micro recipe through the console script, then again as four commands
@@ -189,7 +189,7 @@ def test_eval_of_a_run_directory_scores_every_stage_the_way_the_recipe_did(run_d
 
 def test_plan_counts_the_steps_and_tokens_training_counted(run_dir: Path) -> None:
     """`reproduce plan` of the same config (its corpus: the run's train split) and the trained stages agree: both
-    count with reproduce/arithmetic.py."""
+    count with reproduce/core/arithmetic.py."""
     reproduce("plan", *micro_overrides(run_dir), cwd=run_dir)
     plan = read_json(run_dir / "results" / "plan" / "micro.json")["stages"]
     trained = read_json(run_dir / "results" / "micro" / "train.json")["stages"]

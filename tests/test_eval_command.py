@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import reproduce.evaluate.benchmarks as benchmarks
+from reproduce.core.errors import UserError
+from reproduce.core.io import read_json
 from reproduce.data.tokenizer import train_bbpe
-from reproduce.errors import UserError
 from reproduce.evaluate.harness import model_arguments, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.suites import resolve_benchmark
-from reproduce.io import read_json
 from tests.helpers import run, save_tiny_model
 
 pytestmark = pytest.mark.slow  # a dozen console-script starts, each through lm-eval

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import pipeline
-from reproduce.commands import COMMANDS
-from reproduce.config import SourceConfig
+from reproduce.commands import pipeline
+from reproduce.commands.preflight import load
+from reproduce.commands.table import COMMANDS
+from reproduce.config.schema import SourceConfig
+from reproduce.core.errors import UserError
+from reproduce.core.paths import CONF_DIR, SOURCE_ROOT
 from reproduce.data.manifest import Resolver
 from reproduce.data.records import Record, Skip
 from reproduce.data.sources import KINDS, FileSource
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.paper.reader import Results
 from reproduce.paper.tables import architecture_table
-from reproduce.paths import CONF_DIR, SOURCE_ROOT
-from reproduce.preflight import load
-from reproduce.record import start_steps
+from reproduce.recipe.record import start_steps
 from tests.helpers import micro_overrides, reproduce, save_tiny_model
 
 TOY_ITEMS = [("Кошка спит на диване.", "Кошка спят на диване."), ("Мы идём домой.", "Мы идёт домой."),

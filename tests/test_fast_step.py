@@ -12,10 +12,10 @@ import torch
 from torch.utils.data import Subset
 from transformers import GPT2LMHeadModel
 
-from reproduce.compose import compose_config
-from reproduce.config import RecipeConfig
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import RecipeConfig
 from reproduce.data.sequences import PackedSequences
-from reproduce.model import CausalLM, causal_lm_loss, chunked_causal_lm_loss, gpt2_config, pad_vocabulary
+from reproduce.model.gpt2 import CausalLM, causal_lm_loss, chunked_causal_lm_loss, gpt2_config, pad_vocabulary
 from reproduce.train.progress import ProgressAndCurves
 from reproduce.train.stage import StageData, stage_trainer
 from tests.helpers import tiny_model_config

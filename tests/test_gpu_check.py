@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.io import read_json
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.io import read_json
+from reproduce.core.paths import SOURCE_ROOT
 from tests.helpers import run
 
 SCRIPT = SOURCE_ROOT / "bench" / "gpu_check.sh"

@@ -11,8 +11,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from reproduce.io import read_json
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.io import read_json
+from reproduce.core.paths import SOURCE_ROOT
 from tests.helpers import micro_overrides, reproduce
 
 

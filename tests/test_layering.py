@@ -1,7 +1,7 @@
 """The package's shape, read from its imports: every module in a layer, no upward import, no import circle, and no
 module over 450 lines. Imports inside functions count (a lazy import is still a dependency), and so does a function
-named by its module (``Lazy("reproduce.plan", "plan")`` in the command table); imports under ``if TYPE_CHECKING:``
-do not."""
+named by its module (``Lazy("reproduce.recipe.plan", "plan")`` in the command table); imports under
+``if TYPE_CHECKING:`` do not."""
 
 from __future__ import annotations
 
@@ -11,24 +11,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "reproduce"
 MAX_LINES = 450
-# From the top down. A module imports modules of its own layer or of lower ones; a prefix names a whole package.
+# Folders, from the top down: a module imports modules of its own folder's tier or of lower tiers. The domain folders
+# (what the commands do) import each other only downward by LAYERS below. One exception: the config schema's default
+# contamination sets come from the benchmark registry (evaluate.benchmarks, which imports only core).
+FOLDERS = (
+    ("entry", ("cli",)),
+    ("commands", ("commands",)),  # the command table, the pre-flight, the recipe's pipeline, model scoring
+    ("domain", ("recipe", "data", "train", "evaluate", "paper", "model")),
+    ("config", ("config",)),  # the typed schema and its composition
+    ("core", ("core", "")),  # utilities every folder may import: paths, files, errors, logs, results layout and records
+)
+FOLDER_EXCEPTIONS = {("config.schema", "evaluate.benchmarks")}
+# Modules, from the top down. A module imports modules of its own layer or of lower ones; a prefix names a package.
 LAYERS = (
     ("entry", ("cli",)),
-    ("commands", ("commands", "preflight", "pipeline")),
-    ("engines", ("record", "compare", "publish", "plan", "scoring", "paper.tables", "paper.figures",
-                 "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build", "train.stage",
-                 "evaluate.runner", "evaluate.inputs", "data.prepare", "data.scan", "data.shard_writer",
+    ("commands", ("commands.table", "commands.preflight", "commands.pipeline")),
+    ("engines", ("recipe.record", "recipe.compare", "recipe.publish", "recipe.plan", "commands.scoring", "paper.tables",
+                 "paper.figures", "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build",
+                 "train.stage", "evaluate.runner", "evaluate.inputs", "data.prepare", "data.scan", "data.shard_writer",
                  "data.prepared_set")),
-    ("building blocks", ("checks", "compose", "steps", "model", "pretrained", "meta", "paper.formats", "paper.reader",
-                         "paper.plotting", "train.checkpoint", "train.progress", "train.model_card",
-                         "evaluate.harness", "evaluate.lm_eval_tasks", "evaluate.suites", "data.sources",
-                         "data.eval_items", "data.contamination", "data.workers", "data.sequences")),
-    ("schemas", ("config",)),
-    ("leaves", ("errors", "paths", "io", "logs", "perf", "arithmetic", "layout", "locks", "checksums", "attention",
-                "records",
-                "evaluate.benchmarks", "evaluate.penlp", "evaluate.generate", "evaluate.perplexity",
-                "train.distributed", "data.records", "data.split", "data.parallel", "data.tokenizer", "data.manifest",
-                "data.shards", "data.corpus", "")),
+    ("building blocks", ("commands.checks", "config.compose", "recipe.steps", "model.gpt2", "model.pretrained",
+                         "core.meta", "paper.formats", "paper.reader", "paper.plotting", "train.checkpoint",
+                         "train.progress", "train.model_card", "evaluate.harness", "evaluate.lm_eval_tasks",
+                         "evaluate.suites", "data.sources", "data.eval_items", "data.contamination", "data.workers",
+                         "data.sequences")),
+    ("schemas", ("config.schema",)),
+    ("leaves", ("core.errors", "core.paths", "core.io", "core.logs", "core.perf", "core.arithmetic", "core.layout",
+                "core.locks", "core.checksums", "core.records", "model.attention", "evaluate.benchmarks",
+                "evaluate.penlp", "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records",
+                "data.split", "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),
 )
 
 
@@ -59,7 +70,8 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.Call) and ast.unparse(node.func) == "Lazy" and isinstance(node.args[0], ast.Constant):
             names = [_short(node.args[0].value)]  # a function the command table imports when it is called
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # "from reproduce.data import workers" imports a module, "from reproduce.io import write_json" its module
+            # "from reproduce.data import workers" imports a module, "from reproduce.core.io import write_json" its
+            # module
             names = [_short(f"{node.module}.{a.name}") if _short(f"{node.module}.{a.name}") in modules
                      else _short(node.module) for a in node.names]
         else:
@@ -117,22 +129,41 @@ def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_layers() -> 
     assert upward == []
 
 
+def _tier(module: str) -> int:
+    folder = module.split(".")[0] if "." in module else module
+    matches = [i for i, (_, folders) in enumerate(FOLDERS) if folder in folders]
+    assert matches, f"reproduce.{module}: its folder is in no tier of FOLDERS in tests/test_layering.py"
+    return matches[0]
+
+
+def test_every_folder_imports_only_its_own_or_lower_tiers() -> None:
+    upward = [f"reproduce.{a} ({FOLDERS[_tier(a)][0]}) imports reproduce.{b} ({FOLDERS[_tier(b)][0]})"
+              for a, targets in _graph().items() for b in targets
+              if _tier(b) < _tier(a) and (a, b) not in FOLDER_EXCEPTIONS]
+    assert upward == []
+
+
+def test_no_module_sits_beside_the_folders_but_the_entry_point() -> None:
+    assert sorted(name for name in _modules() if "." not in name) == ["", "cli"] + sorted(
+        name for _, folders in FOLDERS[1:] for name in folders if name and "." not in name)
+
+
 def test_no_import_circle() -> None:
     assert _cycle(_graph()) is None
 
 
 def test_the_command_table_names_functions_that_exist_and_its_imports_are_seen() -> None:
-    from reproduce.commands import COMMANDS, Lazy
+    from reproduce.commands.table import COMMANDS, Lazy
 
     named = {ref for c in COMMANDS.values() for ref in (c.run, c.scores) if isinstance(ref, Lazy)}
     assert all(callable(ref.resolve()) for ref in named)
-    assert {_short(ref.module) for ref in named} <= _graph()["commands"]
+    assert {_short(ref.module) for ref in named} <= _graph()["commands.table"]
 
 
 def test_the_checks_find_a_circle_and_an_upward_import() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
-    assert _layer("config") > _layer("cli") and _layer("data.records") == len(LAYERS) - 1
+    assert _layer("config.schema") > _layer("cli") and _layer("data.records") == len(LAYERS) - 1
 
 
 def test_no_module_is_over_450_lines() -> None:

@@ -18,7 +18,7 @@ from reproduce.evaluate.benchmarks import TASKS_DIR
 from reproduce.evaluate.harness import PackageHFLM, model_arguments, run_lm_eval, task_metrics
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.suites import resolve_benchmark
-from reproduce.model import gpt2_config
+from reproduce.model.gpt2 import gpt2_config
 from tests.helpers import tiny_model_config
 
 ITEMS = [  # (grammatical source_sentence, ungrammatical target_sentence)

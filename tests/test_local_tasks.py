@@ -23,7 +23,7 @@ from reproduce.data.tokenizer import train_bbpe
 from reproduce.evaluate.harness import model_arguments, run_lm_eval
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.suites import resolve_benchmark
-from reproduce.model import gpt2_config
+from reproduce.model.gpt2 import gpt2_config
 from tests.helpers import tiny_model_config
 
 N_POSITIONS = 256

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproduce.checksums import sums_problem
-from reproduce.errors import UserError
-from reproduce.locks import LOCK, locked
+from reproduce.core.checksums import sums_problem
+from reproduce.core.errors import UserError
+from reproduce.core.locks import LOCK, locked
 from tests.helpers import OFFLINE, REPRODUCE, micro_overrides, reproduce
 
 HOLD = """import sys, time
 from pathlib import Path
-from reproduce.locks import locked
+from reproduce.core.locks import locked
 with locked(Path(sys.argv[1]), "run"):
     print("held", flush=True)
     time.sleep(600)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from reproduce.core.errors import UserError
+from reproduce.core.paths import CONF_DIR
 from reproduce.data.manifest import Entry, Resolver, read_manifest
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import TASKS_DIR
-from reproduce.paths import CONF_DIR
 
 
 def _entry(path: str, data: bytes, url: str = "file:///nonexistent/x") -> Entry:

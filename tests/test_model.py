@@ -10,10 +10,10 @@ from pytorch_lightning.strategies import FSDPStrategy
 from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
-from reproduce.arithmetic import ARCHITECTURE_KEYS, gpt2_parameters
-from reproduce.compose import compose_config
-from reproduce.model import causal_lm_loss, copy_learned_positions, exact_parameters, gpt2_config, warmup_cosine
-from reproduce.paths import CONF_DIR, SOURCE_ROOT
+from reproduce.config.compose import compose_config
+from reproduce.core.arithmetic import ARCHITECTURE_KEYS, gpt2_parameters
+from reproduce.core.paths import CONF_DIR, SOURCE_ROOT
+from reproduce.model.gpt2 import causal_lm_loss, copy_learned_positions, exact_parameters, gpt2_config, warmup_cosine
 from reproduce.train.stage import build_strategy
 from tests.helpers import tiny_model_config
 

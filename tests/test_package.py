@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.paths import SOURCE_ROOT
 
 
 def test_wheel_ships_the_configs_and_its_cli_composes_outside_the_repository(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_wheel_ships_the_configs_and_its_cli_composes_outside_the_repository(tmp
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import reproduce.paths as p; print(p.CONF_DIR, p.SOURCE_ROOT)"],
+    where = subprocess.run([sys.executable, "-c", "import reproduce.core.paths as p; print(p.CONF_DIR, p.SOURCE_ROOT)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.split() == [str(site / "reproduce" / "conf"), "None"]
     cli = [sys.executable, str(site / "bin" / "reproduce")]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
 from reproduce.paper.build import build_paper
 from tests.paper_fixture import RESULTS, copy_results
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.axes import Axes
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
 from reproduce.paper.figures import all_plots, moving_average, power_law_fit
 from reproduce.paper.plotting import Plot, figure_bytes
 from reproduce.paper.reader import Results

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from reproduce.compose import compose_config
+from reproduce.config.compose import compose_config
 from reproduce.paper.build import render_paper
 from reproduce.paper.formats import Table
 from reproduce.paper.reader import Num, show

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reproduce.arithmetic import flops_per_token
-from reproduce.perf import PEAKS, PLAN_DEVICES, find_peak, mfu, peak_by_name, peak_flops
+from reproduce.core.arithmetic import flops_per_token
+from reproduce.core.perf import PEAKS, PLAN_DEVICES, find_peak, mfu, peak_by_name, peak_flops
 
 
 @pytest.mark.parametrize(("device", "row"), [

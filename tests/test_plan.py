@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.arithmetic import gpt2_parameters
 from reproduce.cli import main
-from reproduce.commands import COMMANDS
-from reproduce.compose import compose_config
-from reproduce.config import RecipeConfig
-from reproduce.paths import CONF_DIR
-from reproduce.plan import build_plan, plan_markdown
-from reproduce.preflight import load
+from reproduce.commands.preflight import load
+from reproduce.commands.table import COMMANDS
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.arithmetic import gpt2_parameters
+from reproduce.core.paths import CONF_DIR
+from reproduce.recipe.plan import build_plan, plan_markdown
 from tests.helpers import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]

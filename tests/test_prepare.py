@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from reproduce.commands import COMMANDS
+from reproduce.commands.preflight import load
+from reproduce.commands.table import COMMANDS
+from reproduce.core.errors import UserError
+from reproduce.core.io import read_json
 from reproduce.data import workers
 from reproduce.data.corpus import to_text
 from reproduce.data.manifest import make_resolver
@@ -28,10 +31,7 @@ from reproduce.data.shard_writer import _chunks
 from reproduce.data.shards import HEADER_SIZE, ShardedTokens, write_shard
 from reproduce.data.sources import open_source
 from reproduce.data.split import seeded_order
-from reproduce.errors import UserError
-from reproduce.io import read_json
-from reproduce.preflight import load
-from reproduce.record import start_steps
+from reproduce.recipe.record import start_steps
 from tests.helpers import micro_manifest, micro_overrides
 
 
@@ -41,7 +41,7 @@ def _overrides(tmp: Path, *extra: str, run_name: str = "micro") -> list[str]:
 
 def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
     """`reproduce prepare` in-process, as the CLI runs it: checked, the config recorded, then the step."""
-    from reproduce import pipeline
+    from reproduce.commands import pipeline
 
     cfg = load(COMMANDS["prepare"], _overrides(tmp, *extra, run_name=run_name))
     start_steps(cfg, ("prepare",))
@@ -208,7 +208,7 @@ def test_damaged_shard_and_mismatched_tokenizer_fail_in_one_line(tmp_path: Path)
 
 @pytest.mark.slow  # prepares with and without the drop, and the contamination report
 def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set(tmp_path: Path) -> None:
-    from reproduce import pipeline
+    from reproduce.commands import pipeline
 
     cfg, clean_data = _prepare(tmp_path)
     rows = list(read_documents(clean_data.folder))

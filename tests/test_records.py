@@ -1,4 +1,4 @@
-"""One record per results file (reproduce/records.py): every committed file reads back through its record, a write
+"""One record per results file (reproduce/core/records.py): every committed file reads back through its record, a write
 checks its fields and leaves nothing half-written, a read refuses what is no results file in one line, and no module
 writes a results file around its record."""
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import records
-from reproduce.errors import UserError
+from reproduce.core import records
+from reproduce.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 # Modules that write JSON which is no results file: prepared data's own bookkeeping and the run's pointer to it.
-NOT_RESULTS_WRITERS = {"io", "records", "data/prepare", "data/scan", "data/shard_writer", "pipeline"}
+NOT_RESULTS_WRITERS = {"core/io", "core/records", "data/prepare", "data/scan", "data/shard_writer", "commands/pipeline"}
 
 
 def _committed() -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.io import read_json
+from reproduce.core.io import read_json
 from reproduce.train.checkpoint import checkpoint_step, checkpoints
 from tests.helpers import REPRODUCE, micro_overrides, reproduce
 

@@ -15,11 +15,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
+from reproduce.core.errors import UserError
+from reproduce.core.io import read_json
 from reproduce.data.tokenizer import train_bbpe
-from reproduce.errors import UserError
 from reproduce.evaluate.penlp import choose_threshold, score_penlp
-from reproduce.io import read_json
-from reproduce.model import gpt2_config
+from reproduce.model.gpt2 import gpt2_config
 from tests.helpers import reproduce, tiny_model_config
 
 pytestmark = pytest.mark.slow  # whole RuCoLA splits scored by a tiny model, twice, and through the console script

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reproduce.core.errors import UserError
 from reproduce.data.shards import HEADER_SIZE, read_shard, write_shard
-from reproduce.errors import UserError
 
 
 def test_round_trip(tmp_path: Path) -> None:

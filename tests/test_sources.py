@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.config import SourceConfig
+from reproduce.config.schema import SourceConfig
+from reproduce.core.errors import UserError
+from reproduce.core.paths import CONF_DIR
 from reproduce.data import sources
 from reproduce.data.corpus import CLEANERS, CLEANING_VERSION, Text, decode, load_document, to_text
 from reproduce.data.manifest import Resolver
 from reproduce.data.records import Record, Skip
 from reproduce.data.sources import open_source
-from reproduce.errors import UserError
-from reproduce.paths import CONF_DIR
 from tests.helpers import CP1251_WORK
 
 RUSSIAN = "Мороз и солнце; день чудесный!\nЕщё ты дремлешь, друг прелестный.\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.checksums import sha256_of
-from reproduce.config import EvalConfig
+from reproduce.config.schema import EvalConfig
+from reproduce.core.checksums import sha256_of
+from reproduce.core.errors import UserError
 from reproduce.data.manifest import Resolver
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import benchmark
 from reproduce.evaluate.suites import resolve_suite
 

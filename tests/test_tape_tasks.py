@@ -16,12 +16,12 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 from transformers import GPT2LMHeadModel
 
+from reproduce.core.errors import UserError
 from reproduce.data.tokenizer import train_bbpe
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import TASKS_DIR, benchmark
 from reproduce.evaluate.harness import PackageHFLM, score_once
 from reproduce.evaluate.suites import load_suite
-from reproduce.model import gpt2_config
+from reproduce.model.gpt2 import gpt2_config
 from tests.helpers import tiny_model_config
 
 FOLDER = TASKS_DIR / "tape"

@@ -10,7 +10,7 @@ from transformers import GPT2LMHeadModel
 
 from reproduce.data.tokenizer import train_bbpe
 from reproduce.evaluate.perplexity import text_perplexity
-from reproduce.model import gpt2_config
+from reproduce.model.gpt2 import gpt2_config
 from tests.helpers import tiny_model_config
 
 LINES = ["Мороз и солнце; день чудесный!", "Ещё ты дремлешь, друг прелестный —", "Пора, красавица, проснись.",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from reproduce.compose import compose_config
-from reproduce.config import DataConfig
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import DataConfig
+from reproduce.core.paths import config_file
 from reproduce.data.manifest import make_resolver, read_manifest
 from reproduce.data.tokenizer import SPECIAL_TOKENS, load_bpe_files, train_bbpe
-from reproduce.paths import config_file
 
 SPECIALS = list(SPECIAL_TOKENS.values())  # <pad> <s> </s> <unk> <mask>
 

@@ -12,8 +12,8 @@ import torch
 from safetensors import safe_open
 from transformers import AttentionInterface, AutoModelForCausalLM, GPT2LMHeadModel
 
-from reproduce.attention import SDPA_CAUSAL
-from reproduce.model import (
+from reproduce.model.attention import SDPA_CAUSAL
+from reproduce.model.gpt2 import (
     causal_lm_loss,
     chunked_causal_lm_loss,
     gpt2_config,

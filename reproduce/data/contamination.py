@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reproduce.core.errors import UserError
 from reproduce.data.eval_items import Item, read_items
-from reproduce.errors import UserError
 
 if TYPE_CHECKING:
-    from reproduce.config import ContaminationConfig
+    from reproduce.config.schema import ContaminationConfig
 
 TEST_WORKS = "test_works"  # the set name of the corpus's test documents in the report
 EXAMPLES = 5  # contaminated item ids listed per set

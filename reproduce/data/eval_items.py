@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reproduce.core.errors import UserError
+from reproduce.core.paths import config_file
 from reproduce.data.manifest import read_manifest
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import benchmark
-from reproduce.paths import config_file
 
 if TYPE_CHECKING:
-    from reproduce.config import EvalTextsConfig
+    from reproduce.config.schema import EvalTextsConfig
 
 FORMATS = ("csv", "tsv", "jsonl")
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reproduce.checksums import sha256_of
-from reproduce.errors import UserError
-from reproduce.io import atomic_path
-from reproduce.paths import default_mirror
+from reproduce.core.checksums import sha256_of
+from reproduce.core.errors import UserError
+from reproduce.core.io import atomic_path
+from reproduce.core.paths import default_mirror
 
 if TYPE_CHECKING:
-    from reproduce.config import DataConfig
+    from reproduce.config.schema import DataConfig
 
 _HASH_CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")

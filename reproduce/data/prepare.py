@@ -30,7 +30,10 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from reproduce.config import RecipeConfig
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.errors import UserError
+from reproduce.core.io import atomic_dir, atomic_path, read_json, write_json
+from reproduce.core.paths import config_file
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.parallel import ordered_map, worker_count
@@ -39,10 +42,7 @@ from reproduce.data.scan import Progress, Scan, batches, cleaners, scan, selecte
 from reproduce.data.shard_writer import Tokenized, tokenize
 from reproduce.data.split import SPLITS, TRAIN
 from reproduce.data.tokenizer import load_bpe_files, train_bbpe
-from reproduce.errors import UserError
-from reproduce.io import atomic_dir, atomic_path, read_json, write_json
-from reproduce.paths import config_file
-from reproduce.pretrained import load_pretrained_tokenizer
+from reproduce.model.pretrained import load_pretrained_tokenizer
 
 log = logging.getLogger("reproduce")
 WORK = ".work"

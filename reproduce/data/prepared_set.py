@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from reproduce.checksums import sha256_of
-from reproduce.config import RecipeConfig, TokenizerConfig
+from reproduce.config.schema import RecipeConfig, TokenizerConfig
+from reproduce.core.checksums import sha256_of
+from reproduce.core.errors import UserError
+from reproduce.core.io import read_json
+from reproduce.core.paths import config_file
 from reproduce.data.corpus import CLEANING_VERSION
 from reproduce.data.eval_items import set_manifest
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.shards import ShardedTokens
 from reproduce.data.sources import open_source
 from reproduce.data.split import SPLITS
-from reproduce.errors import UserError
-from reproduce.io import read_json
-from reproduce.paths import config_file
 
 FORMAT_VERSION = 1  # bump when the layout or the token stream's construction changes
 MANIFEST = "manifest.json"

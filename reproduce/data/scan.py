@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from reproduce.config import RecipeConfig
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.errors import UserError
+from reproduce.core.io import atomic_path, read_json, write_json
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver
 from reproduce.data.parallel import ordered_map
 from reproduce.data.records import Record, Skip
 from reproduce.data.sources import open_source
 from reproduce.data.split import SPLITS, TEST, TRAIN, VALIDATION, assign_splits
-from reproduce.errors import UserError
-from reproduce.io import atomic_path, read_json, write_json
 
 log = logging.getLogger("reproduce")
 NOTES_KEPT = 1000  # skipped documents listed in the manifest (all are counted by reason)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from reproduce.arithmetic import windows
+from reproduce.core.arithmetic import windows
 
 
 class PackedSequences(Dataset):

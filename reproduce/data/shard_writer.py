@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
-from reproduce.config import RecipeConfig
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.errors import UserError
+from reproduce.core.io import atomic_path, read_json, write_json
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver
 from reproduce.data.parallel import ordered_map
@@ -24,8 +26,6 @@ from reproduce.data.records import Record
 from reproduce.data.scan import Progress, Scan, batches, cleaners, log, selected, size_of, uses
 from reproduce.data.shards import DTYPE, shard_header, write_shard
 from reproduce.data.split import SPLITS, TRAIN, seeded_order
-from reproduce.errors import UserError
-from reproduce.io import atomic_path, read_json, write_json
 
 
 def _chunks(characters: np.ndarray, size: int) -> list[tuple[int, int]]:

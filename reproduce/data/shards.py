@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reproduce.errors import UserError
-from reproduce.io import atomic_path
+from reproduce.core.errors import UserError
+from reproduce.core.io import atomic_path
 
 MAGIC = b"RUGPT3TK"
 VERSION = 1

@@ -23,15 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from reproduce.checksums import sha256_of
+from reproduce.core.checksums import sha256_of
+from reproduce.core.errors import UserError
+from reproduce.core.paths import config_file
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.manifest import Resolver, read_manifest
 from reproduce.data.records import Record, Skip
-from reproduce.errors import UserError
-from reproduce.paths import config_file
 
 if TYPE_CHECKING:
-    from reproduce.config import SourceConfig
+    from reproduce.config.schema import SourceConfig
 
 _BATCH_ROWS = 256  # Parquet and Hugging Face rows read at a time
 _GZIP = (".gz",)  # .jsonl.gz, .json.gz: read through gzip

@@ -7,7 +7,8 @@ licence, prompt and metric), plus:
   checked); the task files name each one ``mirror:<path>`` (``MIRROR_NAME``). A folder without it reads its data
   from the Hub.
 - ``benchmark.yaml``: ``contamination:``, where the items' texts are in those files (format, fields, files, header,
-  where; the keys of ``contamination.sets.<name>``, reproduce/config.py), so that the contamination report checks it;
+  where; the keys of ``contamination.sets.<name>``, reproduce/config/schema.py), so that the contamination report
+  checks it;
   and ``penlp:``, for a suite scored by reproduce/evaluate/penlp.py instead of lm-eval, the manifest paths of its train
   and dev files (the keys of ``PENLP_SPLITS``).
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
 
 TASKS_DIR = Path(os.environ.get("REPRODUCE_TASKS_DIR") or Path(__file__).parent / "tasks")
 MANIFEST = "manifest.tsv"

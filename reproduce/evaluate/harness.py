@@ -16,8 +16,8 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.utils import handle_non_serializable
 
-from reproduce.errors import UserError
-from reproduce.pretrained import load_tokenizer
+from reproduce.core.errors import UserError
+from reproduce.model.pretrained import load_tokenizer
 
 PREFIX_TOKENS = ("eos", "bos")
 

@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reproduce.checksums import sums_problem
+from reproduce.core.checksums import sums_problem
+from reproduce.core.errors import UserError
+from reproduce.core.layout import MAX_NAME
 from reproduce.data.corpus import decode
-from reproduce.errors import UserError
-from reproduce.layout import MAX_NAME
-from reproduce.pretrained import HUB_ID, locate
+from reproduce.model.pretrained import HUB_ID, locate
 
 _NOT_PLAIN = re.compile(r"[^\w.+=,@-]+")
 BINARY, BINARY_PROBE = b"\x00", 1 << 16  # a NUL byte in the first 64 KiB marks a binary file, as in prepare

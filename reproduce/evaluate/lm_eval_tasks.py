@@ -13,9 +13,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from reproduce.core.io import atomic_dir
 from reproduce.evaluate.benchmarks import MIRROR_NAME, NOT_TASK_FILES
 from reproduce.evaluate.suites import ResolvedBenchmark
-from reproduce.io import atomic_dir
 
 
 def write_tasks(benchmarks: Sequence[ResolvedBenchmark], out_dir: Path) -> Path:

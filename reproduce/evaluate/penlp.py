@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import matthews_corrcoef
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
 from reproduce.evaluate.benchmarks import PENLP_SPLITS
 
 ALPHA = 0.8  # model_score.py: penalty = ((5+text_len)**0.8 / (5+1)**0.8)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from reproduce.arithmetic import model_context
+from reproduce.core.arithmetic import model_context
 
 
 def token_byte_lengths(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
@@ -104,7 +104,7 @@ def text_perplexity(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     Each text is tokenized whole, without special tokens, and ``</s>`` (the document separator the models were
     trained with) is put before it as the first context token; it is never scored, so every token of the text,
     the first included, is scored once. The model reads windows of ``context`` tokens (default: the model's own,
-    ``reproduce.arithmetic.model_context``) that start ``stride`` tokens apart; a window predicts the token after
+    ``reproduce.core.arithmetic.model_context``) that start ``stride`` tokens apart; a window predicts the token after
     each of its positions and only the predictions not made by an earlier window count (the first window's all), so a
     token is predicted from between ``context - stride + 1`` and ``context`` tokens (fewer near a text's start).
     ``stride == context`` gives disjoint windows with no carried-over context. Windows of all texts are batched

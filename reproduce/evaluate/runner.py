@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
-from reproduce import records
-from reproduce.arithmetic import model_context
-from reproduce.config import EvalConfig, GenerateConfig
+from reproduce.config.schema import EvalConfig, GenerateConfig
+from reproduce.core import records
+from reproduce.core.arithmetic import model_context
+from reproduce.core.meta import package_metadata
 from reproduce.evaluate.inputs import ModelRef
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.penlp import score_penlp
 from reproduce.evaluate.suites import ResolvedSuite
-from reproduce.meta import package_metadata
-from reproduce.pretrained import load_causal_lm, load_tokenizer
+from reproduce.model.pretrained import load_causal_lm, load_tokenizer
 
 log = logging.getLogger("reproduce")
 

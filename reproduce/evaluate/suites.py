@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from reproduce.core.errors import UserError
 from reproduce.data.manifest import Entry, Resolver, read_manifest
-from reproduce.errors import UserError
 from reproduce.evaluate.benchmarks import MANIFEST, NOT_TASK_FILES, PENLP_SPLITS, TASKS_DIR, Benchmark, benchmark
 
 if TYPE_CHECKING:
-    from reproduce.config import EvalConfig
+    from reproduce.config.schema import EvalConfig
 
 SUITES_FILE = TASKS_DIR / "suites.yaml"
 HUB_HOST = ("huggingface.co", 443)

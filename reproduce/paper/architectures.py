@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reproduce import records
-from reproduce.arithmetic import ARCHITECTURE_KEYS
-from reproduce.compose import compose_config
-from reproduce.meta import package_metadata
-from reproduce.model import exact_parameters, gpt2_config
-from reproduce.paths import CONF_DIR
+from reproduce.config.compose import compose_config
+from reproduce.core import records
+from reproduce.core.arithmetic import ARCHITECTURE_KEYS
+from reproduce.core.meta import package_metadata
+from reproduce.core.paths import CONF_DIR
+from reproduce.model.gpt2 import exact_parameters, gpt2_config
 
 
 def architectures() -> dict[str, dict[str, Any]]:

@@ -4,7 +4,7 @@ traced to its field (differences are :class:`~reproduce.paper.reader.Derived` ce
 
 from __future__ import annotations
 
-from reproduce.layout import EVAL, suite_file_name
+from reproduce.core.layout import EVAL, suite_file_name
 from reproduce.paper.formats import DASH, NOT_REPORTED, Table
 from reproduce.paper.published_tables import PUB, pub_cell
 from reproduce.paper.reader import Derived, Num, Results, Scored, combine, demonstrations

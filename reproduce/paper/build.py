@@ -10,10 +10,10 @@ from pathlib import Path
 
 import matplotlib
 
-from reproduce.config import PaperCommandConfig, PaperConfig, PathsConfig
-from reproduce.errors import UserError
-from reproduce.io import write_bytes
-from reproduce.layout import SUMMARY
+from reproduce.config.schema import PaperCommandConfig, PaperConfig, PathsConfig
+from reproduce.core.errors import UserError
+from reproduce.core.io import write_bytes
+from reproduce.core.layout import SUMMARY
 from reproduce.paper import baselines, tables
 from reproduce.paper import published_tables as published
 from reproduce.paper.figures import all_plots

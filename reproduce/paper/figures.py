@@ -15,8 +15,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FormatStrFormatter
 
-from reproduce.errors import UserError
-from reproduce.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SEED_SPREAD, SUMMARY
+from reproduce.core.errors import UserError
+from reproduce.core.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SEED_SPREAD, SUMMARY
+from reproduce.core.records import read_gpu_mfu, top_level_tasks
 from reproduce.paper.baselines import RUCOLA, TAPE, published_accuracy
 from reproduce.paper.plotting import (
     Plot,
@@ -28,7 +29,6 @@ from reproduce.paper.plotting import (
     styled,
 )
 from reproduce.paper.reader import Results, eval_perplexities, scored_models, spread_std
-from reproduce.records import read_gpu_mfu, top_level_tasks
 
 SMOOTH = 9  # positions in loss_by_position's moving average
 PATHS = {"package": "package", "bare": "bare loop"}  # throughput: the training path as the figure names it

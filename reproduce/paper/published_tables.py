@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
 from reproduce.paper.formats import DASH, NOT_REPORTED, Table
 from reproduce.paper.reader import Num, Results, combine
 

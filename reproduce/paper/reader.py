@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce.errors import UserError
-from reproduce.layout import EVAL, PERPLEXITY, SEED_SPREAD, SUMMARY
-from reproduce.records import read_json_file, record_of
+from reproduce.core.errors import UserError
+from reproduce.core.layout import EVAL, PERPLEXITY, SEED_SPREAD, SUMMARY
+from reproduce.core.records import read_json_file, record_of
 
 Key = tuple[str | int, ...]
 
@@ -124,7 +124,7 @@ class Results:
                 raise missing(path)
             if path.suffix == ".csv":
                 self._files[name] = _read_csv(path)
-            else:  # checked field by field where reproduce/records.py declares the file
+            else:  # checked field by field where reproduce/core/records.py declares the file
                 record = record_of(name)
                 self._files[name] = _traced(record.read(path) if record else read_json_file(path), path)
         return self._files[name]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from reproduce.arithmetic import ARCHITECTURE_KEYS
-from reproduce.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SEED_SPREAD, SUMMARY
+from reproduce.core.arithmetic import ARCHITECTURE_KEYS
+from reproduce.core.layout import ARCHITECTURES, CONTAMINATION, SAMPLES, SEED_SPREAD, SUMMARY
+from reproduce.core.records import top_level_tasks
 from reproduce.paper.formats import DASH, NOT_REPORTED, Table
 from reproduce.paper.reader import Results, combine, demonstrations, eval_perplexities, scored_models, spread_cell
-from reproduce.records import top_level_tasks
 
 ARCH_FIELDS = (*ARCHITECTURE_KEYS, "parameters")  # the architecture table's columns
 SEEDS_NOTE = ("Over seeds: mean ± sample standard deviation over the run's seed and its seed runs (other training "

@@ -22,9 +22,9 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from reproduce.checksums import sidecar, sidecar_problem, write_sidecar
-from reproduce.errors import STOP_SIGNALS, UserError
-from reproduce.io import atomic_path
+from reproduce.core.checksums import sidecar, sidecar_problem, write_sidecar
+from reproduce.core.errors import STOP_SIGNALS, UserError
+from reproduce.core.io import atomic_path
 
 log = logging.getLogger("reproduce")
 _NAME = re.compile(r"step-(\d{9})\.ckpt")

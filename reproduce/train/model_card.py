@@ -9,10 +9,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from reproduce import layout, records
-from reproduce.config import RecipeConfig
-from reproduce.io import write_text
-from reproduce.records import top_level_tasks
+from reproduce.config.schema import RecipeConfig
+from reproduce.core import layout, records
+from reproduce.core.io import write_text
+from reproduce.core.records import top_level_tasks
 
 LICENSE = "mit"  # the package's licence; RusLit is public domain
 CITATION = """@misc{zmitrovich2023family,

@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from reproduce.perf import mfu, peak_flops
+from reproduce.core.perf import mfu, peak_flops
 
 log = logging.getLogger("reproduce")
 
@@ -35,7 +35,7 @@ def device_name(trainer: pl.Trainer) -> str:
 
 class ProgressAndCurves(pl.Callback):
     """Every ``record_every`` optimizer steps, records the mean train loss and logs tokens/s and MFU over the steps
-    since the last record (MFU where the device's peak is known, reproduce/perf.py); prints a line every
+    since the last record (MFU where the device's peak is known, reproduce/core/perf.py); prints a line every
     ``print_every_s``."""
 
     def __init__(self, stage: str, tokens_per_step: int, total_steps: int, record_every: int, print_every_s: float,

@@ -20,15 +20,16 @@ from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
-from reproduce import layout
-from reproduce.arithmetic import accumulation, flops_per_token, stage_counts
-from reproduce.checksums import write_sums
-from reproduce.config import RecipeConfig, StageConfig, TrainerConfig
+from reproduce.config.schema import RecipeConfig, StageConfig, TrainerConfig
+from reproduce.core import layout
+from reproduce.core.arithmetic import accumulation, flops_per_token, stage_counts
+from reproduce.core.checksums import write_sums
+from reproduce.core.errors import Interrupted, UserError
+from reproduce.core.io import atomic_dir
+from reproduce.core.perf import mfu, native_bf16_cpu
 from reproduce.data.prepared_set import PreparedData
 from reproduce.data.sequences import PackedSequences, StageOrder
-from reproduce.errors import Interrupted, UserError
-from reproduce.io import atomic_dir
-from reproduce.model import (
+from reproduce.model.gpt2 import (
     CausalLM,
     NonFiniteLoss,
     copy_learned_positions,
@@ -37,7 +38,6 @@ from reproduce.model import (
     pad_vocabulary,
     save_export,
 )
-from reproduce.perf import mfu, native_bf16_cpu
 from reproduce.train.checkpoint import (
     AtomicCheckpointIO,
     StageCheckpoints,

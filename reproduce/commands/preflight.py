@@ -1,6 +1,6 @@
 """Everything a command needs from this machine and its files, checked before any work: seconds, nothing written.
 
-The config's own checks (reproduce/checks.py) come first; then the accelerator, writable output folders, every
+The config's own checks (reproduce/commands/checks.py) come first; then the accelerator, writable output folders, every
 manifest file the command will read (resolved and checked against its sha256), the outputs an earlier step must
 have left, and results of another config. Every failed check is one ``UserError`` line; the CLI prints it and exits
 with code 2.
@@ -14,33 +14,33 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reproduce.arithmetic import model_context
-from reproduce.checks import check_config, check_generation_fits, check_paper_runs, fail
-from reproduce.compare import load_reference
-from reproduce.compose import compose_config
-from reproduce.config import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
+from reproduce.commands.checks import check_config, check_generation_fits, check_paper_runs, fail
+from reproduce.config.compose import compose_config
+from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
+from reproduce.core.arithmetic import model_context
+from reproduce.core.errors import UserError
+from reproduce.core.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
+from reproduce.core.paths import config_file
+from reproduce.core.perf import native_bf16_cpu
 from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
-from reproduce.errors import UserError
 from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
 from reproduce.evaluate.suites import resolve_suite
-from reproduce.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
-from reproduce.paper.published_tables import PUBLISHED_FILES
-from reproduce.paths import config_file
-from reproduce.perf import native_bf16_cpu
-from reproduce.plan import published_compute
-from reproduce.pretrained import (
+from reproduce.model.pretrained import (
     check_causal_lm,
     check_init_checkpoint,
     load_pretrained_tokenizer,
     load_tokenizer,
 )
-from reproduce.record import check_record, require_step
-from reproduce.steps import NAMES, earlier_steps
+from reproduce.paper.published_tables import PUBLISHED_FILES
+from reproduce.recipe.compare import load_reference
+from reproduce.recipe.plan import published_compute
+from reproduce.recipe.record import check_record, require_step
+from reproduce.recipe.steps import NAMES, earlier_steps
 
 if TYPE_CHECKING:
-    from reproduce.commands import Command
+    from reproduce.commands.table import Command
 
 # The environment each launcher of Lightning's cluster environments sets on every node (what their detect() reads,
 # without importing Lightning: seconds); NODE_RANK is Lightning's own, set by hand on each node.

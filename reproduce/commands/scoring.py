@@ -8,16 +8,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from reproduce import layout, records
-from reproduce.config import RecipeConfig
+from reproduce.config.schema import RecipeConfig
+from reproduce.core import layout, records
+from reproduce.core.io import read_json
+from reproduce.core.locks import all_locked
+from reproduce.core.meta import package_metadata
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared_set import load_prepared
 from reproduce.evaluate.inputs import eval_device, named_models, read_texts
 from reproduce.evaluate.runner import evaluate_model, generate_samples, perplexity_of_texts, suite_inputs
 from reproduce.evaluate.suites import resolve_suite
-from reproduce.io import read_json
-from reproduce.locks import all_locked
-from reproduce.meta import package_metadata
 
 log = logging.getLogger("reproduce")
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce import layout
-from reproduce.errors import UserError
-from reproduce.io import write_json
+from reproduce.core import layout
+from reproduce.core.errors import UserError
+from reproduce.core.io import write_json
 
 MAX_BYTES = 256 << 20  # a results file larger than this is not one of ours
 

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from reproduce.errors import UserError
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.errors import UserError
+from reproduce.core.paths import SOURCE_ROOT
 
 MAX_NAME = 100  # characters of a run or evaluation name: a folder name, with room for "-<stage>" suffixes
 _PLAIN = re.compile(r"\w[\w.+=,@-]*")  # letters (any script), digits, _ . + = , @ -; sweeps name runs "lr0.001"
@@ -28,7 +28,7 @@ MULTIRUN = "multirun"  # runs/multirun/ (Hydra sweeps)
 ARCHITECTURES = "architectures.json"  # results/architectures.json (reproduce paper)
 RESERVED = (EVAL, PUBLISHED, PLAN, PERF, MULTIRUN, ARCHITECTURES)
 
-# Results files of a run (results/<run>/), by the step that writes them (reproduce/steps.py).
+# Results files of a run (results/<run>/), by the step that writes them (reproduce/recipe/steps.py).
 DATA = "data.json"
 CONTAMINATION = "contamination.json"
 TRAIN = "train.json"

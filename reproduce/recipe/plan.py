@@ -2,7 +2,7 @@
 
 For each stage: tokens, optimizer steps, global batch, micro-batch and accumulation at the config's world size,
 training FLOPs, an estimate of the memory per GPU, and the GPU-hours and wall-clock days on each device of
-``reproduce.perf.PLAN_DEVICES`` at an assumed MFU (``plan.mfu``) or one measured in ``results/perf/gpu_mfu.json``.
+``reproduce.core.perf.PLAN_DEVICES`` at an assumed MFU (``plan.mfu``) or one measured in ``results/perf/gpu_mfu.json``.
 A published compute figure (``plan.published``) is printed beside the estimate with the MFU it implies. One table
 goes to stdout and to ``results/plan/<run_name>.md``; every number to ``results/plan/<run_name>.json``.
 """
@@ -17,15 +17,15 @@ from typing import Any
 
 import yaml
 
-from reproduce import records
-from reproduce.arithmetic import ARCHITECTURE_KEYS, flops_per_token, gpt2_parameters, stage_counts
-from reproduce.config import ModelConfig, RecipeConfig, StageConfig
-from reproduce.errors import UserError
-from reproduce.io import write_text
-from reproduce.layout import DATA, GPU_MFU, plan_files, published_file
-from reproduce.paths import CONF_DIR
-from reproduce.perf import PLAN_DEVICES, compute_dtype, find_peak, peak_by_name
-from reproduce.records import read_gpu_mfu
+from reproduce.config.schema import ModelConfig, RecipeConfig, StageConfig
+from reproduce.core import records
+from reproduce.core.arithmetic import ARCHITECTURE_KEYS, flops_per_token, gpt2_parameters, stage_counts
+from reproduce.core.errors import UserError
+from reproduce.core.io import write_text
+from reproduce.core.layout import DATA, GPU_MFU, plan_files, published_file
+from reproduce.core.paths import CONF_DIR
+from reproduce.core.perf import PLAN_DEVICES, compute_dtype, find_peak, peak_by_name
+from reproduce.core.records import read_gpu_mfu
 
 COMPUTE_CSV = "compute.csv"  # the published compute of each model (results/published/)
 GIB = 2**30
@@ -101,7 +101,7 @@ def pick_measured(runs: list[Measured], row: str, model: str | None, context: in
 
 def counts(name: str, stage: StageConfig, corpus: int, world_size: int) -> dict[str, int]:
     """The stage's windows, optimizer steps, tokens, batch and accumulation, counted as training counts them
-    (reproduce/arithmetic.py)."""
+    (reproduce/core/arithmetic.py)."""
     found = stage_counts(stage, corpus, world_size)
     if found.steps < 1:
         raise UserError(f"stages.{name}.epochs={stage.epochs}: gives no optimizer step ({found.windows:,} windows of "
@@ -198,7 +198,7 @@ def _device_rows(cfg: RecipeConfig, stages: dict[str, dict[str, Any]], model: st
 
 def published_compute(results: str | Path, model: str) -> dict[str, Any]:
     """The row of results/published/compute.csv for ``model`` that gives both GPUs and days: the GPUs, days, card (a
-    row of reproduce/perf.py), the stages it covers, its quote and source."""
+    row of reproduce/core/perf.py), the stages it covers, its quote and source."""
     path = published_file(results, COMPUTE_CSV)
     try:
         with path.open(encoding="utf-8", newline="") as f:
@@ -212,7 +212,7 @@ def published_compute(results: str | Path, model: str) -> dict[str, Any]:
                         "its models, or null")
     peak = find_peak(row.get("gpu") or "")
     if peak is None:
-        raise UserError(f"{path}: the gpu {row.get('gpu')!r} of model {model} is not in reproduce/perf.py's table")
+        raise UserError(f"{path}: the gpu {row.get('gpu')!r} of model {model} is not in reproduce/core/perf.py's table")
     return {"model": model, "gpus": int(row["gpus"]), "days": _number(row["days"]), "device": peak.name,
             "gpu": row["gpu"], "stages": row["stages"].split("+"), "quote": row["quote"], "source": row["source"]}
 
@@ -342,8 +342,8 @@ def _memory_note(config: dict[str, Any]) -> str:
                    if checkpointed else "34·s·b·h bytes per layer")
     chunked = trainer["loss"] == "chunked"
     logits = f"{trainer['loss_chunk_tokens']:,} tokens at a time (chunked loss)" if chunked else "s·b·V"
-    return (f"memory/GPU is an estimate (reproduce/plan.py memory_per_gpu): weights, gradients and AdamW m, v at "
-            f"{width} bytes/parameter, {shard}; activations of one micro-batch, {activations} (Korthikanti et al. "
+    return (f"memory/GPU is an estimate (reproduce/recipe/plan.py memory_per_gpu): weights, gradients and AdamW m, "
+            f"v at {width} bytes/parameter, {shard}; activations of one micro-batch, {activations} (Korthikanti et al. "
             f"2022, flash attention); logits of {logits} x (16-bit + fp32 + fp32 gradient); no CUDA context or "
             "fragmentation")
 
@@ -376,7 +376,7 @@ def notes(plan: dict[str, Any]) -> list[str]:
     else:
         lines.append("MFU: " + "; ".join(f"{name} {mfu}" for name, mfu in mfus.items()) +
                      f" (assumed: plan.mfu; measured: {measured})")
-    lines.append("dense peaks (reproduce/perf.py): " + ", ".join(
+    lines.append("dense peaks (reproduce/core/perf.py): " + ", ".join(
         f"{name} {d['dtype']} {d['peak_flops'] / 1e12:g}" if d["peak_flops"] else f"{name} none for this precision"
         for name, d in plan["devices"].items()) + " TFLOP/s")
     if trainer["precision"].startswith("bf16") and plan["devices"].get("V100 SXM", {}).get("dtype") == "fp16":
@@ -406,7 +406,7 @@ def plan_markdown(plan: dict[str, Any]) -> str:
 
 def plan(cfg: RecipeConfig) -> dict[str, Any]:
     """Print the plan's table and write results/plan/<run_name>.{json,md}; returns the numbers."""
-    from reproduce.meta import package_metadata  # imports torch: after every check
+    from reproduce.core.meta import package_metadata  # imports torch: after every check
 
     numbers = build_plan(cfg)
     text = plan_markdown(numbers)

@@ -1,7 +1,7 @@
 """The record of which config made a run's results, and what it lets a command reuse.
 
-``results/<run>/`` holds what each step wrote as soon as it finished (the step table, reproduce/steps.py, names the
-files) and ``config.yaml``, the values each of those steps read. ``runs/<run>/`` keeps the same record for its
+``results/<run>/`` holds what each step wrote as soon as it finished (the step table, reproduce/recipe/steps.py, names
+the files) and ``config.yaml``, the values each of those steps read. ``runs/<run>/`` keeps the same record for its
 artifacts (prepared.json naming the prepared set, models). A run whose config differs from the record stops before
 any work unless ``overwrite=true``; then the results of the changed step and of every step that reads them are
 removed first.
@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from reproduce.checksums import sums_problem
-from reproduce.config import RecipeConfig
-from reproduce.errors import UserError
-from reproduce.io import write_text
-from reproduce.layout import CHECKPOINTS, LOGS, RECORD
-from reproduce.steps import NAMES, NOT_RESULT_KEYS, STEP, downstream, step_keys
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.checksums import sums_problem
+from reproduce.core.errors import UserError
+from reproduce.core.io import write_text
+from reproduce.core.layout import CHECKPOINTS, LOGS, RECORD
+from reproduce.recipe.steps import NAMES, NOT_RESULT_KEYS, STEP, downstream, step_keys
 
 # ------------------------------------------------------------------------------- the record of the config
 

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch.distributed.fsdp import FullyShardedDataParallel
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from reproduce.arithmetic import ARCHITECTURE_KEYS
-from reproduce.attention import register_attention
-from reproduce.config import ModelConfig, OptimConfig, TrainerConfig
+from reproduce.config.schema import ModelConfig, OptimConfig, TrainerConfig
+from reproduce.core.arithmetic import ARCHITECTURE_KEYS
+from reproduce.model.attention import register_attention
 
 register_attention()  # model.attn_implementation=sdpa_causal names it, for every model built or loaded here
 

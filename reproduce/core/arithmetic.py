@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reproduce.config import ModelConfig, StageConfig
+    from reproduce.config.schema import ModelConfig, StageConfig
 
 # The keys that make a GPT-2 architecture (and its parameter count), as config.json and conf/model/*.yaml name them.
 ARCHITECTURE_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
@@ -24,7 +24,7 @@ def model_context(config: Mapping[str, Any]) -> int | None:
 def gpt2_parameters(model: ModelConfig) -> int:
     """GPT-2's parameter count by formula, with the LM head tied to the token embeddings: V·d + P·d + L·(12d² + 13d)
     + 2d (token and position embeddings; per block two layer norms, attention 4d² + 4d, MLP 8d² + 5d; the final
-    norm). reproduce/model.py ``exact_parameters`` counts a built model's; a test checks they agree."""
+    norm). reproduce/model/gpt2.py ``exact_parameters`` counts a built model's; a test checks they agree."""
     d = model.n_embd
     return model.vocab_size * d + model.n_positions * d + model.n_layer * (12 * d * d + 13 * d) + 2 * d
 

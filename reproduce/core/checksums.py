@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from reproduce.io import write_text
+from reproduce.core.io import write_text
 
 SUMS = "SHA256SUMS"
 _CHUNK = 1 << 20

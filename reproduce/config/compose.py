@@ -7,9 +7,9 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from reproduce.config import PaperCommandConfig, RecipeConfig
-from reproduce.errors import UserError
-from reproduce.paths import CONF_DIR
+from reproduce.config.schema import PaperCommandConfig, RecipeConfig
+from reproduce.core.errors import UserError
+from reproduce.core.paths import CONF_DIR
 
 _OMEGACONF_TRAILER = ("full_key:", "reference_type=", "object_type=")
 

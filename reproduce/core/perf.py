@@ -1,4 +1,4 @@
-"""Dense peaks of accelerators (with sources) and MFU; the FLOPs per token are in reproduce/arithmetic.py.
+"""Dense peaks of accelerators (with sources) and MFU; the FLOPs per token are in reproduce/core/arithmetic.py.
 
 MFU (model FLOPs utilisation, PaLM appendix B) = tokens/s x FLOPs per token / (devices x dense peak FLOP/s), with
 FLOPs per token = 6N + 12·L·T·d: N parameters (embeddings included: the tied LM head is a matrix product), L layers,

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reproduce import preflight
-from reproduce.compare import keep_reference
-from reproduce.publish import check_publish
-from reproduce.steps import NAMES, STEP, STEPS
+from reproduce.commands import preflight
+from reproduce.recipe.compare import keep_reference
+from reproduce.recipe.publish import check_publish
+from reproduce.recipe.steps import NAMES, STEP, STEPS
 
 
 @dataclass(frozen=True)
@@ -58,38 +58,38 @@ class Command:
 
 
 def _step(name: str, function: str, scores: Lazy | None = None, short_keys: dict[str, str] | None = None) -> Command:
-    """The command that runs one recipe step, ``function`` of reproduce/pipeline.py (the step table's row gives its
-    summary and groups)."""
+    """The command that runs one recipe step, ``function`` of reproduce/commands/pipeline.py (the step table's row
+    gives its summary and groups)."""
     step = STEP[name]
     check = preflight.check_eval if scores is not None else preflight.check_steps
-    return Command(name, "reproduce", step.summary, step.groups, check, Lazy("reproduce.pipeline", function), (name,),
-                   scores,
-                   short_keys=short_keys or {})
+    return Command(name, "reproduce", step.summary, step.groups, check, Lazy("reproduce.commands.pipeline", function),
+                   (name,), scores, short_keys=short_keys or {})
 
 
 _RUN_GROUPS = tuple(dict.fromkeys(g for s in STEPS for g in s.groups if g != "experiment")) + ("paper", "experiment")
 
 COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("run", "reproduce", "the whole recipe: " + ", ".join(NAMES) + ", then paper/ (the default command)",
-            _RUN_GROUPS, preflight.check_steps, Lazy("reproduce.pipeline", "run"), NAMES, before_steps=keep_reference),
+            _RUN_GROUPS, preflight.check_steps, Lazy("reproduce.commands.pipeline", "run"), NAMES,
+            before_steps=keep_reference),
     _step("prepare", "prepare"),
     _step("contamination", "contamination"),
     _step("train", "train"),
-    _step("eval", "evaluate", Lazy("reproduce.scoring", "evaluate_models"),
+    _step("eval", "evaluate", Lazy("reproduce.commands.scoring", "evaluate_models"),
           {"model": "eval.model", "suite": "eval.suite"}),
     Command("generate", "reproduce", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations",
             ("eval",),
-            preflight.check_generate, Lazy("reproduce.scoring", "generate"),
+            preflight.check_generate, Lazy("reproduce.commands.scoring", "generate"),
             short_keys={"model": "eval.model", "prompt": "eval.generate.prompt"}),
     Command("plan", "plan", "tokens, FLOPs, memory and GPU-days of the recipe, beside the published compute; "
             "results/plan/<run>.{json,md}", ("model", "stage", "trainer", "experiment"), preflight.check_plan,
-            Lazy("reproduce.plan", "plan"), libraries=False),
+            Lazy("reproduce.recipe.plan", "plan"), libraries=False),
     Command("publish", "reproduce", "model=<export dir> repo_id=<user/name>: the exported model with its model card to "
-            "the Hugging Face Hub", (), lambda cfg, _: check_publish(cfg), Lazy("reproduce.publish", "publish"),
+            "the Hugging Face Hub", (), lambda cfg, _: check_publish(cfg), Lazy("reproduce.recipe.publish", "publish"),
             libraries=False, short_keys={"model": "publish.model", "repo_id": "publish.repo_id"}),
     Command("compare", "reproduce", "reference=<results folder | git revision>: did the run reproduce? each headline "
             "metric within its seed spread; results/<run>/verdict.json", ("experiment",), preflight.check_compare,
-            Lazy("reproduce.compare", "report_verdict"), libraries=False,
+            Lazy("reproduce.recipe.compare", "report_verdict"), libraries=False,
             short_keys={"reference": "compare.reference"}),
     Command("paper", "paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
             ("paper",), preflight.check_paper, Lazy("reproduce.paper.build", "paper_command"), libraries=False),

@@ -1,5 +1,6 @@
-"""The recipe's steps (prepare, contamination, train, eval; reproduce/steps.py), each one command, and ``run``, which
-chains them in the step table's order and then rebuilds the paper. Scoring any model lives in reproduce/scoring.py.
+"""The recipe's steps (prepare, contamination, train, eval; reproduce/recipe/steps.py), each one command, and
+``run``, which chains them in the step table's order and then rebuilds the paper. Scoring any model lives in
+reproduce/commands/scoring.py.
 
 Each step writes its results under results/<run_name>/ as soon as it finishes, so a failure late in a run
 keeps everything that finished before it.
@@ -16,10 +17,11 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from reproduce import layout, records
-from reproduce.checksums import sums_problem
-from reproduce.compare import NoReference, judge, report_verdict
-from reproduce.config import RecipeConfig
+from reproduce.config.schema import RecipeConfig
+from reproduce.core import layout, records
+from reproduce.core.checksums import sums_problem
+from reproduce.core.io import read_json, write_json
+from reproduce.core.meta import run_metadata
 from reproduce.data.contamination import batch_encoder, contamination_report
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepare import prepare_set, report
@@ -41,11 +43,10 @@ from reproduce.evaluate.runner import (
     suite_inputs,
 )
 from reproduce.evaluate.suites import resolve_suite
-from reproduce.io import read_json, write_json
-from reproduce.meta import run_metadata
 from reproduce.paper.build import make_paper
-from reproduce.record import missing_output
-from reproduce.steps import STEPS
+from reproduce.recipe.compare import NoReference, judge, report_verdict
+from reproduce.recipe.record import missing_output
+from reproduce.recipe.steps import STEPS
 from reproduce.train.checkpoint import checkpoints
 from reproduce.train.distributed import is_rank_zero
 from reproduce.train.model_card import write_model_card
@@ -273,6 +274,6 @@ def run(cfg: RecipeConfig) -> None:
         report_verdict(cfg, verdict)  # raises Differs (exit code 3) when a metric is outside its seed spread
 
 
-# The function of each step of the step table (reproduce/steps.py): (cfg, prepared data or None) -> its result.
+# The function of each step of the step table (reproduce/recipe/steps.py): (cfg, prepared data or None) -> its result.
 STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {"prepare": prepare, "contamination": contamination, "train": train,
                                                  "eval": evaluate}

@@ -1,6 +1,6 @@
 """Typed configs, registered with Hydra's ConfigStore: the schemas every YAML group of ``conf/`` is merged onto, so
 that a wrong type or a misspelt key fails at composition. Ranges, relations and choices are checked in
-reproduce/checks.py (config only) and reproduce/preflight.py (the machine and the files).
+reproduce/commands/checks.py (config only) and reproduce/commands/preflight.py (the machine and the files).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
+from reproduce.core.layout import SUMMARY, RunLayout
 from reproduce.evaluate.benchmarks import contamination_sets
-from reproduce.layout import SUMMARY, RunLayout
 
 
 @dataclass
@@ -94,7 +94,7 @@ class ModelConfig:
     attn_pdrop: float = 0.0
     layer_norm_epsilon: float = 1e-5
     initializer_range: float = 0.02
-    attn_implementation: str | None = None  # transformers' kernel name, or sdpa_causal (reproduce/attention.py)
+    attn_implementation: str | None = None  # transformers' kernel name, or sdpa_causal (reproduce/model/attention.py)
     pad_vocab_multiple: int = 1  # embedding rows padded to a multiple of this in training (exports: vocab_size rows)
 
 
@@ -243,7 +243,7 @@ class PaperConfig:
 
 @dataclass
 class PlanConfig:
-    """`reproduce plan`: tokens, FLOPs, memory and GPU time of the recipe (reproduce/plan.py)."""
+    """`reproduce plan`: tokens, FLOPs, memory and GPU time of the recipe (reproduce/recipe/plan.py)."""
     mfu: float = 0.45  # assumed model FLOPs utilisation on every device
     use_measured: bool = True  # a device measured in results/perf/gpu_mfu.json uses its measured MFU instead
     corpus_tokens: int | None = None  # tokens one epoch covers; null: the train split of results/<run>/data.json
@@ -252,7 +252,7 @@ class PlanConfig:
 
 @dataclass
 class CompareConfig:
-    """`reproduce compare` and the verdict at the end of a recipe run (reproduce/compare.py)."""
+    """`reproduce compare` and the verdict at the end of a recipe run (reproduce/recipe/compare.py)."""
     reference: str | None = None  # a results folder or a git revision; null: the committed results, else the copy
     seed_runs: list[str] = field(default_factory=list)  # runs of the same recipe with other seeds (results/<run>/)
     sigmas: float = 3.0  # tolerance = sigmas x the sample standard deviation over the reference and the seed runs
@@ -260,7 +260,7 @@ class CompareConfig:
 
 @dataclass
 class PublishConfig:
-    """`reproduce publish` (reproduce/publish.py)."""
+    """`reproduce publish` (reproduce/recipe/publish.py)."""
     model: str | None = None  # an exported model folder, runs/<run>/models/<stage>
     repo_id: str | None = None  # the Hub repository, user/name (created if new)
     private: bool = False
@@ -295,7 +295,7 @@ class RecipeConfig:
 
     @property
     def layout(self) -> RunLayout:
-        """The run's folders and files (reproduce/layout.py)."""
+        """The run's folders and files (reproduce/core/layout.py)."""
         return RunLayout.of(self.paths.results, self.paths.runs, self.run_name)
 
     @property

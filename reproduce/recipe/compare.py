@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce import records
-from reproduce.config import RecipeConfig
-from reproduce.errors import Differs, UserError
-from reproduce.layout import REFERENCE, SEED_SPREAD, SUMMARY, VERDICT
-from reproduce.meta import git, versions
-from reproduce.paths import SOURCE_ROOT
-from reproduce.records import top_level_tasks
+from reproduce.config.schema import RecipeConfig
+from reproduce.core import records
+from reproduce.core.errors import Differs, UserError
+from reproduce.core.layout import REFERENCE, SEED_SPREAD, SUMMARY, VERDICT
+from reproduce.core.meta import git, versions
+from reproduce.core.paths import SOURCE_ROOT
+from reproduce.core.records import top_level_tasks
 
 VERDICTS = ("identical", "within seed spread", "differs")
 

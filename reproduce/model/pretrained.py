@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reproduce.arithmetic import CONTEXT_KEYS, model_context
-from reproduce.config import ModelConfig, TokenizerConfig
+from reproduce.config.schema import ModelConfig, TokenizerConfig
+from reproduce.core.arithmetic import CONTEXT_KEYS, model_context
+from reproduce.core.errors import UserError
 from reproduce.data.shards import MAX_VOCAB
-from reproduce.errors import UserError
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # Architecture keys the model config must share with the checkpoint (dropout and attention kernel may differ).

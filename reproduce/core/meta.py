@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproduce import __version__
-from reproduce.paths import SOURCE_ROOT
+from reproduce.core.paths import SOURCE_ROOT
 
 if TYPE_CHECKING:
-    from reproduce.config import RecipeConfig
+    from reproduce.config.schema import RecipeConfig
 
 
 def git(*args: str) -> str | None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from reproduce.checksums import SUMS, sums_problem
-from reproduce.config import RecipeConfig
-from reproduce.errors import UserError
+from reproduce.config.schema import RecipeConfig
+from reproduce.core.checksums import SUMS, sums_problem
+from reproduce.core.errors import UserError
+from reproduce.core.layout import MODEL_CARD
 from reproduce.evaluate.suites import hub_unreachable
-from reproduce.layout import MODEL_CARD
-from reproduce.pretrained import HUB_ID
+from reproduce.model.pretrained import HUB_ID
 
 log = logging.getLogger("reproduce")
 

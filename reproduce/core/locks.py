@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from reproduce.errors import UserError
+from reproduce.core.errors import UserError
 
 LOCK = ".lock"
 

@@ -1,6 +1,6 @@
 """Every check of a config that reads nothing but the config: ranges, relations and choices, each failure one
 ``UserError`` naming the key, the value and what to do. What the machine and the files must provide is checked in
-reproduce/preflight.py.
+reproduce/commands/preflight.py.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from reproduce.config import GenerateConfig, OptimConfig, PaperConfig, RecipeConfig
+from reproduce.config.schema import GenerateConfig, OptimConfig, PaperConfig, RecipeConfig
+from reproduce.core.errors import UserError
+from reproduce.core.layout import check_name
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.eval_items import FORMATS
 from reproduce.data.shards import MAX_VOCAB
 from reproduce.data.sources import KINDS
-from reproduce.errors import UserError
-from reproduce.layout import check_name
 
 RESUME = ("auto", "never")
 
@@ -34,7 +34,7 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_find_unused_parameter
 SHARDING_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "gelu_fast", "quick_gelu", "relu", "silu", "tanh")
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention",
-             "sdpa_causal")  # the last: the package's own (reproduce/attention.py)
+             "sdpa_causal")  # the last: the package's own (reproduce/model/attention.py)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 TOKENIZER_KINDS = ("bbpe", "released", "pretrained")
 LOSSES = ("plain", "chunked")

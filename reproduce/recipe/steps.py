@@ -1,11 +1,11 @@
 """The step table: the recipe's steps in order, each with the config keys it reads, the steps it needs and what it
 writes.
 
-Everything that knows about steps reads this table: the command table (reproduce/commands.py: one command per step),
-the pre-flight (reproduce/preflight.py: what an earlier step must have left), the record of which config made the
-results and the overwrite/resume logic (reproduce/record.py), and the recipe itself (reproduce/pipeline.py ``run``,
-in this order). Adding a step is one row here, its function in reproduce/pipeline.py ``STEP_FUNCTIONS`` and its
-command's row in reproduce/commands.py.
+Everything that knows about steps reads this table: the command table (reproduce/commands/table.py: one command per
+step), the pre-flight (reproduce/commands/preflight.py: what an earlier step must have left), the record of which
+config made the results and the overwrite/resume logic (reproduce/recipe/record.py), and the recipe itself
+(reproduce/commands/pipeline.py ``run``, in this order). Adding a step is one row here, its function in
+reproduce/commands/pipeline.py ``STEP_FUNCTIONS`` and its command's row in reproduce/commands/table.py.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reproduce import layout
+from reproduce.core import layout
 
 if TYPE_CHECKING:
-    from reproduce.config import RecipeConfig
+    from reproduce.config.schema import RecipeConfig
 
 
 @dataclass(frozen=True)
