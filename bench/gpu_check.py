@@ -172,7 +172,7 @@ class Check:
         self.tiny, self.mfu_budget_s = tiny, mfu_budget_s
         self.results, self.runs, self.prepared = (root / "results", root / "runs", root / "prepared") if tiny else (
             ROOT / "results", ROOT / "runs", ROOT / "prepared")
-        self.data = DATA
+        self.data = list(DATA)
         if tiny:
             shutil.copytree(ROOT / "results" / "published", self.results / "published", dirs_exist_ok=True)
             self.data = [*TINY_DATA, f"data.cache_dir={root}/cache"]
