@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/reproduce
 
-test: $(STAMP)  # two workers, one test file each: the subprocess-heavy files overlap their start-up
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+test: $(STAMP)  # two workers, one test file each, the longest first (tests/conftest.py)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)  # the suite without the tests marked slow (whole runs, several processes, faults)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 paper: $(STAMP)
 	$(BIN)/reproduce paper

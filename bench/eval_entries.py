@@ -3,7 +3,8 @@ modules that know suites and benchmarks: each call of a function of the module f
 with ``sys.setprofile``, and each distinct calling function. A suite resolved once (``resolve_suite``) is entered once
 by the pre-flight and once by the run.
 
-Needs the data mirror (../shared/data). Usage: python bench/eval_entries.py [--work /tmp/eval_entries]
+Needs the data mirror (../shared/data). Usage: python bench/eval_entries.py [--work /tmp/eval_entries] [--smoke]
+(--smoke: one task of the suite, the same entries in seconds)
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ def count_entries(argv: list[str]) -> tuple[collections.Counter, dict[str, set[s
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="eval_entries.")))
+    parser.add_argument("--smoke", action="store_true",
+                        help="one task of the suite (eval.tasks=[parus_crowd_majority])")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if not (args.work / "tiny").is_dir():
         save_tiny_model(args.work / "tiny", default_mirror(), n_positions=256)
     os.chdir(args.work)
-    entries, callers = count_entries(["eval", "model=tiny", "eval.limit=2"])
+    smoke = ["eval.tasks=[parus_crowd_majority]"] if args.smoke else []
+    entries, callers = count_entries(["eval", "model=tiny", "eval.limit=2", *smoke])
     for module in MODULES:
         print(f"{module}: {entries[module]} entries from {len(callers[module])} functions "
               f"({', '.join(sorted(callers[module]))})")

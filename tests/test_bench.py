@@ -53,7 +53,7 @@ def test_every_bench_tool_has_a_smoke_test() -> None:
 
 
 def test_eval_entries_finds_the_suite_resolved_once_by_the_preflight_and_once_by_the_run(tmp_path: Path) -> None:
-    out = run([sys.executable, str(BENCH / "eval_entries.py"), "--work", str(tmp_path)], cwd=tmp_path)
+    out = run([sys.executable, str(BENCH / "eval_entries.py"), "--work", str(tmp_path), "--smoke"], cwd=tmp_path)
     lines = dict(line.split(": ", 1) for line in out.stdout.splitlines() if line.endswith(")"))
     assert lines["suites.py"].startswith("2 entries from 2 functions (")
 

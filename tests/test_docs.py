@@ -10,11 +10,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from reproduce.cli import command_help, split_command
+from reproduce.config.compose import compose_config
+from reproduce.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
@@ -131,8 +134,8 @@ def test_no_tracker_numbers() -> None:
     assert not found, found
 
 
-# Every `reproduce ...` command the README and docs show: cheap ones run for real, every other one shows its help and
-# composes its config with its overrides (`--cfg job`, which runs nothing and writes nothing).
+# Every `reproduce ...` command the README and docs show: cheap ones run for real through the console script; every
+# other one has its help and its config composed with its overrides, as the console script does, in this process.
 
 
 def _shown_commands() -> dict[tuple[str, ...], str]:
@@ -160,12 +163,6 @@ def _command_names() -> tuple[str, ...]:
     assert out.returncode == 0, out.stderr
     section = out.stdout.split("commands:", 1)[1].split("\n\n", 1)[0]
     return tuple(re.findall(r"^  ([a-z]+) ", section, re.MULTILINE))
-
-
-@cache
-def _help_ok(name: str) -> bool:
-    out = _run([name, "--help"], ROOT)
-    return out.returncode == 0 and out.stdout.startswith(f"reproduce {name}: ")
 
 
 def _sweep(args: list[str]) -> list[list[str]]:
@@ -204,24 +201,27 @@ def _check(words: tuple[str, ...], tmp: Path) -> list[str]:
         out = _run(args, tmp)
         verdict = re.search(r"\| (identical|within seed spread|differs) \|", out.stdout)
         return [] if out.returncode in (0, 3) and verdict else [f"exit {out.returncode}: {out.stderr.strip()}"]
-    errors = [] if _help_ok(name) else [f"reproduce {name} --help fails"]
+    return _composes(args)
+
+
+def _composes(args: list[str]) -> list[str]:
+    """The command's help and its config composed with its overrides (each job of a sweep), as the console script
+    splits the command line and composes it; nothing runs and nothing is written."""
+    command, overrides = split_command(args)
+    errors = [] if command_help(command).startswith(f"reproduce {command.name}: ") else ["its help is wrong"]
     for job in _sweep(overrides):
-        out = _run([name, "--cfg", "job", *job], tmp)
-        if out.returncode != 0:
-            errors.append(f"{name} --cfg job {' '.join(job)}: exit {out.returncode}: {out.stderr.strip()}")
-    if list(tmp.iterdir()):
-        errors.append(f"composing wrote {sorted(p.name for p in tmp.iterdir())}")
+        try:
+            compose_config(command.config_name, job)
+        except UserError as exc:
+            errors.append(f"{command.name} {' '.join(job)}: {exc}")
     return errors
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], list[str]]:
-    """Every shown command checked once, two at a time (each is a few short processes)."""
+    """Every shown command checked once."""
     _command_names()
-    folders = {words: tmp_path_factory.mktemp("command") for words in SHOWN}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {words: pool.submit(_check, words, folders[words]) for words in SHOWN}
-        return {words: future.result() for words, future in futures.items()}
+    return {words: _check(words, tmp_path_factory.mktemp("command")) for words in SHOWN}
 
 
 @pytest.mark.parametrize("words", list(SHOWN), ids=list(SHOWN.values()))
