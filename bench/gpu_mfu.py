@@ -49,8 +49,8 @@ from transformers import GPT2LMHeadModel  # noqa: E402
 
 from reproduce.config.compose import compose_config  # noqa: E402
 from reproduce.config.schema import RecipeConfig  # noqa: E402
+from reproduce.core import records  # noqa: E402
 from reproduce.core.arithmetic import flops_per_token  # noqa: E402
-from reproduce.core.io import write_json  # noqa: E402
 from reproduce.core.meta import package_metadata  # noqa: E402
 from reproduce.core.perf import mfu, peak_flops  # noqa: E402
 from reproduce.data.sequences import PackedSequences  # noqa: E402
@@ -300,7 +300,7 @@ def bench(configs: list[str], variants: list[str], opt_in: list[str], out: Path,
         else:
             runs += measure(spec, variant, paths, warmup, steps, is_opt_in, extra)
         result = {"meta": meta, "device": name, "runs": [vars(r) for r in runs], "skipped": skipped}
-        write_json(out, result)  # after every measurement: a timeout keeps what finished
+        records.gpu_mfu.write(out, result)  # after every measurement: a timeout keeps what finished
     print(f"\n{name}, {meta['precision']}, {ACCUMULATION} accumulation steps, {steps} timed steps after {warmup}")
     print(f"{'model':<14}{'context':>8}{'micro':>6}  {'path':<34}{'tok/s':>10}{'MFU':>8}{'vs bare':>9}")
     for r in runs:

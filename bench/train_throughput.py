@@ -23,7 +23,6 @@ its own file (--steps 6 --precisions bf16-mixed --out results/perf/train_through
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reproduce.core import records  # noqa: E402
 from reproduce.core.logs import setup_logging, silence_progress_bars  # noqa: E402
 from reproduce.core.meta import cpu_model  # noqa: E402
 
@@ -159,8 +159,7 @@ def main() -> int:
                        f"context {context}, "
                        f"batch {batch}", "steps": args.steps, "rows": rows,
               "plain_fp32_loop_tokens_per_s": plain, "default_precision": default_precision}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    records.train_throughput.write(out_path, result)  # fields checked, then written atomically
     for row in rows:
         print(f"ratio package / bare loop at {row['precision']}: {row['ratio']:.3f} (floor 0.97)")
     for row in rows:
