@@ -42,7 +42,8 @@ def test_stage1_starts_from_a_released_checkpoint_with_its_tokenizer(tmp_path: P
     vocab = save_checkpoint(checkpoint)
     micro = [o for o in micro_overrides(tmp_path, "continued") if not o.startswith("tokenizer.")]
     args = [*micro, f"stages.stage1.init_from={checkpoint}", "tokenizer=pretrained", f"tokenizer.vocab_size={vocab}",
-            "stages.stage1.optim.lr=1e-9", "stages.stage1.optim.min_lr=1e-10"]
+            "stages.stage1.optim.lr=1e-9", "stages.stage1.optim.min_lr=1e-10",
+            "eval.stages=[stage2]", "eval.tasks=[rublimp]"]  # the scores this test reads
     refused = reproduce(*args, cwd=tmp_path, code=2)
     assert refused.stderr.strip().splitlines() == [
         f"error: stages.stage1.init_from='{checkpoint}': the model config differs from the checkpoint's; set "

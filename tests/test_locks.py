@@ -54,8 +54,8 @@ def test_a_held_lock_names_its_holder_and_a_killed_ones_is_taken_over(tmp_path: 
 
 @pytest.mark.slow  # a micro run prepared and trained twice
 def test_two_processes_on_one_run_name(tmp_path: Path) -> None:
-    """A trains; B, started on the same name with another learning rate and overwrite=true, stops at once with one
-    line; the record and the models are A's. Once A is done, B runs and both are B's."""
+    """A trains (stopped while B tries); B, started on the same name with another learning rate and overwrite=true,
+    stops at once with one line; the record and the models are A's. Once A is done, B runs and both are B's."""
     args = micro_overrides(tmp_path)
     env = {**os.environ, **OFFLINE}
     reproduce("prepare", *args, cwd=tmp_path)
@@ -65,7 +65,11 @@ def test_two_processes_on_one_run_name(tmp_path: Path) -> None:
     deadline = time.monotonic() + 120
     while not (lock.is_file() and lock.stat().st_size) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    second = reproduce("train", *args, "stages.stage1.optim.lr=2e-3", "overwrite=true", cwd=tmp_path, code=None)
+    os.kill(first.pid, signal.SIGSTOP)  # A holds the lock while B tries, however fast A would train
+    try:
+        second = reproduce("train", *args, "stages.stage1.optim.lr=2e-3", "overwrite=true", cwd=tmp_path, code=None)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2 and f"is in use by PID {first.pid}" in second.stderr, second.stderr[-2000:]
     assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
     record = yaml.safe_load((tmp_path / "results" / "micro" / "config.yaml").read_text(encoding="utf-8"))
