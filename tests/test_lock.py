@@ -82,14 +82,15 @@ def test_the_installed_versions_are_the_locks_transitively() -> None:
 
 
 def _fake_lock(tmp_path: Path, change: dict[str, str | None]) -> Path:
-    """The lock with some pins changed (None: left out)."""
+    """The lock with some pins changed, their markers kept (None: left out)."""
     lines = []
     for line in LOCK.read_text(encoding="utf-8").splitlines():
         name = canonical(line.split("==")[0]) if "==" in line else None
         if name in change:
             if change[name] is None:
                 continue
-            line = f"{name}=={change[name]}"
+            marker = line.partition(";")[2]
+            line = f"{name}=={change[name]}" + (f" ;{marker}" if marker else "")
         lines.append(line)
     path = tmp_path / "constraints.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
