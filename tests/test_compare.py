@@ -137,22 +137,23 @@ def test_the_paper_shows_the_seed_spread_beside_the_reference_seed(tmp_path: Pat
 
 ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "transformers": "5.24.0", "tokenizers": "0.23.3", "lm_eval": "0.4.13",
        "pytorch_lightning": "2.6.6", "numpy": "2.4.6", "cpu_model": "AMD EPYC 9R14", "cpu_capability": "AVX512",
-       "gpu": None, "torch_threads": 2, "dtype": "32-true", "git_commit": "a" * 40}
+       "gpu": None, "torch_threads": 2, "dtype": "32-true", "seed": 1234, "git_commit": "a" * 40}
 
 
 @pytest.mark.parametrize(("run_env", "overall", "expected", "finding"), [
     ({}, "identical", "identical", "identical expected (the same environment), and identical"),
     ({"git_commit": "b" * 40}, "within seed spread", "identical",
-     "within seed spread although the environment is the same (the same environment): a finding in its own right, "
-     "non-determinism or a code change; the code changed (aaaaaaaaaaaa -> bbbbbbbbbbbb)"),
-    ({}, "differs", "identical", "differs although the environment is the same (the same environment): a finding in "
-     "its own right, non-determinism or a code change; the same commit"),
+     "within seed spread although the environment is the same: a finding in its own right, non-determinism or a "
+     "code change; the code changed (aaaaaaaaaaaa -> bbbbbbbbbbbb)"),
+    ({}, "differs", "identical", "differs although the environment is the same: a finding in its own right, "
+     "non-determinism or a code change; the same commit"),
     ({"cpu_capability": "AVX2", "transformers": "5.25.0"}, "within seed spread", "last digits may differ",
      "last digits may differ (another transformers, cpu_capability)"),
     ({"torch_threads": 4}, "identical", "last digits may differ", "last digits may differ (another threads), yet "
      "identical"),
     ({"numpy": None, "gpu": "NVIDIA H100"}, "within seed spread", "last digits may differ",
      "last digits may differ (another numpy, GPU)"),
+    ({"seed": 1}, "within seed spread", "within seed spread", "within seed spread expected (another seed)"),
 ])
 def test_the_environment_says_what_a_verdict_means(run_env: dict, overall: str, expected: str, finding: str) -> None:
     env = environments({"meta": ENV}, {"meta": {**ENV, **run_env}}, overall)
@@ -165,10 +166,14 @@ def test_an_environment_one_side_does_not_record_is_named(tmp_path: Path) -> Non
     old = {k: v for k, v in ENV.items() if k not in ("numpy", "cpu_model", "gpu")}  # a reference made before 0.2.0
     env = environments({"meta": old}, {"meta": ENV}, "identical")
     assert env["unrecorded"] == ["numpy", "cpu_model", "gpu"] and env["differs"] == []
-    assert env["finding"] == "identical expected (the same environment; numpy, CPU, GPU not recorded on both sides), "\
-                             "and identical"
+    assert env["finding"] == "identical (the recorded environment is the same; numpy, CPU, GPU not recorded on both "\
+                             "sides)"
     table = environment_table(env)
     assert "| CPU | — | AMD EPYC 9R14 | not recorded |" in table and "| threads | 2 | 2 |  |" in table
+    env = environments({"meta": old}, {"meta": {**ENV, "git_commit": "b" * 40}}, "within seed spread")
+    assert env["finding"] == ("within seed spread with the recorded environment the same; numpy, CPU, GPU not "
+                              "recorded on both sides: they may explain it, else it is a finding (non-determinism or "
+                              "a code change; the code changed (aaaaaaaaaaaa -> bbbbbbbbbbbb))")
 
 
 def test_the_verdict_shows_both_environments(tmp_path: Path) -> None:

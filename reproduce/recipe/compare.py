@@ -145,33 +145,44 @@ def verdict(value: float | None, reference: float | None, tolerance: float) -> s
     return "within seed spread" if abs(value - reference) <= tolerance else "differs"
 
 
+# What the digits depend on beside the environment: the recipe's seed (another seed is another run, not a rerun)
+COMPARED = {**ENVIRONMENT, "seed": "seed"}
+
+
 def _labels(keys: list[str]) -> str:
-    return ", ".join(ENVIRONMENT[k] for k in keys)
+    return ", ".join(COMPARED[k] for k in keys)
 
 
 def environments(reference: dict[str, Any], run: dict[str, Any], overall: str) -> dict[str, Any]:
-    """Both sides' environment (their ``meta``) side by side, which fields differ, which one side does not record,
-    what is expected and what the verdict then means (``finding``: one line)."""
+    """Both sides' environment and seed (their ``meta``) side by side, which fields differ, which one side does not
+    record, what is expected and what the verdict then means (``finding``: one line)."""
     theirs, ours = reference.get("meta") or {}, run.get("meta") or {}
-    unrecorded = [k for k in ENVIRONMENT if k not in theirs or k not in ours]
-    differs = [k for k in ENVIRONMENT if k not in unrecorded and theirs[k] != ours[k]]
-    expected = "last digits may differ" if differs else "identical"
-    why = f"another {_labels(differs)}" if differs else "the same environment"
-    if unrecorded:
-        why += f"; {_labels(unrecorded)} not recorded on both sides"
-    if not differs and overall != "identical":
-        commits = (theirs.get("git_commit"), ours.get("git_commit"))
-        code = (f"the code changed ({str(commits[0])[:12]} -> {str(commits[1])[:12]})" if commits[0] != commits[1]
-                else "the same commit")
-        finding = (f"{overall} although the environment is the same ({why}): a finding in its own right, "
-                   f"non-determinism or a code change; {code}")
-    elif not differs:
-        finding = f"identical expected ({why}), and identical"
+    unrecorded = [k for k in COMPARED if k not in theirs or k not in ours]
+    differs = [k for k in COMPARED if k not in unrecorded and theirs[k] != ours[k]]
+    unknown = f"; {_labels(unrecorded)} not recorded on both sides" if unrecorded else ""
+    commits = (theirs.get("git_commit"), ours.get("git_commit"))
+    code = (f"the code changed ({str(commits[0])[:12]} -> {str(commits[1])[:12]})" if commits[0] != commits[1]
+            else "the same commit")
+    if "seed" in differs:
+        expected, finding = "within seed spread", f"within seed spread expected (another {_labels(differs)}{unknown})"
+    elif differs:
+        expected = "last digits may differ"
+        finding = f"last digits may differ (another {_labels(differs)}{unknown})" + (
+            ", yet identical" if overall == "identical" else "")
+    elif unrecorded:
+        expected = "identical if the unrecorded fields agree"
+        finding = (f"identical (the recorded environment is the same{unknown})" if overall == "identical" else
+                   f"{overall} with the recorded environment the same{unknown}: they may explain it, else it is a "
+                   f"finding (non-determinism or a code change; {code})")
+    elif overall == "identical":
+        expected, finding = "identical", "identical expected (the same environment), and identical"
     else:
-        finding = f"last digits may differ ({why})" + (", yet identical" if overall == "identical" else "")
-    return {"reference": {k: theirs.get(k) for k in ENVIRONMENT}, "run": {k: ours.get(k) for k in ENVIRONMENT},
-            "commits": {"reference": theirs.get("git_commit"), "run": ours.get("git_commit")},
-            "differs": differs, "unrecorded": unrecorded, "expected": expected, "finding": finding}
+        expected = "identical"
+        finding = (f"{overall} although the environment is the same: a finding in its own right, non-determinism or "
+                   f"a code change; {code}")
+    return {"reference": {k: theirs.get(k) for k in COMPARED}, "run": {k: ours.get(k) for k in COMPARED},
+            "commits": {"reference": commits[0], "run": commits[1]}, "differs": differs, "unrecorded": unrecorded,
+            "expected": expected, "finding": finding}
 
 
 def compare_run(cfg: RecipeConfig) -> dict[str, Any]:
@@ -213,7 +224,7 @@ def table(result: dict[str, Any]) -> list[str]:
 def environment_table(env: dict[str, Any]) -> list[str]:
     """The two environments as a Markdown table, one row per field; a differing field is marked."""
     lines = ["| environment | reference | this run | |", "|---|---|---|---|"]
-    for key, label in ENVIRONMENT.items():
+    for key, label in COMPARED.items():
         mark = "differs" if key in env["differs"] else "not recorded" if key in env["unrecorded"] else ""
         cells = ["—" if side[key] is None else str(side[key]) for side in (env["reference"], env["run"])]
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {mark} |")
