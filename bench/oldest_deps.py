@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,10 @@ def tests(python: str, log: Path, smoke: bool, src: Path) -> dict[str, object]:
 
 
 def micro_recipe(venv: Path, log: Path, src: Path) -> dict[str, object]:
+    """The micro recipe through the console script, every output under a temporary folder (with the published numbers
+    its paper step reads, as in tests/test_end_to_end.py)."""
     with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(src / "results" / "published", Path(tmp) / "results" / "published")
         code, seconds, _ = step([str(venv / "bin" / "reproduce"), *micro_overrides(Path(tmp))], log, 1800, src)
     return {"exit_code": code, "seconds": round(seconds, 1)}
 
