@@ -156,3 +156,10 @@ def test_a_torch_spec_the_lock_cannot_satisfy_is_one_line(tmp_path: Path) -> Non
     assert lines == [f"error: TORCH_SPEC=torch==2.13.0 cannot be installed with {fake}'s pins (pip's report: "
                      f"{venv}/pip.log); choose a torch they allow, or run `make lock TORCH_SPEC='torch==2.13.0'`"]
     assert not (venv / ".installed").exists()
+
+
+def test_a_run_records_its_environment_and_what_differs_from_the_lock() -> None:
+    recorded = meta.package_metadata()
+    assert set(meta.ENVIRONMENT) - {"dtype"} <= set(recorded)  # precision: the run's own (run_metadata's dtype)
+    assert recorded["lock_differs"] == {} and recorded["numpy"] == metadata.version("numpy")
+    assert recorded["package_version"] == metadata.version("reproduce")
