@@ -1,3 +1,3 @@
 """Reproduction package for ruGPT-3 (Zmitrovich et al., arXiv 2309.10931)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

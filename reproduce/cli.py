@@ -20,10 +20,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from reproduce import __version__
 from reproduce.commands.preflight import load
 from reproduce.commands.table import COMMANDS, Command
 from reproduce.config.compose import compose_config, one_line
 from reproduce.config.schema import PaperCommandConfig, RecipeConfig
+from reproduce.core.environment import warning as lock_warning
 from reproduce.core.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
 from reproduce.core.locks import locked
 from reproduce.core.logs import setup_logging, silence_progress_bars
@@ -35,7 +37,7 @@ HELP = ("-h", "--help")
 MULTIRUN = ("-m", "--multirun")
 # Hydra's flags that reproduce passes on to hydra.main, and whether each takes a value (None: optionally, one of
 # INFO_CHOICES); any other flag is an error of one line.
-HYDRA_FLAGS = {"--hydra-help": False, "--version": False, "--cfg": True, "-c": True, "--resolve": False,
+HYDRA_FLAGS = {"--hydra-help": False, "--cfg": True, "-c": True, "--resolve": False,
                "--package": True, "-p": True, "--info": None, "-i": None, "--multirun": False, "-m": False,
                "--run": False, "-r": False, "--shell-completion": False, "-sc": False}
 CFG_CHOICES = ("job", "hydra", "all")
@@ -113,6 +115,8 @@ def execute(command: Command, cfg: RecipeConfig | PaperCommandConfig) -> None:
     with locked(cfg.layout.work, "run") if rank_zero else contextlib.nullcontext():
         setup_logging(cfg.layout.log_file, cfg.verbose, rank_zero)
         if rank_zero:  # the other ranks start once rank zero has done this (Lightning starts them from fit)
+            if line := lock_warning():  # the digits are promised for the lock's versions
+                print(line, file=sys.stderr, flush=True)
             remove_stale_temporaries(cfg.layout.results, cfg.layout.work)
             if command.before_steps is not None:
                 command.before_steps(cfg)
@@ -220,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     with exit_codes(inherited_handlers()):
         if argv[:1] and argv[0] in HELP:
             print(usage())
+            return
+        if "--version" in argv:  # the package's (Hydra's own is `reproduce --hydra-help`'s first line)
+            print(f"reproduce {__version__}")
             return
         command, args = split_command(argv)
         if any(a in HELP for a in args):

@@ -23,7 +23,7 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py"}
+          "train_throughput.py", "oldest_deps.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -139,3 +139,15 @@ def test_eval_throughput_smoke_on_a_micro_run(micro_run: tuple[Path, list[str]],
     assert result["meta"]["rublimp_limit"] == 2 and result["rublimp"]["pairs"] == 2 * 45  # 45 phenomena
     assert set(result["ru_local"]["metrics"]) == {"rublimp", "xwinograd_ru_local", "parus_crowd_majority",
                                                   "rucola_indomain_dev"}
+
+
+def test_oldest_deps_plans_the_lower_bounds_and_runs_the_tests_in_smoke_mode(tmp_path: Path) -> None:
+    """The plan (each direct dependency at its declared lower bound), then this venv instead of a new one: one test
+    file, no recipe; the record's fields."""
+    result = bench("oldest_deps.py", "--smoke", "--out", str(tmp_path / "out.json"), "--work", str(tmp_path / "w"),
+                   cwd=tmp_path)
+    assert result["kind"] == "oldest" and result["smoke"] is True
+    assert {"transformers==4.51", "pytorch-lightning==2.4", "lm-eval[hf]==0.4.5"} <= set(result["requested"])
+    assert result["requested"][0].startswith("torch")  # TORCH_SPEC: the build on this machine's disk
+    assert result["tests"]["passed"] > 0 and result["tests"]["failed"] == 0 and result["tests"]["exit_code"] == 0
+    assert result["direct"]["transformers"] == result["installed"]["transformers"]

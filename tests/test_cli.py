@@ -47,7 +47,7 @@ def test_unknown_command_lists_the_valid_ones(tmp_path: Path) -> None:
     out = _run("trian", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == ("error: unknown command 'trian'; commands: run, prepare, contamination, train, eval, "
-                                  "generate, plan, publish, compare, paper (overrides look like key=value)")
+                                  "generate, plan, publish, compare, paper, env (overrides look like key=value)")
 
 
 def test_cfg_goes_through_hydra_and_composes_the_command(tmp_path: Path) -> None:

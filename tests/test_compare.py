@@ -14,7 +14,14 @@ import pytest
 from reproduce.config.compose import compose_config
 from reproduce.core.errors import UserError
 from reproduce.core.paths import SOURCE_ROOT
-from reproduce.recipe.compare import _git_summary, headline, keep_reference, load_reference
+from reproduce.recipe.compare import (
+    _git_summary,
+    environment_table,
+    environments,
+    headline,
+    keep_reference,
+    load_reference,
+)
 from tests.helpers import reproduce
 
 SUMMARY = {"run": "r", "perplexity": [{"stage": "stage2", "context": 256, "perplexity": 140.0, "bits_per_byte": 1.34,
@@ -126,3 +133,62 @@ def test_the_paper_shows_the_seed_spread_beside_the_reference_seed(tmp_path: Pat
     assert over_seeds[2] == "0.725 ± 0.001 (4 runs)"
     assert untraced(tables, root) == []
     assert "mini/seed_spread.json" in files["README.md"].decode()
+
+
+ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "transformers": "5.24.0", "tokenizers": "0.23.3", "lm_eval": "0.4.13",
+       "pytorch_lightning": "2.6.6", "numpy": "2.4.6", "cpu_model": "AMD EPYC 9R14", "cpu_capability": "AVX512",
+       "gpu": None, "torch_threads": 2, "dtype": "32-true", "seed": 1234, "git_commit": "a" * 40}
+
+
+@pytest.mark.parametrize(("run_env", "overall", "expected", "finding"), [
+    ({}, "identical", "identical", "identical expected (the same environment), and identical"),
+    ({"git_commit": "b" * 40}, "within seed spread", "identical",
+     "within seed spread although the environment is the same: a finding in its own right, non-determinism or a "
+     "code change; the code changed (aaaaaaaaaaaa -> bbbbbbbbbbbb)"),
+    ({}, "differs", "identical", "differs although the environment is the same: a finding in its own right, "
+     "non-determinism or a code change; the same commit"),
+    ({"cpu_capability": "AVX2", "transformers": "5.25.0"}, "within seed spread", "last digits may differ",
+     "last digits may differ (another transformers, cpu_capability)"),
+    ({"torch_threads": 4}, "identical", "last digits may differ", "last digits may differ (another threads), yet "
+     "identical"),
+    ({"numpy": None, "gpu": "NVIDIA H100"}, "within seed spread", "last digits may differ",
+     "last digits may differ (another numpy, GPU)"),
+    ({"seed": 1}, "within seed spread", "within seed spread", "within seed spread expected (another seed)"),
+])
+def test_the_environment_says_what_a_verdict_means(run_env: dict, overall: str, expected: str, finding: str) -> None:
+    env = environments({"meta": ENV}, {"meta": {**ENV, **run_env}}, overall)
+    assert (env["expected"], env["finding"]) == (expected, finding)
+    assert env["reference"]["cpu_capability"] == "AVX512" and env["run"]["torch"] == "2.13.0+cpu"
+    assert env["unrecorded"] == []
+
+
+def test_an_environment_one_side_does_not_record_is_named(tmp_path: Path) -> None:
+    old = {k: v for k, v in ENV.items() if k not in ("numpy", "cpu_model", "gpu")}  # a reference made before 0.2.0
+    env = environments({"meta": old}, {"meta": ENV}, "identical")
+    assert env["unrecorded"] == ["numpy", "cpu_model", "gpu"] and env["differs"] == []
+    assert env["finding"] == "identical (the recorded environment is the same; numpy, CPU, GPU not recorded on both "\
+                             "sides)"
+    table = environment_table(env)
+    assert "| CPU | — | AMD EPYC 9R14 | not recorded |" in table and "| threads | 2 | 2 |  |" in table
+    env = environments({"meta": old}, {"meta": {**ENV, "git_commit": "b" * 40}}, "within seed spread")
+    assert env["finding"] == ("within seed spread with the recorded environment the same; numpy, CPU, GPU not "
+                              "recorded on both sides: they may explain it, else it is a finding (non-determinism or "
+                              "a code change; the code changed (aaaaaaaaaaaa -> bbbbbbbbbbbb))")
+
+
+def test_the_verdict_shows_both_environments(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _write(tmp_path / "reference", {})
+    _write(results / "r", {})
+    for folder, env in ((tmp_path / "reference", ENV), (results / "r", {**ENV, "cpu_capability": "AVX2"})):
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        (folder / "summary.json").write_text(json.dumps({**summary, "meta": {"package": "reproduce", **env}}))
+    out = _compare(tmp_path, f"reference={tmp_path / 'reference'}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].endswith(": identical; last digits may differ (another cpu_capability), yet "
+                                               "identical")
+    assert "| cpu_capability | AVX512 | AVX2 | differs |" in out.stdout
+    verdict = json.loads((results / "r" / "verdict.json").read_text(encoding="utf-8"))
+    assert verdict["environment"]["differs"] == ["cpu_capability"]
+    assert verdict["environment"]["reference"]["cpu_capability"] == "AVX512"
+    assert verdict["environment"]["run"]["cpu_capability"] == "AVX2"

@@ -22,8 +22,9 @@ from reproduce.core.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 REPRODUCE = str(Path(sys.executable).with_name("reproduce"))
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOP_FOLDERS = ("reproduce/", "conf/", "launch/", "results/", "bench/", "docs/", "paper/", "tests/", ".ci/")
-TOP_FILES = {"README.md", "Makefile", "pyproject.toml", "CITATION.cff", "LICENSE", "mkdocs.yml"}
+TOP_FOLDERS = ("reproduce/", "conf/", "launch/", "results/", "bench/", "docs/", "paper/", "tests/", ".ci/",
+               "requirements/")
+TOP_FILES = {"README.md", "Makefile", "pyproject.toml", "CITATION.cff", "LICENSE", "mkdocs.yml", "CHANGELOG.md"}
 TRACKER = re.compile(r"issue[s]? ?#?[0-9]+", re.IGNORECASE)
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 INLINE = re.compile(r"`([^`\n]+)`")

@@ -39,7 +39,8 @@ LAYERS = (
     ("leaves", ("core.errors", "core.paths", "core.io", "core.logs", "core.perf", "core.arithmetic", "core.layout",
                 "core.locks", "core.checksums", "core.records", "model.attention", "evaluate.benchmarks",
                 "evaluate.penlp", "evaluate.generate", "evaluate.perplexity", "train.distributed", "data.records",
-                "data.split", "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus", "")),
+                "data.split", "data.parallel", "data.tokenizer", "data.manifest", "data.shards", "data.corpus",
+                "core.environment", "")),
 )
 
 

@@ -93,4 +93,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             short_keys={"reference": "compare.reference"}),
     Command("paper", "paper", "regenerate paper/ (tables, figures) from results/ for the runs in paper.runs",
             ("paper",), preflight.check_paper, Lazy("reproduce.paper.build", "paper_command"), libraries=False),
+    Command("env", "reproduce", "this environment (Python, torch, transformers, ..., CPU, GPU, threads, precision), "
+            "the package's version and commit, and every installed version that differs from the lock",
+            ("trainer", "experiment"), lambda cfg, _: preflight.settle_precision(cfg),
+            Lazy("reproduce.core.meta", "show_environment"), libraries=False),
 )}

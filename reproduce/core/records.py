@@ -54,6 +54,8 @@ SPLIT = {"documents": INTEGER, "characters": INTEGER, "tokens": INTEGER, "shards
 VERDICT_ROW = {"reference": NUMBER_OR_NULL, "value": NUMBER_OR_NULL, "difference": NUMBER_OR_NULL,
                "tolerance": NUMBER, "verdict": TEXT, "seed_mean": NUMBER_OR_NULL, "seed_std": NUMBER_OR_NULL,
                "runs": INTEGER}
+ENVIRONMENTS = {"reference": {"*": ANY}, "run": {"*": ANY}, "commits": {"*": TEXT_OR_NULL}, "differs": [TEXT],
+                "unrecorded": [TEXT], "expected": TEXT, "finding": TEXT}  # a verdict's two environments
 MFU_RUN = {"model": TEXT, "context": INTEGER, "micro_batch?": INTEGER_OR_NULL, "path": TEXT, "variant?": [TEXT],
            "mfu?": NUMBER_OR_NULL, "tokens_per_second?": NUMBER_OR_NULL}
 
@@ -109,7 +111,8 @@ loss_by_position = _run_file(layout.LOSS_BY_POSITION, {"windows": {"*": INTEGER}
 samples = _run_file(layout.SAMPLES, {"settings": {"*": ANY},
                                      "stages": {"*": [{"prompt": TEXT, "text": TEXT, "sample_index": INTEGER}]}})
 verdict = Record(f"*/{layout.VERDICT}", {"run": TEXT, "reference": TEXT, "rule": TEXT,
-                                         "seed_runs": [TEXT], "verdict": TEXT, "metrics": {"*": VERDICT_ROW}},
+                                         "seed_runs": [TEXT], "verdict": TEXT, "metrics": {"*": VERDICT_ROW},
+                                         "environment": ENVIRONMENTS},
                  "reproduce compare")
 seed_spread = Record(f"*/{layout.SEED_SPREAD}", {"runs": [TEXT], "sigmas": NUMBER, "metrics": {
     "*": {"mean": NUMBER, "std": NUMBER, "runs": INTEGER}}}, "reproduce compare")

@@ -9,6 +9,11 @@ is ``compare.sigmas`` sample standard deviations of its values over the referenc
 (``compare.seed_runs``: by default ``<run>_seed1`` to ``_seed3``); where there are fewer than two, only identical
 values pass. The verdict goes
 to ``results/<run>/verdict.json`` and the spread to ``results/<run>/seed_spread.json``. Only results files are read.
+
+Beside the metrics, the environment each side was made in (its ``meta``: Python, torch, transformers, ..., CPU,
+instruction set, GPU, threads, precision), side by side, and what the difference means: in the same environment the
+digits are expected *identical*, so any other verdict there is a finding of its own (non-determinism or a code
+change); in another one the last digits may differ.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from reproduce.config.schema import RecipeConfig
 from reproduce.core import records
 from reproduce.core.errors import Differs, UserError
 from reproduce.core.layout import REFERENCE, SEED_SPREAD, SUMMARY, VERDICT
-from reproduce.core.meta import git, versions
+from reproduce.core.meta import ENVIRONMENT, git, versions
 from reproduce.core.paths import SOURCE_ROOT
 from reproduce.core.records import top_level_tasks
 
@@ -140,11 +145,52 @@ def verdict(value: float | None, reference: float | None, tolerance: float) -> s
     return "within seed spread" if abs(value - reference) <= tolerance else "differs"
 
 
+# What the digits depend on beside the environment: the recipe's seed (another seed is another run, not a rerun)
+COMPARED = {**ENVIRONMENT, "seed": "seed"}
+
+
+def _labels(keys: list[str]) -> str:
+    return ", ".join(COMPARED[k] for k in keys)
+
+
+def environments(reference: dict[str, Any], run: dict[str, Any], overall: str) -> dict[str, Any]:
+    """Both sides' environment and seed (their ``meta``) side by side, which fields differ, which one side does not
+    record, what is expected and what the verdict then means (``finding``: one line)."""
+    theirs, ours = reference.get("meta") or {}, run.get("meta") or {}
+    unrecorded = [k for k in COMPARED if k not in theirs or k not in ours]
+    differs = [k for k in COMPARED if k not in unrecorded and theirs[k] != ours[k]]
+    unknown = f"; {_labels(unrecorded)} not recorded on both sides" if unrecorded else ""
+    commits = (theirs.get("git_commit"), ours.get("git_commit"))
+    code = (f"the code changed ({str(commits[0])[:12]} -> {str(commits[1])[:12]})" if commits[0] != commits[1]
+            else "the same commit")
+    if "seed" in differs:
+        expected, finding = "within seed spread", f"within seed spread expected (another {_labels(differs)}{unknown})"
+    elif differs:
+        expected = "last digits may differ"
+        finding = f"last digits may differ (another {_labels(differs)}{unknown})" + (
+            ", yet identical" if overall == "identical" else "")
+    elif unrecorded:
+        expected = "identical if the unrecorded fields agree"
+        finding = (f"identical (the recorded environment is the same{unknown})" if overall == "identical" else
+                   f"{overall} with the recorded environment the same{unknown}: they may explain it, else it is a "
+                   f"finding (non-determinism or a code change; {code})")
+    elif overall == "identical":
+        expected, finding = "identical", "identical expected (the same environment), and identical"
+    else:
+        expected = "identical"
+        finding = (f"{overall} although the environment is the same: a finding in its own right, non-determinism or "
+                   f"a code change; {code}")
+    return {"reference": {k: theirs.get(k) for k in COMPARED}, "run": {k: ours.get(k) for k in COMPARED},
+            "commits": {"reference": commits[0], "run": commits[1]}, "differs": differs, "unrecorded": unrecorded,
+            "expected": expected, "finding": finding}
+
+
 def compare_run(cfg: RecipeConfig) -> dict[str, Any]:
     """The verdict of results/<run>/ against the reference (written to verdict.json, the spread to
     seed_spread.json)."""
     run = cfg.layout
-    ours = headline(_summary_file(run.result(SUMMARY), f"run {cfg.run_name}"))
+    summary = _summary_file(run.result(SUMMARY), f"run {cfg.run_name}")
+    ours = headline(summary)
     reference, source = load_reference(cfg)
     theirs = headline(reference)
     spread = seed_spread(cfg, reference)
@@ -162,7 +208,7 @@ def compare_run(cfg: RecipeConfig) -> dict[str, Any]:
     rule = (f"tolerance = {cfg.compare.sigmas:g} x the sample standard deviation of the metric over the reference and "
             f"the seed runs ({', '.join(spread.runs)}); identical: the same value to the last digit")
     return {"run": cfg.run_name, "reference": source, "rule": rule, "seed_runs": spread.runs, "verdict": overall,
-            "metrics": rows}
+            "environment": environments(reference, summary, overall), "metrics": rows}
 
 
 def table(result: dict[str, Any]) -> list[str]:
@@ -172,6 +218,16 @@ def table(result: dict[str, Any]) -> list[str]:
         cells = [_show(row["reference"]), _show(row["value"]), _show(row["difference"], signed=True),
                  _show(row["tolerance"]), row["verdict"]]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def environment_table(env: dict[str, Any]) -> list[str]:
+    """The two environments as a Markdown table, one row per field; a differing field is marked."""
+    lines = ["| environment | reference | this run | |", "|---|---|---|---|"]
+    for key, label in COMPARED.items():
+        mark = "differs" if key in env["differs"] else "not recorded" if key in env["unrecorded"] else ""
+        cells = ["—" if side[key] is None else str(side[key]) for side in (env["reference"], env["run"])]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {mark} |")
     return lines
 
 
@@ -205,8 +261,9 @@ def report_verdict(cfg: RecipeConfig, result: dict[str, Any] | None = None) -> d
     """`reproduce compare` and the recipe's last word: print the table of ``result`` (None: ``judge`` it now), and
     raise ``Differs`` (exit code 3, one line naming the metrics) when a metric is outside its tolerance."""
     result = judge(cfg) if result is None else result
-    print("\n".join([f"[verdict] {cfg.run_name} against {result['reference']}: {result['verdict']}", *table(result),
-                     f"({result['rule']})"]), flush=True)
+    env = result["environment"]
+    print("\n".join([f"[verdict] {cfg.run_name} against {result['reference']}: {result['verdict']}; {env['finding']}",
+                     *table(result), f"({result['rule']})", "", *environment_table(env)]), flush=True)
     if bad := differing(result):
         raise Differs(f"{len(bad)} metric(s) outside their tolerance: {', '.join(bad)} (results kept in "
                       f"{cfg.layout.results}; {VERDICT} has every row)")
