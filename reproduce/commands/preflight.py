@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from reproduce.config.compose import compose_config
 from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
+from reproduce.core.io import probe_writable
 from reproduce.core.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
@@ -283,9 +283,7 @@ def check_writable(key: str, path: Path) -> None:
     if not existing.is_dir():
         raise UserError(f"{key}: {path} cannot be created, {existing} is a file; choose another folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=existing)
+        probe_writable(existing)
     except OSError as exc:
         raise UserError(f"{key}: {existing} is not writable ({exc.strerror}); choose another folder or fix its "
                         "permissions") from None
-    os.close(fd)
-    os.unlink(probe)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_path
+from reproduce.core.io import atomic_file
 
 MAGIC = b"RUGPT3TK"
 VERSION = 1
@@ -34,7 +34,7 @@ def write_shard(path: str | Path, tokens: np.ndarray | Iterable[np.ndarray], voc
         raise UserError(f"vocabulary of {vocab_size} ids does not fit the uint16 shard format (at most 65,536)")
     pieces = [tokens] if isinstance(tokens, np.ndarray) else tokens
     digest, count = hashlib.sha256(), 0
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
+    with atomic_file(path) as f:
         f.write(bytes(HEADER_SIZE))
         for piece in pieces:
             data = np.ascontiguousarray(piece, dtype=DTYPE)
