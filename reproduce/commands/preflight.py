@@ -25,7 +25,14 @@ from reproduce.core.perf import native_bf16_cpu
 from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
-from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
+from reproduce.evaluate.inputs import (
+    check_results_name,
+    check_tokenizer,
+    eval_device,
+    named_models,
+    read_texts,
+    text_files,
+)
 from reproduce.evaluate.suites import resolve_suite
 from reproduce.model.pretrained import (
     check_causal_lm,
@@ -69,6 +76,8 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
     folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
     for ref in named_models(evaluation.model, evaluation.name):
         folders.model(ref.name)  # a plain name that stays under results/eval/
+        if not generate:
+            check_results_name(folders, ref, cfg.overwrite)
         check_tokenizer(ref)
         context = model_context(check_causal_lm("model", ref.source))
         stride = evaluation.perplexity.stride

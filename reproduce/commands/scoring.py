@@ -15,7 +15,7 @@ from reproduce.core.locks import all_locked
 from reproduce.core.meta import package_metadata
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared_set import load_prepared
-from reproduce.evaluate.inputs import eval_device, named_models, read_texts
+from reproduce.evaluate.inputs import check_results_name, eval_device, named_models, read_texts, record_source
 from reproduce.evaluate.runner import evaluate_model, generate_samples, perplexity_of_texts, suite_inputs
 from reproduce.evaluate.suites import resolve_suite
 
@@ -44,6 +44,8 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
         for ref in refs:
+            check_results_name(folders, ref, cfg.overwrite)
+            record_source(folders, ref)
             if suite.tasks:  # eval.tasks=[]: perplexity only
                 results[ref.name] = evaluate_model(ref, suite, tasks, evaluation, device, cfg.seed,
                                                    folders.suite_file(ref.name, suite.name, evaluation.num_fewshot),

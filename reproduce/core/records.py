@@ -116,6 +116,7 @@ seed_spread = Record(f"*/{layout.SEED_SPREAD}", {"runs": [TEXT], "sigmas": NUMBE
 eval_perplexity = Record(f"{layout.EVAL}/*/{layout.PERPLEXITY}", {
     "tokens": INTEGER, "perplexity": NUMBER, "bits_per_byte": NUMBER, "context": INTEGER, "stride": INTEGER,
     "parameters?": INTEGER_OR_NULL}, "reproduce eval")
+eval_source = Record(f"{layout.EVAL}/*/{layout.SOURCE}", {"source": TEXT}, "reproduce eval", meta=False)
 # A model's suite (results/eval/<model>/<suite>.json; other JSON files there need no metrics), and a run's stage's
 # suite (its summary holds the metrics); both also keep lm-eval's own output, or the PenLP run's details.
 eval_results = Record(f"{layout.EVAL}/*/*.json", {"metrics?": METRICS}, "reproduce eval")
@@ -134,7 +135,7 @@ train_throughput = Record(f"{layout.PERF}/train_throughput_*.json", {
 gpu_mfu = Record(layout.GPU_MFU_FILES, {"device": TEXT, "runs": [MFU_RUN]}, "bench/gpu_mfu.py")
 # The first pattern that matches a name counts: eval/*/perplexity.json before eval/*/*.json.
 RECORDS = (architectures, data, contamination, train, curves, summary, loss_by_position, samples, verdict, seed_spread,
-           eval_perplexity, eval_results, suite_results, plan, train_throughput, gpu_mfu)
+           eval_perplexity, eval_source, eval_results, suite_results, plan, train_throughput, gpu_mfu)
 
 
 def record_of(name: str) -> Record | None:

@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reproduce.core import records
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
-from reproduce.core.layout import MAX_NAME
+from reproduce.core.layout import MAX_NAME, EvalLayout
 from reproduce.data.corpus import decode
 from reproduce.model.pretrained import HUB_ID, locate
 
@@ -66,6 +67,29 @@ def named_models(spec: str, name: str | None) -> list[ModelRef]:
     if len(refs) == 1:
         return [ModelRef(name, refs[0].source)]
     return [ModelRef(f"{name}-{plain_name(Path(ref.source).name)}", ref.source) for ref in refs]
+
+
+def source_of(ref: ModelRef) -> str:
+    """What a results folder records as its model: a folder's resolved path, or the hub id."""
+    path = Path(ref.source).expanduser()
+    return path.resolve().as_posix() if path.is_dir() else ref.source
+
+
+def check_results_name(folders: EvalLayout, ref: ModelRef, overwrite: bool) -> None:
+    """Two models never share a results folder: results/eval/<name>/ records the model it scored (source.json), and
+    another model whose name maps to the same folder (``m v1`` and ``m_v1``) is one line naming both."""
+    recorded_file = folders.source_file(ref.name)
+    if overwrite or not recorded_file.is_file():
+        return
+    recorded = records.eval_source.read(recorded_file)["source"]
+    if recorded != source_of(ref):
+        raise UserError(f"model={ref.source!r}: its results folder {folders.model(ref.name)} holds the results of "
+                        f"{recorded!r}, another model named {ref.name!r} too; give eval.name=<another name>, or "
+                        "overwrite=true to replace them")
+
+
+def record_source(folders: EvalLayout, ref: ModelRef) -> None:
+    records.eval_source.write(folders.source_file(ref.name), {"source": source_of(ref)})
 
 
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
