@@ -16,6 +16,7 @@ from reproduce.core.errors import UserError
 from reproduce.core.layout import check_name
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.eval_items import FORMATS
+from reproduce.data.parallel import worker_count
 from reproduce.data.shards import MAX_VOCAB
 from reproduce.data.sources import KINDS
 
@@ -57,6 +58,9 @@ DERIVED_TRAINER_ARGS = ("max_steps", "max_epochs", "accumulate_grad_batches", "g
                         "num_sanity_val_steps", "accelerator", "devices", "num_nodes", "strategy", "precision")
 
 # ------------------------------------------------------------------------------------------ pure checks
+
+
+WORKERS_PER_CORE = 4  # data.workers above this many per core only adds processes and memory
 
 
 def fail(key: str, value: Any, problem: str) -> UserError:
@@ -102,6 +106,11 @@ def _check_data(cfg: RecipeConfig) -> None:
     for key in ("max_line_chars", "shard_tokens", "print_every_s"):
         _positive(f"data.{key}", getattr(data, key))
     _positive("data.workers", data.workers, allow_none=True)
+    cores = worker_count(None)
+    if data.workers is not None and data.workers > WORKERS_PER_CORE * cores:
+        raise fail("data.workers", data.workers, f"more than {WORKERS_PER_CORE} per core of this machine ({cores} "
+                   f"cores): each is a process holding a tokenizer; give at most {WORKERS_PER_CORE * cores}, or null "
+                   "(one per core)")
     _within("data.validation_fraction", data.validation_fraction, 0, 1)
     _within("data.test_fraction", data.test_fraction, 0, 1)
     if data.validation_fraction + data.test_fraction >= 1:
