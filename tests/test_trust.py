@@ -29,3 +29,36 @@ def test_two_models_that_map_to_one_results_name_are_refused_naming_both(tmp_pat
     hub = ModelRef(one.name, "owner/m_v1")
     with pytest.raises(UserError, match="holds the results of"):
         check_results_name(folders, hub, overwrite=False)
+
+
+def test_a_model_folder_is_loaded_only_whole(tmp_path: Path) -> None:
+    """Weights holding some of the tensors, a truncated tokenizer.json, impossible config sizes and a non-positive
+    repetition_penalty are one line each, not a model scored with random tensors or a traceback."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from reproduce.core.paths import default_mirror
+    from reproduce.evaluate.inputs import check_tokenizer
+    from reproduce.model.pretrained import check_generation_config, check_sizes, load_causal_lm
+    from tests.helpers import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "m", default_mirror(), 64)
+    load_causal_lm("model", folder)  # whole: loads
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if ".mlp." not in k}, folder / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(UserError, match=r"its weights are not the whole model: tensors \d+ missing \(.*mlp"):
+        load_causal_lm("model", folder)
+    tokenizer = folder / "tokenizer.json"
+    tokenizer.write_bytes(tokenizer.read_bytes()[:500])
+    with pytest.raises(UserError, match="tokenizer.json does not load"):
+        check_tokenizer(ModelRef("m", str(folder)))
+    for config, problem in (({"n_embd": -1}, "n_embd=-1, not a size"), ({"n_layer": "2"}, "n_layer='2', not a size"),
+                            ({"vocab_size": 1 << 40}, "vocab_size=1099511627776"),
+                            ({"n_embd": 30, "n_head": 4}, "width of 30, which 4 attention heads do not divide")):
+        with pytest.raises(UserError, match=problem):
+            check_sizes("model", str(folder), config)
+    (folder / "generation_config.json").write_text(json.dumps({"repetition_penalty": 0}), encoding="utf-8")
+    with pytest.raises(UserError, match=r"generation_config.json has repetition_penalty=0, outside \(0, 1000"):
+        check_generation_config("model", str(folder))

@@ -36,6 +36,7 @@ from reproduce.evaluate.inputs import (
 from reproduce.evaluate.suites import resolve_suite
 from reproduce.model.pretrained import (
     check_causal_lm,
+    check_generation_config,
     check_init_checkpoint,
     load_pretrained_tokenizer,
     load_tokenizer,
@@ -79,6 +80,7 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
         if not generate:
             check_results_name(folders, ref, cfg.overwrite)
         check_tokenizer(ref)
+        check_generation_config("model", ref.source)
         context = model_context(check_causal_lm("model", ref.source))
         stride = evaluation.perplexity.stride
         if stride is not None and stride > context:

@@ -101,6 +101,15 @@ def check_tokenizer(ref: ModelRef) -> None:
     if folder.is_dir() and not any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
         raise UserError(f"model={ref.source!r}: {folder} has no tokenizer (tokenizer.json, or vocab.json and "
                         "merges.txt); save it beside the model with tokenizer.save_pretrained")
+    if (folder / "tokenizer.json").is_file():  # parsed by the tokenizers library alone: no transformers import
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as exc:  # the Rust parser raises a bare Exception
+            raise UserError(f"model={ref.source!r}: {folder / 'tokenizer.json'} does not load ("
+                            f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); restore it or "
+                            "save the tokenizer again") from None
 
 
 def eval_device(device: str | None, accelerator: str) -> str:
