@@ -23,7 +23,7 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py"}
+          "train_throughput.py", "prepared_verify.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -139,3 +139,10 @@ def test_eval_throughput_smoke_on_a_micro_run(micro_run: tuple[Path, list[str]],
     assert result["meta"]["rublimp_limit"] == 2 and result["rublimp"]["pairs"] == 2 * 45  # 45 phenomena
     assert set(result["ru_local"]["metrics"]) == {"rublimp", "xwinograd_ru_local", "parus_crowd_majority",
                                                   "rucola_indomain_dev"}
+
+
+@pytest.mark.slow
+def test_prepared_verify_smoke_times_the_verification_and_training(tmp_path: Path) -> None:
+    result = bench("prepared_verify.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert result["smoke"] and result["meets_floor"] is None and result["training_tokens_per_second"] > 0
+    assert result["load_with_sha256_s"] > 0 and result["verify_over_training"] > 0
