@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from train_throughput import bare_loop  # noqa: E402  (silences progress bars before the libraries load)
-
 import numpy as np  # noqa: E402
+from train_throughput import bare_loop  # noqa: E402  (silences progress bars before the libraries load)
 
 from reproduce.config.compose import compose_config  # noqa: E402
 from reproduce.core.io import read_json, write_json  # noqa: E402
