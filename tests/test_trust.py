@@ -62,3 +62,34 @@ def test_a_model_folder_is_loaded_only_whole(tmp_path: Path) -> None:
     (folder / "generation_config.json").write_text(json.dumps({"repetition_penalty": 0}), encoding="utf-8")
     with pytest.raises(UserError, match=r"generation_config.json has repetition_penalty=0, outside \(0, 1000"):
         check_generation_config("model", str(folder))
+
+
+def test_text_that_is_not_what_it_seems(tmp_path: Path) -> None:
+    """A UTF-8 file with one stray byte is skipped with its reason (not decoded whole as cp1251), a byte-order mark
+    is dropped, a lone surrogate skips its record, and a prompt of bytes that are not UTF-8 is one line."""
+    import json
+
+    from reproduce.commands.checks import check_config
+    from reproduce.config.compose import compose_config
+    from reproduce.data.corpus import decode, to_text
+    from reproduce.data.records import Record, Skip
+    from reproduce.data.sources import _jsonl_records
+
+    good = "Мороз и солнце; день чудесный! Ещё ты дремлешь, друг прелестный.\n" * 50
+    stray = good.encode()[:1001] + b"\xff" + good.encode()[1001:]
+    skipped = to_text(Record("s:a", "s", stray, "a.txt", None), "plain", 10_000).skipped
+    assert skipped == ("UTF-8 with 1 invalid byte sequence(s) (the first at byte 1001), not decoded as another "
+                       "encoding; fix those bytes")
+    assert decode(stray) is None and decode(good.encode("cp1251")) == (good, "cp1251")  # real cp1251 still reads
+    with_bom = to_text(Record("s:b", "s", ("\ufeff" + good).encode(), "b.txt", None), "plain", 10_000)
+    assert with_bom.text == to_text(Record("s:c", "s", good.encode(), "c.txt", None), "plain", 10_000).text
+    assert not with_bom.text.startswith("\ufeff")
+    jsonl = tmp_path / "x.jsonl"
+    jsonl.write_text(json.dumps({"text": "ok"}) + "\n" + '{"text": "bad \\ud800 one"}\n', encoding="utf-8")
+    source = compose_config("reproduce", ["data=jsonl", f"data.sources.jsonl.paths=[{jsonl}]"]).data.sources["jsonl"]
+    found = list(_jsonl_records("jsonl", source, "x.jsonl", jsonl))
+    assert isinstance(found[0], Record) and isinstance(found[1], Skip) and "lone surrogate" in found[1].reason
+    cfg = compose_config("reproduce", ["eval.generate.prompt=abc"])
+    cfg.eval.generate.prompt = "abc\udcff"  # how the shell's byte 0xff reaches Python (surrogateescape)
+    with pytest.raises(UserError, match=r"eval.generate.prompt: 'abc\\\\udcff' holds bytes that are not UTF-8"):
+        check_config(cfg)

@@ -263,6 +263,14 @@ def _check_eval(cfg: RecipeConfig) -> None:
                    "per prompt; set eval.generate.num_samples=1")
     if gen.top_p is not None and not 0 < gen.top_p <= 1:
         raise fail("eval.generate.top_p", gen.top_p, "must lie in (0, 1], or null")
+    for key, prompts in (("eval.generate.prompt", [gen.prompt]), ("eval.generate.prompts", gen.prompts)):
+        for prompt in (p for p in prompts if isinstance(p, str)):
+            try:
+                prompt.encode("utf-8")
+            except UnicodeEncodeError as exc:  # bytes that are not UTF-8 reach Python as lone surrogates
+                raise UserError(f"{key}: {prompt[:40].encode('utf-8', 'backslashreplace').decode()!r} holds bytes "
+                                f"that are not UTF-8 (at character {exc.start}); give the prompt as UTF-8 text "
+                                "(a UTF-8 terminal or file)") from None
     if evaluation.model is None:  # the recipe's samples (a model named by model= is checked against its own context)
         check_generation_fits("model.n_positions", cfg.model.n_positions, gen, gen.prompts)
     if evaluation.name is not None:

@@ -40,7 +40,7 @@ def read_manifest(path: str | Path) -> list[Entry]:
     if not path.is_file():
         raise UserError(f"manifest {path} not found: check the config's `manifest` key")
     try:
-        numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1)
                     if line.strip() and not line.startswith("#")]
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"manifest {path}: unreadable ({exc}); fix or replace the file") from None

@@ -256,6 +256,12 @@ def _field_record(name: str, source: SourceConfig, row: dict[str, Any], where: s
         reason = (f"field {source.text_field!r} is null" if text is None
                   else f"field {source.text_field!r} is {kind}, not a string")
         return Skip(record_id, name, path, line, reason)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800" in JSON): no text, and no tokenizer takes it
+            return Skip(record_id, name, path, line, f"field {source.text_field!r} holds a lone surrogate "
+                        f"({text[exc.start]!r} at character {exc.start}), which is not text")
     return Record(record_id, name, text, path, line)
 
 
