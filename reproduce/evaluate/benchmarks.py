@@ -114,7 +114,23 @@ def benchmark(name: str) -> Benchmark:
     return Benchmark(name)
 
 
+def tasks_dir_problem() -> str | None:
+    """One line if ``TASKS_DIR`` (``REPRODUCE_TASKS_DIR``) is no readable folder holding ``suites.yaml``, else None."""
+    where = f"REPRODUCE_TASKS_DIR={TASKS_DIR}" if os.environ.get("REPRODUCE_TASKS_DIR") else str(TASKS_DIR)
+    if not TASKS_DIR.is_dir():
+        return f"{where}: no such folder; point it at a folder laid out like reproduce/evaluate/tasks/, or unset it"
+    if not os.access(TASKS_DIR, os.R_OK | os.X_OK):
+        return f"{where}: not readable; fix its permissions or unset it"
+    if not (TASKS_DIR / "suites.yaml").is_file():
+        return f"{where}: holds no suites.yaml; lay it out like reproduce/evaluate/tasks/ or unset it"
+    return None
+
+
 def benchmark_names() -> list[str]:
+    """The benchmark folders (none where the tasks folder is missing or unreadable: ``tasks_dir_problem`` says so
+    where a suite is loaded)."""
+    if tasks_dir_problem():
+        return []
     return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
 

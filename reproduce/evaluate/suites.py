@@ -17,7 +17,15 @@ import yaml
 
 from reproduce.core.errors import UserError
 from reproduce.data.manifest import Entry, Resolver, read_manifest
-from reproduce.evaluate.benchmarks import MANIFEST, NOT_TASK_FILES, PENLP_SPLITS, TASKS_DIR, Benchmark, benchmark
+from reproduce.evaluate.benchmarks import (
+    MANIFEST,
+    NOT_TASK_FILES,
+    PENLP_SPLITS,
+    TASKS_DIR,
+    Benchmark,
+    benchmark,
+    tasks_dir_problem,
+)
 
 if TYPE_CHECKING:
     from reproduce.config.schema import EvalConfig
@@ -47,7 +55,14 @@ def load_suite(name: str, only: list[str] | None = None, num_fewshot: int | None
     with the settings it cannot take refused: a number of demonstrations (``num_fewshot``; None is each task's own)
     outside its ``shots``, and demonstrations or a ``limit`` of items for a PenLP suite (its threshold needs whole
     splits)."""
-    suites = yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
+    if problem := tasks_dir_problem():
+        raise UserError(problem)
+    try:
+        suites = yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{SUITES_FILE}: unreadable ({' '.join(str(exc).split())[:160]}); fix the file") from None
+    if not isinstance(suites, dict) or not all(isinstance(e, dict) and "tasks" in e for e in suites.values()):
+        raise UserError(f"{SUITES_FILE}: not a mapping of suites, each with its tasks; fix the file")
     if name not in suites:
         raise UserError(f"eval.suite={name!r}: no such suite; choose one of {', '.join(suites)}")
     entry = suites[name]
