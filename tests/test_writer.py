@@ -192,3 +192,72 @@ def test_a_full_or_unwritable_place_is_one_line_naming_it(code: int) -> None:
     wrapped.__cause__ = exc  # a library's own exception around it
     assert io.disk_error(wrapped) == line
     assert io.disk_error(OSError(errno.ENOENT, "missing", "x")) is None and io.disk_error(ValueError()) is None
+
+
+# The one reader: what reads a file the package did not just make goes through io.open_input (a regular file of bounded
+# size, checked on the open descriptor: a FIFO never hangs). Library loaders (transformers, safetensors) read on their
+# own; the checks before them look at the files (is_file) first.
+READS = {"read_text", "read_bytes"}
+READ_CALLS = {"np": {"load", "memmap"}, "json": {"load"}, "pq": {"ParquetFile", "read_table"}, "gzip": {"open"},
+              "pickle": {"load"}}
+READ_ALLOWED = {
+    ("model/pretrained.py", "source.read_text(encoding='utf-8')"),  # transformers' own source file, in the venv
+    ("data/sources.py", "pq.ParquetFile(file)"),  # after open_input(file) checked it
+    ("data/shards.py", "np.memmap(path, dtype=DTYPE, mode='r', offset=HEADER_SIZE, shape=(count,))"),  # after checks
+    ("data/sources.py", "gzip.open(file, 'rb')"),  # after open_input(file) checked it
+}
+
+
+def _reads(path: Path, rel: str) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    checked = {item.optional_vars.id for node in ast.walk(tree) if isinstance(node, ast.With) for item in node.items
+               if isinstance(item.context_expr, ast.Call) and ast.unparse(item.context_expr.func) == "open_input"
+               and isinstance(item.optional_vars, ast.Name)}  # `with open_input(...) as f`: f was checked
+    found = []
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        func, text = call.func, ast.unparse(call)
+        through_reader = any(isinstance(a, ast.Call) and ast.unparse(a.func) in ("open_input", "open_input_text")
+                             or isinstance(a, ast.Name) and a.id in checked for a in call.args)
+        if isinstance(func, ast.Name):
+            bad = func.id == "open"
+        elif isinstance(func, ast.Attribute):
+            owner = ast.unparse(func.value)
+            bad = (func.attr in READS or func.attr in READ_CALLS.get(owner, ())
+                   or func.attr == "open" and owner not in ("os", "self") and owner not in READ_CALLS)
+            if owner == "os" and func.attr == "open" and "devnull" not in text:
+                bad = True
+        else:
+            bad = False
+        if bad and not through_reader and (rel, text) not in READ_ALLOWED | ALLOWED:
+            found.append(f"{call.lineno}: {text}")
+    return found
+
+
+def test_the_reader_walker_sees_reads(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import json, numpy as np\nfrom pathlib import Path\nPath('x').read_text()\nopen('x')\n"
+                      "np.load('x.npy')\nPath('x').open()\nwith open_input('x') as f:\n    np.load(f)\n"
+                      "np.load(open_input('y'))\n", encoding="utf-8")
+    assert len(_reads(sample, "sample.py")) == 4
+
+
+def test_every_read_goes_through_the_reader() -> None:
+    found = {rel: reads for path in sorted(PACKAGE.rglob("*.py"))
+             if (rel := path.relative_to(PACKAGE).as_posix()) not in WRITERS and (reads := _reads(path, rel))}
+    assert not found, found
+
+
+def test_a_fifo_or_a_huge_file_is_one_line_never_a_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "summary.json"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="summary.json: a FIFO, not a regular file"):
+        io.read_json(fifo)  # would block forever in open() without O_NONBLOCK
+    big = tmp_path / "big.json"
+    big.write_bytes(b"[" * 2000 + b"]" * 2000)
+    with pytest.raises(UserError, match="big.json: 4,000 bytes, more than a file of its kind holds"):
+        io.read_json(big, max_bytes=1000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        io.read_json(tmp_path / "deep.json") if (tmp_path / "deep.json").write_bytes(
+            b"[" * 100_000 + b"]" * 100_000) else None
+    with pytest.raises(UserError, match="a folder, not a regular file"):
+        io.read_input(tmp_path)

@@ -8,7 +8,6 @@ with code 2.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from reproduce.config.compose import compose_config
 from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
-from reproduce.core.io import probe_writable
+from reproduce.core.io import probe_writable, read_json
 from reproduce.core.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
@@ -32,6 +31,7 @@ from reproduce.evaluate.inputs import (
     named_models,
     read_texts,
     text_files,
+    token_counter,
 )
 from reproduce.evaluate.suites import resolve_suite
 from reproduce.model.pretrained import (
@@ -87,10 +87,12 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
             raise fail("eval.perplexity.stride", stride, f"is more than the context of {ref.source} ({context}); "
                        "lower it")
         if generate:
-            tokenizer = load_tokenizer("model", ref.source)
+            count = token_counter(ref)  # the tokenizers library alone where the folder has tokenizer.json: no
+            if count is None:  # transformers import, so that a refusal stays within the pre-flight's seconds
+                tokenizer = load_tokenizer("model", ref.source)
+                count = lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"])  # noqa: E731
             check_generation_fits(f"the context of {ref.source}", context, evaluation.generate,
-                                  [evaluation.generate.prompt or ""],
-                                  lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"]))
+                                  [evaluation.generate.prompt or ""], count)
     for pattern in evaluation.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
@@ -208,7 +210,7 @@ def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:
         raise UserError(f"tokenizer.manifest={tok.manifest!r}: lists no {' and no '.join(missing)}")
     path = resolver.resolve(files["vocab.json"])
     try:
-        size = len(json.loads(path.read_text(encoding="utf-8")))
+        size = len(read_json(path))
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a vocab.json ({exc}); fix tokenizer.manifest") from None
     if size != tok.vocab_size:

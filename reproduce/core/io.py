@@ -23,6 +23,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from io import TextIOWrapper
 from pathlib import Path
 from typing import IO, Any
 
@@ -260,5 +261,53 @@ def write_folder(files: dict[str, bytes], folder: Path) -> list[Path]:
     return [folder / name for name in sorted(files)]
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+# ------------------------------------------------------------------------------------------------ the one reader
+
+MAX_INPUT = 1 << 40  # a file read whole or streamed (corpora, shards, checkpoints): any size a disk holds
+MAX_SMALL = 256 << 20  # JSON, YAML, TSV and text the package reads whole: records, manifests, configs
+
+
+def open_input(path: str | Path, max_bytes: int = MAX_INPUT) -> IO[bytes]:
+    """``path`` opened to read, checked first: a regular file (a FIFO or a device is one line, never a hang: opened
+    without blocking, then checked on the open descriptor) of at most ``max_bytes``."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
+                "a special file"
+            raise UserError(f"{path}: {kind}, not a regular file; give (or restore) the file itself")
+        if info.st_size > max_bytes:
+            raise UserError(f"{path}: {info.st_size:,} bytes, more than a file of its kind holds ({max_bytes:,}); "
+                            "restore it")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_input(path: str | Path, max_bytes: int = MAX_SMALL) -> bytes:
+    """The bytes of a checked input file (``open_input``)."""
+    with open_input(path, max_bytes) as f:
+        return f.read()  # of at most max_bytes: open_input checked its size
+
+
+def read_input_text(path: str | Path, max_bytes: int = MAX_SMALL, encoding: str = "utf-8") -> str:
+    return read_input(path, max_bytes).decode(encoding)
+
+
+def open_input_text(path: str | Path, max_bytes: int = MAX_SMALL, encoding: str = "utf-8",
+                    newline: str | None = None) -> IO[str]:
+    """A checked input file (``open_input``) opened as text (for ``csv``: ``newline=""``)."""
+    return TextIOWrapper(open_input(path, max_bytes), encoding=encoding, newline=newline)
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_SMALL) -> Any:
+    """JSON from a checked input file; nesting deeper than Python's recursion limit is a ``ValueError`` as any
+    malformed JSON (callers name the file)."""
+    try:
+        return json.loads(read_input_text(path, max_bytes))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reproduce.core.errors import UserError
-from reproduce.core.io import make_dirs, open_lock, remove_empty
+from reproduce.core.io import make_dirs, open_lock, read_input_text, remove_empty
 
 LOCK = ".lock"
 
@@ -28,7 +28,7 @@ LOCK = ".lock"
 def _holder(path: Path) -> str:
     """Who holds the lock, as its file says."""
     try:
-        who: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        who: dict[str, Any] = json.loads(read_input_text(path, 1 << 16))
         return (f"PID {who['pid']} on {who['host']} since {who['started']} "
                 f"(`{' '.join(who['command'])[:120]}`)")
     except (OSError, ValueError, KeyError, TypeError):

@@ -20,7 +20,7 @@ from typing import Any
 
 from reproduce.core import layout
 from reproduce.core.errors import UserError
-from reproduce.core.io import write_json
+from reproduce.core.io import open_input, write_json
 
 MAX_BYTES = 256 << 20  # a results file larger than this is not one of ours
 
@@ -163,7 +163,7 @@ def read_json_file(path: Path, made_by: str = "make reproduce") -> Any:
     if info.st_size > MAX_BYTES:
         raise UserError(f"{path}: {info.st_size:,} bytes, more than a results file holds ({MAX_BYTES:,}); restore it")
     try:
-        with open(path, "rb") as f:
+        with open_input(path, MAX_BYTES) as f:
             return json.loads(f.read(MAX_BYTES + 1).decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); rerun `{made_by}`") from None

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from reproduce.core.io import MAX_INPUT, read_input
 from reproduce.data.records import Record
 
 _FOOTNOTE = re.compile(r"\[\d{1,3}\]|\{\d{1,3}\}")
@@ -117,7 +118,7 @@ def clean(text: str, title: str, genre: str) -> str:
 
 def load_document(path: str, file: Path) -> Document | None:
     """Read one manifest file; None if it cannot be decoded (the caller records a warning)."""
-    decoded = decode(file.read_bytes())
+    decoded = decode(read_input(file, MAX_INPUT))
     if decoded is None:
         return None
     text, encoding = decoded

@@ -32,9 +32,11 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.errors import UserError
 from reproduce.core.io import (
+    MAX_INPUT,
     atomic_dir,
     atomic_file,
     make_dirs,
+    open_input_text,
     open_lock,
     read_json,
     remove,
@@ -94,7 +96,7 @@ def _write_documents(folder: Path, work: Path, cfg: RecipeConfig, found: Scan, s
                      done: Tokenized) -> None:
     names = list(cfg.data.sources)
     with atomic_file(folder / DOCUMENTS, "w", encoding="utf-8", newline="") as out, \
-            (work / "ids.txt").open(encoding="utf-8") as ids:
+            open_input_text(work / "ids.txt", MAX_INPUT) as ids:
         writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
         writer.writerow(["document", "id", "source", "split", "characters", "tokens", "copies", "status"])
         for doc, doc_id in enumerate(ids):

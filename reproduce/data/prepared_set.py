@@ -28,7 +28,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from reproduce.config.schema import RecipeConfig, TokenizerConfig
 from reproduce.core.checksums import sha256_of
 from reproduce.core.errors import UserError
-from reproduce.core.io import read_json
+from reproduce.core.io import MAX_INPUT, open_input, open_input_text, read_json
 from reproduce.core.paths import config_file
 from reproduce.data.corpus import CLEANING_VERSION
 from reproduce.data.eval_items import set_manifest
@@ -54,7 +54,8 @@ class PreparedData:
     def documents(self, split: str) -> Iterator[tuple[str, np.ndarray]]:
         """(id, tokens without the closing </s>) of each document of a split, in shard order (first copies only)."""
         ids = {int(row["document"]): row["id"] for row in read_documents(self.folder) if row["split"] == split}
-        index = np.load(self.folder / split / INDEX)
+        with open_input(self.folder / split / INDEX) as f:
+            index = np.load(f)
         seen: set[int] = set()
         stream = self.shards[split]
         shard_tokens = self.manifest["inputs"]["shard_tokens"]
@@ -67,7 +68,7 @@ class PreparedData:
 
 
 def read_documents(folder: Path) -> Iterator[dict[str, str]]:
-    with (folder / DOCUMENTS).open(encoding="utf-8", newline="") as f:
+    with open_input_text(folder / DOCUMENTS, MAX_INPUT, newline="") as f:
         yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_file, read_json, write_json
+from reproduce.core.io import atomic_file, open_input, read_json, write_json
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver
 from reproduce.data.parallel import ordered_map
@@ -144,7 +144,7 @@ def scan(cfg: RecipeConfig, resolver: Resolver, work: Path, n_workers: int) -> S
     saved = work / "scan.npz"
     if saved.is_file():
         extra = read_json(work / "scan.json")
-        with np.load(saved) as arrays:
+        with open_input(saved) as f, np.load(f) as arrays:
             return Scan(int(extra["records"]), *(arrays[k] for k in ("position", "source", "characters", "copies",
                                                                       "sample")), extra["notes"], extra["skipped"])
     names = list(cfg.data.sources)

@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerFast
 
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_file, read_json, remove, temporary_file, write_json
+from reproduce.core.io import atomic_file, open_input, read_json, remove, temporary_file, write_json
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver
 from reproduce.data.parallel import ordered_map
@@ -61,7 +61,7 @@ class ShardCutter:
             low, high = max(start, begin), min(stop, begin + count)
             if low >= high:
                 continue
-            with self.chunk_file(chunk).open("rb") as f:
+            with open_input(self.chunk_file(chunk)) as f:
                 f.seek((low - begin) * DTYPE.itemsize)
                 while low < high:
                     block = np.fromfile(f, dtype=DTYPE, count=min(high - low, 1 << 22))
@@ -141,7 +141,7 @@ def tokenize(cfg: RecipeConfig, resolver: Resolver, folder: Path, work: Path, fo
     index: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     tokens, dropped = [], []
     for chunk in range(len(chunks)):
-        with np.load(work / f"chunk-{chunk:06d}.npz") as saved:
+        with open_input(work / f"chunk-{chunk:06d}.npz") as f, np.load(f) as saved:
             rows = saved["index"]
             tokens.append(saved["tokens"])
             dropped.append(saved["dropped"])

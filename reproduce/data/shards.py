@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_file
+from reproduce.core.io import atomic_file, open_input
 
 MAGIC = b"RUGPT3TK"
 VERSION = 1
@@ -55,9 +55,9 @@ def shard_header(path: str | Path) -> tuple[int, str] | None:
     (absent, bad magic, truncated)."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
+        with open_input(path) as f:
             raw = f.read(HEADER_SIZE)
-    except OSError:
+    except (OSError, UserError):
         return None
     if len(raw) < HEADER_SIZE or raw[:8] != MAGIC:
         return None
@@ -80,7 +80,7 @@ def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = T
     one copied over it."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
+        with open_input(path) as f:
             raw = f.read(HEADER_SIZE)
     except OSError as exc:
         raise UserError(f"{path}: cannot read token shard ({exc.strerror})") from None

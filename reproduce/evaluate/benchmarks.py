@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_input_text
 
 TASKS_DIR = Path(os.environ.get("REPRODUCE_TASKS_DIR") or Path(__file__).parent / "tasks")
 MANIFEST = "manifest.tsv"
@@ -69,7 +70,7 @@ class Benchmark:
         if not path.is_file():
             return None
         try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            spec = yaml.safe_load(read_input_text(path)) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the file") from None
         section = spec.get(key) if isinstance(spec, dict) else None
@@ -99,7 +100,7 @@ _TaskFileLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 def check_task_file(path: Path) -> str:
     """A task file's text; one line where lm-eval would skip it with a warning (malformed YAML)."""
-    text = path.read_text(encoding="utf-8")
+    text = read_input_text(path)
     try:
         yaml.load(text, Loader=_TaskFileLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reproduce.core import records
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
+from reproduce.core.io import MAX_INPUT, read_input, read_input_text
 from reproduce.core.layout import MAX_NAME, EvalLayout
 from reproduce.data.corpus import decode
 from reproduce.model.pretrained import HUB_ID, locate
@@ -92,6 +94,18 @@ def record_source(folders: EvalLayout, ref: ModelRef) -> None:
     records.eval_source.write(folders.source_file(ref.name), {"source": source_of(ref)})
 
 
+def token_counter(ref: ModelRef) -> Callable[[str], int] | None:
+    """Tokens of a text under a local model folder's tokenizer.json (without special tokens), read by the tokenizers
+    library alone (no transformers import: milliseconds); None where the folder has no tokenizer.json."""
+    path = Path(ref.source).expanduser() / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(read_input_text(path))
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
 
 
@@ -105,7 +119,7 @@ def check_tokenizer(ref: ModelRef) -> None:
         from tokenizers import Tokenizer
 
         try:
-            Tokenizer.from_file(str(folder / "tokenizer.json"))
+            Tokenizer.from_str(read_input_text(folder / "tokenizer.json"))
         except Exception as exc:  # the Rust parser raises a bare Exception
             raise UserError(f"model={ref.source!r}: {folder / 'tokenizer.json'} does not load ("
                             f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); restore it or "
@@ -138,7 +152,7 @@ def read_texts(patterns: list[str]) -> Texts:
     found = Texts()
     for pattern in patterns:
         for path in text_files(pattern):
-            raw = path.read_bytes()
+            raw = read_input(path, MAX_INPUT)
             decoded = None if BINARY in raw[:BINARY_PROBE] else decode(raw)
             reason = ("binary (NUL bytes)" if BINARY in raw[:BINARY_PROBE] else "neither UTF-8 nor cp1251 Russian text"
                       if decoded is None else "empty" if not decoded[0].strip() else None)

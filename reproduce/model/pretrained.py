@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
-import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from reproduce.config.schema import ModelConfig, TokenizerConfig
 from reproduce.core.arithmetic import CONTEXT_KEYS, model_context
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_json
 from reproduce.data.shards import MAX_VOCAB
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -58,7 +58,7 @@ def locate(key: str, name_or_path: str, filename: str) -> Path:
 
 def _read_json(key: str, name_or_path: str, path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{key}={name_or_path!r}: {path} is not readable JSON ({exc})") from None
 

@@ -19,7 +19,7 @@ import yaml
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
-from reproduce.core.io import remove_all, remove_temporaries, write_text
+from reproduce.core.io import read_input_text, remove_all, remove_temporaries, write_text
 from reproduce.core.layout import CHECKPOINTS, LOGS, RECORD
 from reproduce.recipe.steps import NAMES, NOT_RESULT_KEYS, STEP, downstream, step_keys
 
@@ -52,7 +52,7 @@ def read_record(folder: Path, overwrite: bool = False) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+        record = yaml.safe_load(read_input_text(path))
         if not isinstance(record, dict):
             raise ValueError("not a mapping of config keys")
     except (OSError, ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
