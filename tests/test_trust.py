@@ -93,3 +93,18 @@ def test_text_that_is_not_what_it_seems(tmp_path: Path) -> None:
     cfg.eval.generate.prompt = "abc\udcff"  # how the shell's byte 0xff reaches Python (surrogateescape)
     with pytest.raises(UserError, match=r"eval.generate.prompt: 'abc\\\\udcff' holds bytes that are not UTF-8"):
         check_config(cfg)
+
+
+def test_an_unusable_datasets_cache_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lm-eval's datasets write a cache: where it cannot be made, the pre-flight says so naming the folder."""
+    from reproduce.commands.preflight import check_writable, datasets_cache
+
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "a_file" / "datasets"))
+    assert datasets_cache() == tmp_path / "a_file" / "datasets"
+    with pytest.raises(UserError, match=r"the datasets cache .*: .*datasets cannot be created, .*a_file is a file"):
+        check_writable("the datasets cache (HF_DATASETS_CACHE, else HF_HOME/datasets, else ~/.cache)",
+                       datasets_cache())
+    monkeypatch.delenv("HF_DATASETS_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert datasets_cache() == tmp_path / "hf" / "datasets"

@@ -105,6 +105,17 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
                         "empty, binary, or neither UTF-8 nor cp1251 Russian)")
     check_writable("paths.results", folders.results)
     check_writable("paths.runs", folders.work)
+    if not generate and suite.tasks and suite.scorer == "lm_eval":  # lm-eval's datasets build their cache there
+        check_writable("the datasets cache (HF_DATASETS_CACHE, else HF_HOME/datasets, else ~/.cache)",
+                       datasets_cache())
+
+
+def datasets_cache() -> Path:
+    """Where the datasets library writes its cache, as it decides (without importing it)."""
+    if os.environ.get("HF_DATASETS_CACHE"):
+        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(home).expanduser() / "datasets"
 
 
 def settle_precision(cfg: RecipeConfig, planned: bool = False) -> None:
