@@ -45,7 +45,6 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
         for ref in refs:
             check_results_name(folders, ref, cfg.overwrite)
-            record_source(folders, ref)
             if suite.tasks:  # eval.tasks=[]: perplexity only
                 results[ref.name] = evaluate_model(ref, suite, tasks, evaluation, device, cfg.seed,
                                                    folders.suite_file(ref.name, suite.name, evaluation.num_fewshot),
@@ -58,6 +57,7 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
                 records.eval_perplexity.write(folders.perplexity_file(ref.name), {"meta": meta, **row})
                 log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} "
                          f"bits/byte over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
+            record_source(folders, ref)  # with its results: a model that fails to load leaves nothing
     log.info(f"[done] results in {folders.results}")
     return results
 
