@@ -27,6 +27,7 @@ from reproduce.config.compose import compose_config, one_line
 from reproduce.config.schema import PaperCommandConfig, RecipeConfig
 from reproduce.core.environment import warning as lock_warning
 from reproduce.core.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.core.io import disk_error
 from reproduce.core.locks import locked
 from reproduce.core.logs import setup_logging, silence_progress_bars
 from reproduce.core.paths import CONF_DIR
@@ -217,6 +218,12 @@ def exit_codes(handlers: Any) -> Iterator[None]:
     except BrokenPipeError:  # the reader went away (`reproduce --help | head`): no traceback at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except Exception as exc:  # a full disk or an unwritable place, also under a library's own exception: one line
+        line = disk_error(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:

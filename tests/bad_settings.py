@@ -193,6 +193,9 @@ SETTINGS = [
          "quote a value with spaces or non-Latin letters, in the shell and for Hydra: "
          "\"eval.generate.prompts=['Привет']\""),
     Case("list left open", ["seed=3", "eval.tasks=[rublimp,"], "error: eval.tasks=[rublimp,: no viable alternative"),
+    Case("more workers than the machine holds", ["data.workers=10000"], "data.workers=10000: more than 4 per core"),
+    Case("missing tasks folder", ["eval", "model=nowhere"], "REPRODUCE_TASKS_DIR=/nonexistent/tasks: no such folder",
+         env=(("REPRODUCE_TASKS_DIR", "/nonexistent/tasks"),)),
 ]
 
 

@@ -23,7 +23,7 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py", "oldest_deps.py"}
+          "train_throughput.py", "oldest_deps.py", "prepared_verify.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -151,3 +151,10 @@ def test_oldest_deps_plans_the_lower_bounds_and_runs_the_tests_in_smoke_mode(tmp
     assert result["requested"][0].startswith("torch")  # TORCH_SPEC: the build on this machine's disk
     assert result["tests"]["passed"] > 0 and result["tests"]["failed"] == 0 and result["tests"]["exit_code"] == 0
     assert result["direct"]["transformers"] == result["installed"]["transformers"]
+
+
+@pytest.mark.slow
+def test_prepared_verify_smoke_times_the_verification_and_training(tmp_path: Path) -> None:
+    result = bench("prepared_verify.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert result["smoke"] and result["meets_floor"] is None and result["training_tokens_per_second"] > 0
+    assert result["load_with_sha256_s"] > 0 and result["verify_over_training"] > 0

@@ -147,7 +147,7 @@ def test_perplexity_alone_with_no_tasks(evaluated: Path) -> None:
               "eval.perplexity.stride=16", cwd=tmp)
     folder = tmp / "results" / "eval" / "tiny_ppl_only"
     assert "perplexity" in out.stdout and "[eval] tiny_ppl_only rublimp" not in out.stdout
-    assert [p.name for p in folder.iterdir() if p.suffix == ".json"] == ["perplexity.json"]
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".json") == ["perplexity.json", "source.json"]
     assert read_json(folder / "perplexity.json")["perplexity"] > 0
     nothing = cli("eval", "model=tiny", "eval.tasks=[]", cwd=tmp, code=2)
     assert nothing.stderr.startswith("error: eval.tasks=[] and no eval.perplexity.texts: nothing to score")

@@ -206,6 +206,21 @@ def test_damaged_shard_and_mismatched_tokenizer_fail_in_one_line(tmp_path: Path)
         load_prepared(data.folder)
 
 
+def test_a_split_whose_shard_is_another_valid_shard_or_lacks_its_index_is_refused(tmp_path: Path) -> None:
+    """The test split's shard copied over the train one is whole and self-consistent, yet not what the manifest
+    lists: refused, so that a run never trains on its test split; a missing index is one line too."""
+    _, data = _prepare(tmp_path)
+    train, test = data.folder / "train" / "shard-00000.bin", data.folder / "test" / "shard-00000.bin"
+    kept = train.read_bytes()
+    train.write_bytes(test.read_bytes())
+    with pytest.raises(UserError, match=r"train/shard-00000.bin: not the shard its manifest lists .*copied over it"):
+        load_prepared(data.folder)
+    train.write_bytes(kept)
+    (data.folder / "validation" / "index.npy").unlink()
+    with pytest.raises(UserError, match=r"validation/index.npy: missing \(the validation split's document index\)"):
+        load_prepared(data.folder)
+
+
 @pytest.mark.slow  # prepares with and without the drop, and the contamination report
 def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set(tmp_path: Path) -> None:
     from reproduce.commands import pipeline

@@ -16,6 +16,7 @@ from reproduce.core.errors import UserError
 from reproduce.core.layout import check_name
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.eval_items import FORMATS
+from reproduce.data.parallel import worker_count
 from reproduce.data.shards import MAX_VOCAB
 from reproduce.data.sources import KINDS
 
@@ -57,6 +58,9 @@ DERIVED_TRAINER_ARGS = ("max_steps", "max_epochs", "accumulate_grad_batches", "g
                         "num_sanity_val_steps", "accelerator", "devices", "num_nodes", "strategy", "precision")
 
 # ------------------------------------------------------------------------------------------ pure checks
+
+
+WORKERS_PER_CORE = 4  # data.workers above this many per core only adds processes and memory
 
 
 def fail(key: str, value: Any, problem: str) -> UserError:
@@ -102,6 +106,11 @@ def _check_data(cfg: RecipeConfig) -> None:
     for key in ("max_line_chars", "shard_tokens", "print_every_s"):
         _positive(f"data.{key}", getattr(data, key))
     _positive("data.workers", data.workers, allow_none=True)
+    cores = worker_count(None)
+    if data.workers is not None and data.workers > WORKERS_PER_CORE * cores:
+        raise fail("data.workers", data.workers, f"more than {WORKERS_PER_CORE} per core of this machine ({cores} "
+                   f"cores): each is a process holding a tokenizer; give at most {WORKERS_PER_CORE * cores}, or null "
+                   "(one per core)")
     _within("data.validation_fraction", data.validation_fraction, 0, 1)
     _within("data.test_fraction", data.test_fraction, 0, 1)
     if data.validation_fraction + data.test_fraction >= 1:
@@ -254,6 +263,14 @@ def _check_eval(cfg: RecipeConfig) -> None:
                    "per prompt; set eval.generate.num_samples=1")
     if gen.top_p is not None and not 0 < gen.top_p <= 1:
         raise fail("eval.generate.top_p", gen.top_p, "must lie in (0, 1], or null")
+    for key, prompts in (("eval.generate.prompt", [gen.prompt]), ("eval.generate.prompts", gen.prompts)):
+        for prompt in (p for p in prompts if isinstance(p, str)):
+            try:
+                prompt.encode("utf-8")
+            except UnicodeEncodeError as exc:  # bytes that are not UTF-8 reach Python as lone surrogates
+                raise UserError(f"{key}: {prompt[:40].encode('utf-8', 'backslashreplace').decode()!r} holds bytes "
+                                f"that are not UTF-8 (at character {exc.start}); give the prompt as UTF-8 text "
+                                "(a UTF-8 terminal or file)") from None
     if evaluation.model is None:  # the recipe's samples (a model named by model= is checked against its own context)
         check_generation_fits("model.n_positions", cfg.model.n_positions, gen, gen.prompts)
     if evaluation.name is not None:

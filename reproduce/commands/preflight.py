@@ -8,9 +8,7 @@ with code 2.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,16 +17,26 @@ from reproduce.config.compose import compose_config
 from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
+from reproduce.core.io import probe_writable, read_json
 from reproduce.core.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
 from reproduce.data.eval_items import read_items
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
 from reproduce.data.sources import open_source
-from reproduce.evaluate.inputs import check_tokenizer, eval_device, named_models, read_texts, text_files
+from reproduce.evaluate.inputs import (
+    check_results_name,
+    check_tokenizer,
+    eval_device,
+    named_models,
+    read_texts,
+    text_files,
+    token_counter,
+)
 from reproduce.evaluate.suites import resolve_suite
 from reproduce.model.pretrained import (
     check_causal_lm,
+    check_generation_config,
     check_init_checkpoint,
     load_pretrained_tokenizer,
     load_tokenizer,
@@ -69,17 +77,22 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
     folders = EvalLayout.of(cfg.paths.results, cfg.paths.runs)
     for ref in named_models(evaluation.model, evaluation.name):
         folders.model(ref.name)  # a plain name that stays under results/eval/
+        if not generate:
+            check_results_name(folders, ref, cfg.overwrite)
         check_tokenizer(ref)
+        check_generation_config("model", ref.source)
         context = model_context(check_causal_lm("model", ref.source))
         stride = evaluation.perplexity.stride
         if stride is not None and stride > context:
             raise fail("eval.perplexity.stride", stride, f"is more than the context of {ref.source} ({context}); "
                        "lower it")
         if generate:
-            tokenizer = load_tokenizer("model", ref.source)
+            count = token_counter(ref)  # the tokenizers library alone where the folder has tokenizer.json: no
+            if count is None:  # transformers import, so that a refusal stays within the pre-flight's seconds
+                tokenizer = load_tokenizer("model", ref.source)
+                count = lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"])  # noqa: E731
             check_generation_fits(f"the context of {ref.source}", context, evaluation.generate,
-                                  [evaluation.generate.prompt or ""],
-                                  lambda text, t=tokenizer: len(t(text, add_special_tokens=False)["input_ids"]))
+                                  [evaluation.generate.prompt or ""], count)
     for pattern in evaluation.perplexity.texts:
         if not text_files(pattern):
             raise UserError(f"eval.perplexity.texts: {pattern!r} matches no file; give text files or globs")
@@ -92,6 +105,17 @@ def check_eval_command(cfg: RecipeConfig, generate: bool) -> None:
                         "empty, binary, or neither UTF-8 nor cp1251 Russian)")
     check_writable("paths.results", folders.results)
     check_writable("paths.runs", folders.work)
+    if not generate and suite.tasks and suite.scorer == "lm_eval":  # lm-eval's datasets build their cache there
+        check_writable("the datasets cache (HF_DATASETS_CACHE, else HF_HOME/datasets, else ~/.cache)",
+                       datasets_cache())
+
+
+def datasets_cache() -> Path:
+    """Where the datasets library writes its cache, as it decides (without importing it)."""
+    if os.environ.get("HF_DATASETS_CACHE"):
+        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(home).expanduser() / "datasets"
 
 
 def settle_precision(cfg: RecipeConfig, planned: bool = False) -> None:
@@ -197,7 +221,7 @@ def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:
         raise UserError(f"tokenizer.manifest={tok.manifest!r}: lists no {' and no '.join(missing)}")
     path = resolver.resolve(files["vocab.json"])
     try:
-        size = len(json.loads(path.read_text(encoding="utf-8")))
+        size = len(read_json(path))
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a vocab.json ({exc}); fix tokenizer.manifest") from None
     if size != tok.vocab_size:
@@ -283,9 +307,7 @@ def check_writable(key: str, path: Path) -> None:
     if not existing.is_dir():
         raise UserError(f"{key}: {path} cannot be created, {existing} is a file; choose another folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=existing)
+        probe_writable(existing)
     except OSError as exc:
         raise UserError(f"{key}: {existing} is not writable ({exc.strerror}); choose another folder or fix its "
                         "permissions") from None
-    os.close(fd)
-    os.unlink(probe)

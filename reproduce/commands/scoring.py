@@ -15,7 +15,7 @@ from reproduce.core.locks import all_locked
 from reproduce.core.meta import package_metadata
 from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared_set import load_prepared
-from reproduce.evaluate.inputs import eval_device, named_models, read_texts
+from reproduce.evaluate.inputs import check_results_name, eval_device, named_models, read_texts, record_source
 from reproduce.evaluate.runner import evaluate_model, generate_samples, perplexity_of_texts, suite_inputs
 from reproduce.evaluate.suites import resolve_suite
 
@@ -44,6 +44,7 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with all_locked([(folders.model(ref.name), "scored model") for ref in refs]):
         for ref in refs:
+            check_results_name(folders, ref, cfg.overwrite)
             if suite.tasks:  # eval.tasks=[]: perplexity only
                 results[ref.name] = evaluate_model(ref, suite, tasks, evaluation, device, cfg.seed,
                                                    folders.suite_file(ref.name, suite.name, evaluation.num_fewshot),
@@ -56,6 +57,7 @@ def evaluate_models(cfg: RecipeConfig) -> dict[str, Any]:
                 records.eval_perplexity.write(folders.perplexity_file(ref.name), {"meta": meta, **row})
                 log.info(f"[eval] {ref.name} perplexity {row['perplexity']:.2f}, {row['bits_per_byte']:.3f} "
                          f"bits/byte over {row['tokens']:,} tokens (context {row['context']}, stride {row['stride']})")
+            record_source(folders, ref)  # with its results: a model that fails to load leaves nothing
     log.info(f"[done] results in {folders.results}")
     return results
 

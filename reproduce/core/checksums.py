@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from reproduce.core.io import write_text
+from reproduce.core.io import open_input, read_input_text, write_text
 
 SUMS = "SHA256SUMS"
 _CHUNK = 1 << 20
@@ -24,7 +24,7 @@ def sha256_of(path: Path) -> str:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHED:
         digest = hashlib.sha256()
-        with path.open("rb") as f:
+        with open_input(path) as f:
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
         _HASHED[key] = digest.hexdigest()
@@ -44,7 +44,7 @@ def write_sidecar(path: Path, final: Path) -> None:
 def sidecar_problem(path: Path) -> str | None:
     """Why ``path`` cannot be trusted (no checksum, or other bytes than it says), or None."""
     try:
-        expected = sidecar(path).read_text(encoding="utf-8").split()[0]
+        expected = read_input_text(sidecar(path)).split()[0]
     except (OSError, IndexError, UnicodeDecodeError):
         return f"it has no checksum ({sidecar(path).name})"
     return None if sha256_of(path) == expected else "its bytes do not match its sha256"
@@ -62,7 +62,7 @@ def sums_problem(folder: Path) -> str | None:
     if not folder.is_dir():
         return "the folder is gone"
     try:
-        lines = (folder / SUMS).read_text(encoding="utf-8").splitlines()
+        lines = read_input_text(folder / SUMS).splitlines()
     except (OSError, UnicodeDecodeError):
         return f"it has no {SUMS}"
     for line in lines:

@@ -52,6 +52,7 @@ REFERENCE = "reference"  # runs/<run>/reference/: the summary a recipe run had b
 MODEL_CARD = "README.md"  # an export's model card (runs/<run>/models/<stage>/), rewritten as results come in
 # Files of results/eval/<name>/ besides one <suite>.json per suite.
 PERPLEXITY = "perplexity.json"
+SOURCE = "source.json"  # results/eval/<name>/: the model scored there (two sources never share a folder)
 GPU_MFU = f"{PERF}/gpu_mfu.json"  # bench/gpu_mfu.py; reproduce plan uses its measured MFU
 GPU_MFU_FILES = f"{PERF}/gpu_mfu*.json"  # every GPU throughput file (the paper's throughput figure)
 
@@ -157,6 +158,9 @@ class EvalLayout:
 
     def perplexity_file(self, name: str) -> Path:
         return self.model(name) / PERPLEXITY
+
+    def source_file(self, name: str) -> Path:
+        return self.model(name) / SOURCE
 
     def task_folders(self, suite: str) -> Path:
         return self.work / TASK_FOLDERS / suite

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import make_dirs, open_lock, read_input_text, remove_empty
 
 LOCK = ".lock"
 
@@ -27,7 +28,7 @@ LOCK = ".lock"
 def _holder(path: Path) -> str:
     """Who holds the lock, as its file says."""
     try:
-        who: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        who: dict[str, Any] = json.loads(read_input_text(path, 1 << 16))
         return (f"PID {who['pid']} on {who['host']} since {who['started']} "
                 f"(`{' '.join(who['command'])[:120]}`)")
     except (OSError, ValueError, KeyError, TypeError):
@@ -37,7 +38,7 @@ def _holder(path: Path) -> str:
 def _acquire(path: Path) -> IO[str] | None:
     """The open, locked lock file, or None when another process holds it."""
     while True:
-        handle = path.open("a+", encoding="utf-8")
+        handle = open_lock(path)  # O_NOFOLLOW: a link planted at the lock's name is refused, never truncated
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,7 +57,7 @@ def locked(folder: Path, what: str) -> Iterator[None]:
     """Hold ``folder``'s lock while the block runs; one line naming the holder if another process has it. A folder
     made for the lock and left empty is removed with it."""
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders made for the lock, deepest first
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     path = folder / LOCK
     handle = _acquire(path)
     if handle is None:
@@ -72,10 +73,7 @@ def locked(folder: Path, what: str) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)  # while still locked: a waiter then finds a new file, not this one
         handle.close()
-        for made_folder in made:
-            if any(made_folder.iterdir()):
-                break
-            made_folder.rmdir()
+        remove_empty(made)
 
 
 @contextmanager

@@ -8,6 +8,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import IO
+
+from reproduce.core.io import open_log
 
 log = logging.getLogger("reproduce")
 # Libraries whose info logs are hidden unless verbose=true.
@@ -20,6 +23,14 @@ def silence_progress_bars() -> None:
     os.environ["TQDM_DISABLE"] = "1"  # tqdm's default: lm-eval's task-building bars
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers' loading and saving bars
     os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+
+
+class _LogFile(logging.FileHandler):
+    """logging's file handler opening its file through the writer (``O_NOFOLLOW``: a link planted there is
+    refused, never appended to)."""
+
+    def _open(self) -> IO[str]:
+        return open_log(self.baseFilename)
 
 
 def setup_logging(log_file: Path | None, verbose: bool, rank_zero: bool = True) -> None:
@@ -36,8 +47,7 @@ def setup_logging(log_file: Path | None, verbose: bool, rank_zero: bool = True) 
     console.setLevel(logging.INFO if rank_zero else logging.WARNING)
     log.addHandler(console)
     if log_file is not None and rank_zero:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file = _LogFile(log_file, encoding="utf-8")
         to_file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(to_file)
         to_file.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} == {' '.join(sys.argv)}\n")

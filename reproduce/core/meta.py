@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from reproduce import __version__
 from reproduce.core.environment import LOCK, lock_differences, read_lock
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_input_text
 from reproduce.core.paths import SOURCE_ROOT
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def git(*args: str) -> str | None:
 def cpu_model() -> str:
     """The CPU's model name (Linux), else the platform's processor string."""
     cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+    for line in read_input_text(cpuinfo).splitlines() if cpuinfo.is_file() else []:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor()

@@ -20,7 +20,7 @@ from typing import Any
 
 from reproduce.core import layout
 from reproduce.core.errors import UserError
-from reproduce.core.io import write_json
+from reproduce.core.io import open_input, write_json
 
 MAX_BYTES = 256 << 20  # a results file larger than this is not one of ours
 
@@ -119,6 +119,7 @@ seed_spread = Record(f"*/{layout.SEED_SPREAD}", {"runs": [TEXT], "sigmas": NUMBE
 eval_perplexity = Record(f"{layout.EVAL}/*/{layout.PERPLEXITY}", {
     "tokens": INTEGER, "perplexity": NUMBER, "bits_per_byte": NUMBER, "context": INTEGER, "stride": INTEGER,
     "parameters?": INTEGER_OR_NULL}, "reproduce eval")
+eval_source = Record(f"{layout.EVAL}/*/{layout.SOURCE}", {"source": TEXT}, "reproduce eval", meta=False)
 # A model's suite (results/eval/<model>/<suite>.json; other JSON files there need no metrics), and a run's stage's
 # suite (its summary holds the metrics); both also keep lm-eval's own output, or the PenLP run's details.
 eval_results = Record(f"{layout.EVAL}/*/*.json", {"metrics?": METRICS}, "reproduce eval")
@@ -137,7 +138,7 @@ train_throughput = Record(f"{layout.PERF}/train_throughput_*.json", {
 gpu_mfu = Record(layout.GPU_MFU_FILES, {"device": TEXT, "runs": [MFU_RUN]}, "bench/gpu_mfu.py")
 # The first pattern that matches a name counts: eval/*/perplexity.json before eval/*/*.json.
 RECORDS = (architectures, data, contamination, train, curves, summary, loss_by_position, samples, verdict, seed_spread,
-           eval_perplexity, eval_results, suite_results, plan, train_throughput, gpu_mfu)
+           eval_perplexity, eval_source, eval_results, suite_results, plan, train_throughput, gpu_mfu)
 
 
 def record_of(name: str) -> Record | None:
@@ -165,7 +166,7 @@ def read_json_file(path: Path, made_by: str = "make reproduce") -> Any:
     if info.st_size > MAX_BYTES:
         raise UserError(f"{path}: {info.st_size:,} bytes, more than a results file holds ({MAX_BYTES:,}); restore it")
     try:
-        with open(path, "rb") as f:
+        with open_input(path, MAX_BYTES) as f:
             return json.loads(f.read(MAX_BYTES + 1).decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); rerun `{made_by}`") from None

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from reproduce.core.io import MAX_INPUT, read_input
 from reproduce.data.records import Record
 
 _FOOTNOTE = re.compile(r"\[\d{1,3}\]|\{\d{1,3}\}")
@@ -31,12 +32,36 @@ class Document:
     encoding: str
 
 
-def decode(raw: bytes) -> tuple[str, str] | None:
-    """Decode UTF-8, or cp1251 when the bytes are not UTF-8 and read as Russian; None if neither."""
+BOM = "\ufeff"
+STRAY_SHARE = 0.01  # a file whose invalid UTF-8 is at most this share of its non-ASCII characters is UTF-8 gone bad
+
+
+def stray_utf8(raw: bytes) -> str | None:
+    """For bytes that are not UTF-8: why they are UTF-8 with stray bytes rather than another encoding (a valid UTF-8
+    character for each of nearly all non-ASCII runs: at most ``STRAY_SHARE`` of them invalid), or None. cp1251 Russian
+    reads the other way: nearly every one of its letters is an invalid UTF-8 byte."""
     try:
-        return raw.decode("utf-8"), "utf-8"
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    text = raw.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - raw.count("\ufffd".encode())
+    valid = len(text) - len(text.encode("ascii", errors="ignore")) - text.count("\ufffd")
+    if invalid <= 0 or invalid > STRAY_SHARE * (valid + invalid):
+        return None
+    return (f"UTF-8 with {invalid} invalid byte sequence(s) (the first at byte {first}), not decoded as another "
+            "encoding; fix those bytes")
+
+
+def decode(raw: bytes) -> tuple[str, str] | None:
+    """Decode UTF-8 (a leading byte-order mark dropped), or cp1251 when the bytes are not UTF-8 and read as Russian;
+    None if neither, or if they are UTF-8 with a few stray bytes (``stray_utf8``)."""
+    try:
+        return raw.decode("utf-8").removeprefix(BOM), "utf-8"
     except UnicodeDecodeError:
-        pass
+        if stray_utf8(raw):
+            return None
     text = raw.decode("cp1251", errors="replace")
     letters = len(_LETTER.findall(text))
     if "\ufffd" not in text and letters and len(_CYRILLIC.findall(text)) / letters > 0.5:
@@ -93,7 +118,7 @@ def clean(text: str, title: str, genre: str) -> str:
 
 def load_document(path: str, file: Path) -> Document | None:
     """Read one manifest file; None if it cannot be decoded (the caller records a warning)."""
-    decoded = decode(file.read_bytes())
+    decoded = decode(read_input(file, MAX_INPUT))
     if decoded is None:
         return None
     text, encoding = decoded
@@ -163,8 +188,10 @@ def to_text(record: Record, clean_kind: str, max_line_chars: int) -> Text:
         if b"\x00" in raw[:_BINARY_PROBE]:
             return Text(None, None, "binary (NUL bytes)")
         try:
-            text, encoding = raw.decode("utf-8"), "utf-8"
+            text, encoding = raw.decode("utf-8").removeprefix(BOM), "utf-8"
         except UnicodeDecodeError:
+            if stray := stray_utf8(raw):
+                return Text(None, None, stray)
             if not _cp1251_russian(raw):
                 return Text(None, None, "neither UTF-8 nor cp1251 Russian text")
             too_long = _long_line(raw, max_line_chars)  # cp1251: a character per byte, checked before decoding
@@ -172,7 +199,7 @@ def to_text(record: Record, clean_kind: str, max_line_chars: int) -> Text:
                 return Text(None, "cp1251", _too_long(*too_long, max_line_chars))
             text, encoding = raw.decode("cp1251"), "cp1251"
     else:
-        text = raw
+        text = raw.removeprefix(BOM)
     too_long = _long_line(text, max_line_chars)
     if too_long:
         return Text(None, encoding, _too_long(*too_long, max_line_chars))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_input_text
 from reproduce.core.paths import config_file
 from reproduce.data.manifest import read_manifest
 from reproduce.evaluate.benchmarks import benchmark
@@ -92,7 +93,7 @@ def _rows(path: Path, fmt: str, header: bool, fields: list[str], where: dict[str
           key: str) -> Iterable[tuple[int, dict[str, str]]]:
     """(row number after the header, {field: value}) for the fields and ``where`` keys of every row of a file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_input_text(path, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{key}: {path} is unreadable ({exc}); fix or replace the file") from None
     wanted = list(dict.fromkeys([*fields, *where]))

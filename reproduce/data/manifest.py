@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reproduce.core.checksums import sha256_of
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_path
+from reproduce.core.io import atomic_file, read_input_text
 from reproduce.core.paths import default_mirror
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def read_manifest(path: str | Path) -> list[Entry]:
     if not path.is_file():
         raise UserError(f"manifest {path} not found: check the config's `manifest` key")
     try:
-        numbered = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        numbered = [(n, line) for n, line in enumerate(read_input_text(path, encoding="utf-8-sig").splitlines(), 1)
                     if line.strip() and not line.startswith("#")]
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"manifest {path}: unreadable ({exc}); fix or replace the file") from None
@@ -101,11 +101,12 @@ class Resolver:
     def _download(self, entry: Entry, looked: list[str]) -> Path:
         target = self.cache_dir / entry.path
         try:
-            with atomic_path(target) as tmp:
-                with urllib.request.urlopen(entry.url, timeout=60) as response, tmp.open("wb") as out:
+            with atomic_file(target) as out:
+                with urllib.request.urlopen(entry.url, timeout=60) as response:
                     while chunk := response.read(_HASH_CHUNK):
                         out.write(chunk)
-                actual = sha256_of(tmp)
+                out.flush()
+                actual = sha256_of(Path(out.name))
                 if actual != entry.sha256:
                     raise UserError(
                         f"{entry.url}: downloaded sha256 {actual[:12]}… does not match the manifest's "

@@ -21,7 +21,6 @@ import contextlib
 import csv
 import fcntl
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,18 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_dir, atomic_path, read_json, write_json
+from reproduce.core.io import (
+    MAX_INPUT,
+    atomic_dir,
+    atomic_file,
+    make_dirs,
+    open_input_text,
+    open_lock,
+    read_json,
+    remove,
+    remove_temporaries,
+    write_json,
+)
 from reproduce.core.paths import config_file
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
@@ -85,8 +95,8 @@ def build_tokenizer(cfg: RecipeConfig, resolver: Resolver, found: Scan, split: n
 def _write_documents(folder: Path, work: Path, cfg: RecipeConfig, found: Scan, split: np.ndarray,
                      done: Tokenized) -> None:
     names = list(cfg.data.sources)
-    with atomic_path(folder / DOCUMENTS) as tmp, tmp.open("w", encoding="utf-8", newline="") as out, \
-            (work / "ids.txt").open(encoding="utf-8") as ids:
+    with atomic_file(folder / DOCUMENTS, "w", encoding="utf-8", newline="") as out, \
+            open_input_text(work / "ids.txt", MAX_INPUT) as ids:
         writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
         writer.writerow(["document", "id", "source", "split", "characters", "tokens", "copies", "status"])
         for doc, doc_id in enumerate(ids):
@@ -112,8 +122,8 @@ def _drop_ngrams(cfg: RecipeConfig, resolver: Resolver, tokenizer: PreTrainedTok
 @contextlib.contextmanager
 def _lock(folder: Path) -> Iterator[None]:
     """One process prepares a set at a time; another one waits, then finds it complete."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder.parent / f".{folder.name}.lock").open("w") as handle:
+    make_dirs(folder)
+    with open_lock(folder.parent / f".{folder.name}.lock") as handle:  # a planted link is refused, never truncated
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -127,15 +137,13 @@ def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: 
     timings: dict[str, Any] = {}
     with _lock(folder):
         if fresh and folder.exists():
-            shutil.rmtree(folder)
-            folder.mkdir(parents=True)
+            remove(folder)
+            make_dirs(folder)
         if (folder / MANIFEST).is_file():
-            shutil.rmtree(folder / WORK, ignore_errors=True)
+            remove(folder / WORK)
             return timings
-        for stale in folder.rglob(".*.tmp"):  # what a killed run was writing; never under a final name
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-        work = folder / WORK
-        work.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(folder)  # what a killed run was writing; never under a final name
+        work = make_dirs(folder / WORK)
         resolver = make_resolver(cfg.data)
         n_workers = worker_count(cfg.data.workers)
         log.info(f"[data] preparing {folder} with {n_workers} worker(s)")
@@ -165,11 +173,11 @@ def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: 
                             "drop (a larger contamination.n) or raise data.sources.*.weight")
 
         for name, rows in done.index.items():
-            with atomic_path(folder / name / "index.npy") as tmp, tmp.open("wb") as f:
+            with atomic_file(folder / name / "index.npy") as f:
                 np.save(f, rows)
         _write_documents(folder, work, cfg, found, split, done)
         write_json(folder / MANIFEST, _manifest(cfg, inputs, found, split, done, len(tokenizer), sampled))
-        shutil.rmtree(work)
+        remove(work)
     return timings
 
 

@@ -28,7 +28,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from reproduce.config.schema import RecipeConfig, TokenizerConfig
 from reproduce.core.checksums import sha256_of
 from reproduce.core.errors import UserError
-from reproduce.core.io import read_json
+from reproduce.core.io import MAX_INPUT, open_input, open_input_text, read_json
 from reproduce.core.paths import config_file
 from reproduce.data.corpus import CLEANING_VERSION
 from reproduce.data.eval_items import set_manifest
@@ -40,6 +40,7 @@ from reproduce.data.split import SPLITS
 FORMAT_VERSION = 1  # bump when the layout or the token stream's construction changes
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.tsv"
+INDEX = "index.npy"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
@@ -53,7 +54,8 @@ class PreparedData:
     def documents(self, split: str) -> Iterator[tuple[str, np.ndarray]]:
         """(id, tokens without the closing </s>) of each document of a split, in shard order (first copies only)."""
         ids = {int(row["document"]): row["id"] for row in read_documents(self.folder) if row["split"] == split}
-        index = np.load(self.folder / split / "index.npy")
+        with open_input(self.folder / split / INDEX) as f:
+            index = np.load(f)
         seen: set[int] = set()
         stream = self.shards[split]
         shard_tokens = self.manifest["inputs"]["shard_tokens"]
@@ -66,7 +68,7 @@ class PreparedData:
 
 
 def read_documents(folder: Path) -> Iterator[dict[str, str]]:
-    with (folder / DOCUMENTS).open(encoding="utf-8", newline="") as f:
+    with open_input_text(folder / DOCUMENTS, MAX_INPUT, newline="") as f:
         yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
 
 
@@ -126,8 +128,10 @@ def load_prepared(folder: Path, verify: bool = True) -> PreparedData:
         raise UserError(f"{folder}: no complete prepared set ({MANIFEST} missing); run `reproduce prepare`")
     try:
         manifest = read_json(manifest_path)
-        shard_files = {name: [folder / shard["file"] for shard in manifest["splits"][name]["shards"]]
-                       for name in SPLITS}
+        listed = {name: manifest["splits"][name]["shards"] for name in SPLITS}
+        shard_files = {name: [folder / shard["file"] for shard in shards] for name, shards in listed.items()}
+        expected = {name: [(int(shard["tokens"]), str(shard["sha256"])) for shard in shards]
+                    for name, shards in listed.items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{manifest_path}: unreadable ({type(exc).__name__}: {exc}); {REMAKE}") from None
     try:
@@ -135,8 +139,12 @@ def load_prepared(folder: Path, verify: bool = True) -> PreparedData:
     except Exception as exc:  # tokenizers' Rust parser raises a bare Exception for a damaged tokenizer.json
         raise UserError(f"{folder / 'tokenizer'}: unreadable tokenizer ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); {REMAKE}") from None
-    try:
-        shards = {name: ShardedTokens(files, len(tokenizer), verify) for name, files in shard_files.items()}
+    for name in SPLITS:
+        if not (folder / name / INDEX).is_file():
+            raise UserError(f"{folder / name / INDEX}: missing (the {name} split's document index); {REMAKE}")
+    try:  # every use: each shard's size and header against the manifest; with verify, its tokens' sha256 too
+        shards = {name: ShardedTokens(files, len(tokenizer), verify, expected[name])
+                  for name, files in shard_files.items()}
     except UserError as exc:
         raise UserError(f"{exc}; {REMAKE}") from None
     return PreparedData(folder, tokenizer, shards, manifest)

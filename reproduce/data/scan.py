@@ -20,7 +20,7 @@ import numpy as np
 
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_path, read_json, write_json
+from reproduce.core.io import atomic_file, open_input, read_json, write_json
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver
 from reproduce.data.parallel import ordered_map
@@ -144,7 +144,7 @@ def scan(cfg: RecipeConfig, resolver: Resolver, work: Path, n_workers: int) -> S
     saved = work / "scan.npz"
     if saved.is_file():
         extra = read_json(work / "scan.json")
-        with np.load(saved) as arrays:
+        with open_input(saved) as f, np.load(f) as arrays:
             return Scan(int(extra["records"]), *(arrays[k] for k in ("position", "source", "characters", "copies",
                                                                       "sample")), extra["notes"], extra["skipped"])
     names = list(cfg.data.sources)
@@ -164,7 +164,7 @@ def scan(cfg: RecipeConfig, resolver: Resolver, work: Path, n_workers: int) -> S
             notes.append({"id": item.id, "line": item.line, "action": action, "reason": reason})
 
     init = (cleaners(cfg), cfg.data.max_line_chars)
-    with atomic_path(work / "ids.txt") as ids_tmp, ids_tmp.open("w", encoding="utf-8") as ids:
+    with atomic_file(work / "ids.txt", "w", encoding="utf-8") as ids:
         tasks = batches((((pos, item), item) for pos, item in _records(cfg, resolver)), size_of)
         for metas, results in ordered_map(workers.measure, tasks, n_workers, workers.init, init):
             for (pos, item), (length, encoding, reason) in zip(metas, results, strict=True):
@@ -189,7 +189,7 @@ def scan(cfg: RecipeConfig, resolver: Resolver, work: Path, n_workers: int) -> S
                   np.array(characters, dtype=np.int64), np.array(copies, dtype=np.int32),
                   np.array(sample, dtype=np.float64), notes, dict(sorted(skipped.items())))
     write_json(work / "scan.json", {"records": records, "notes": notes, "skipped": result.skipped})
-    with atomic_path(saved) as tmp, tmp.open("wb") as f:
+    with atomic_file(saved) as f:
         np.savez(f, position=result.position, source=result.source, characters=result.characters,
                  copies=result.copies, sample=result.sample)
     log.info(f"[data] scan: {records:,} records, {len(result.position):,} documents, "

@@ -6,7 +6,6 @@ tokens as soon as they fill; committed chunks are kept across restarts, so a kil
 from __future__ import annotations
 
 import itertools
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from transformers import PreTrainedTokenizerFast
 
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_path, read_json, write_json
+from reproduce.core.io import atomic_file, open_input, read_json, remove, temporary_file, write_json
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver
 from reproduce.data.parallel import ordered_map
@@ -62,7 +61,7 @@ class ShardCutter:
             low, high = max(start, begin), min(stop, begin + count)
             if low >= high:
                 continue
-            with self.chunk_file(chunk).open("rb") as f:
+            with open_input(self.chunk_file(chunk)) as f:
                 f.seek((low - begin) * DTYPE.itemsize)
                 while low < high:
                     block = np.fromfile(f, dtype=DTYPE, count=min(high - low, 1 << 22))
@@ -78,7 +77,7 @@ class ShardCutter:
             self.flushed += 1
         for chunk_, begin, count_ in self.chunks:
             if begin + count_ <= self.flushed * self.size:
-                self.chunk_file(chunk_).unlink(missing_ok=True)
+                remove(self.chunk_file(chunk_))
 
     def finish(self) -> list[dict[str, Any]]:
         """Write the last shard (the rest, if any); the shards' files, token counts and checksums."""
@@ -142,7 +141,7 @@ def tokenize(cfg: RecipeConfig, resolver: Resolver, folder: Path, work: Path, fo
     index: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     tokens, dropped = [], []
     for chunk in range(len(chunks)):
-        with np.load(work / f"chunk-{chunk:06d}.npz") as saved:
+        with open_input(work / f"chunk-{chunk:06d}.npz") as f, np.load(f) as saved:
             rows = saved["index"]
             tokens.append(saved["tokens"])
             dropped.append(saved["dropped"])
@@ -182,7 +181,7 @@ class ChunkWriter:
         self.chunk, self.next = self.next, self.next + 1
         self.docs = self.chunks[self.chunk]
         self.arrived: list[tuple[int, int, int, int]] = []  # (document, split, offset in its arrival file, length)
-        self.arrival_files = [tempfile.TemporaryFile(dir=self.work) for _ in self.cutters]  # gone if killed
+        self.arrival_files = [temporary_file(self.work) for _ in self.cutters]  # gone if killed
         self.arrival_sizes = [0] * len(self.cutters)
         size = self.docs[1] - self.docs[0]
         self.tokens, self.dropped = np.zeros(size, np.int64), np.zeros(size, bool)
@@ -214,7 +213,7 @@ class ChunkWriter:
         for code, cutter in enumerate(self.cutters):
             arrival, offset = self.arrival_files[code], starts[code]
             docs = sorted((entry for entry in self.arrived if entry[1] == code), key=lambda e: self.order[e[0]])
-            with atomic_path(cutter.chunk_file(self.chunk)) as tmp, tmp.open("wb") as out:
+            with atomic_file(cutter.chunk_file(self.chunk)) as out:
                 for doc, _, at, length in docs:
                     arrival.seek(at * DTYPE.itemsize)
                     data = arrival.read(length * DTYPE.itemsize)
@@ -225,7 +224,7 @@ class ChunkWriter:
             arrival.close()
             counts.append(offset - starts[code])
         name = f"chunk-{self.chunk:06d}"
-        with atomic_path(self.work / f"{name}.npz") as tmp, tmp.open("wb") as f:
+        with atomic_file(self.work / f"{name}.npz") as f:
             np.savez(f, index=np.array(index, dtype=np.int64).reshape(-1, 4), tokens=self.tokens,
                      dropped=self.dropped)
         write_json(self.work / f"{name}.json", {"documents": list(self.docs), "start": starts, "tokens": counts})

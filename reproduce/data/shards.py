@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reproduce.core.errors import UserError
-from reproduce.core.io import atomic_path
+from reproduce.core.io import atomic_file, open_input
 
 MAGIC = b"RUGPT3TK"
 VERSION = 1
@@ -34,7 +34,7 @@ def write_shard(path: str | Path, tokens: np.ndarray | Iterable[np.ndarray], voc
         raise UserError(f"vocabulary of {vocab_size} ids does not fit the uint16 shard format (at most 65,536)")
     pieces = [tokens] if isinstance(tokens, np.ndarray) else tokens
     digest, count = hashlib.sha256(), 0
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
+    with atomic_file(path) as f:
         f.write(bytes(HEADER_SIZE))
         for piece in pieces:
             data = np.ascontiguousarray(piece, dtype=DTYPE)
@@ -55,9 +55,9 @@ def shard_header(path: str | Path) -> tuple[int, str] | None:
     (absent, bad magic, truncated)."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
+        with open_input(path) as f:
             raw = f.read(HEADER_SIZE)
-    except OSError:
+    except (OSError, UserError):
         return None
     if len(raw) < HEADER_SIZE or raw[:8] != MAGIC:
         return None
@@ -73,11 +73,14 @@ def _sha256(tokens: np.ndarray) -> bytes:
     return digest.digest()
 
 
-def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = True) -> np.memmap:
-    """Open a shard as a read-only memmap after checking magic, version, size, vocabulary and checksum."""
+def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = True,
+               expected: tuple[int, str] | None = None) -> np.memmap:
+    """Open a shard as a read-only memmap after checking magic, version, size, vocabulary and checksum, and (given
+    ``expected``: its manifest's token count and sha256) that it is the shard its manifest lists, not another valid
+    one copied over it."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
+        with open_input(path) as f:
             raw = f.read(HEADER_SIZE)
     except OSError as exc:
         raise UserError(f"{path}: cannot read token shard ({exc.strerror})") from None
@@ -90,6 +93,9 @@ def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = T
         raise UserError(f"{path}: truncated shard (header says {count} tokens)")
     if vocab_size is not None and vocab != vocab_size:
         raise UserError(f"{path}: shard was made with a {vocab}-token vocabulary, the tokenizer has {vocab_size}")
+    if expected is not None and (count, digest.hex()) != expected:
+        raise UserError(f"{path}: not the shard its manifest lists ({count} tokens, sha256 {digest.hex()[:12]}…; the "
+                        f"manifest says {expected[0]} tokens, {expected[1][:12]}…): another shard was copied over it")
     tokens = np.memmap(path, dtype=DTYPE, mode="r", offset=HEADER_SIZE, shape=(count,))
     if verify and _sha256(tokens) != digest:
         raise UserError(f"{path}: token checksum mismatch (corrupt shard)")
@@ -99,11 +105,13 @@ def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = T
 class ShardedTokens:
     """A split's shards as one read-only token stream: ``len`` and contiguous slices, read from memory maps."""
 
-    def __init__(self, paths: Sequence[str | Path], vocab_size: int | None = None, verify: bool = True):
+    def __init__(self, paths: Sequence[str | Path], vocab_size: int | None = None, verify: bool = True,
+                 expected: Sequence[tuple[int, str]] | None = None):
         if not paths:
             raise UserError("no token shards given; re-run data preparation")
+        wanted = list(expected) if expected is not None else [None] * len(paths)
         with ThreadPoolExecutor(min(8, len(paths))) as pool:  # hashlib releases the GIL: checksums in parallel
-            self.shards = list(pool.map(lambda p: read_shard(p, vocab_size, verify), paths))
+            self.shards = list(pool.map(lambda p, e: read_shard(p, vocab_size, verify, e), paths, wanted))
         self.paths = [Path(p) for p in paths]
         self.starts = np.cumsum([0] + [len(s) for s in self.shards])
 

@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from reproduce.core.checksums import sha256_of
 from reproduce.core.errors import UserError
+from reproduce.core.io import MAX_INPUT, open_input, read_input
 from reproduce.core.paths import config_file
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.manifest import Resolver, read_manifest
@@ -102,8 +103,8 @@ class ManifestSource(Source):
 
     def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
         for entry in read_manifest(self._manifest()):
-            yield Record(f"{self.name}:{entry.path}", self.name, resolver.resolve(entry).read_bytes(), entry.path,
-                         None)
+            raw = read_input(resolver.resolve(entry), MAX_INPUT)
+            yield Record(f"{self.name}:{entry.path}", self.name, raw, entry.path, None)
 
     def content(self, resolver: Resolver) -> dict[str, Any]:
         return {"files": [[e.path, e.sha256] for e in read_manifest(self._manifest())]}
@@ -135,7 +136,7 @@ class TextSource(FileSource):
 
     def records(self, resolver: Resolver) -> Iterator[Record | Skip]:
         for shown, file in self.files():
-            yield Record(f"{self.name}:{shown}", self.name, file.read_bytes(), shown, None)
+            yield Record(f"{self.name}:{shown}", self.name, read_input(file, MAX_INPUT), shown, None)
 
 
 class JsonlSource(FileSource):
@@ -197,7 +198,10 @@ def _matched_files(name: str, source: SourceConfig, suffix: str) -> list[tuple[s
 
 
 def _open_lines(file: Path) -> IO[bytes]:
-    return gzip.open(file, "rb") if file.name.endswith(_GZIP) else file.open("rb")
+    if file.name.endswith(_GZIP):
+        open_input(file).close()  # checked first: a regular file, not a FIFO that would hang
+        return gzip.open(file, "rb")
+    return open_input(file)
 
 
 def _json_lines(name: str, shown: str, file: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -256,6 +260,12 @@ def _field_record(name: str, source: SourceConfig, row: dict[str, Any], where: s
         reason = (f"field {source.text_field!r} is null" if text is None
                   else f"field {source.text_field!r} is {kind}, not a string")
         return Skip(record_id, name, path, line, reason)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800" in JSON): no text, and no tokenizer takes it
+            return Skip(record_id, name, path, line, f"field {source.text_field!r} holds a lone surrogate "
+                        f"({text[exc.start]!r} at character {exc.start}), which is not text")
     return Record(record_id, name, text, path, line)
 
 
@@ -269,6 +279,7 @@ def _parquet_file(name: str, shown: str, file: Path, columns: list[str]) -> Any:
     import pyarrow.parquet as pq
 
     try:
+        open_input(file).close()  # checked first: a regular file, not a FIFO that would hang
         pf = pq.ParquetFile(file)
     except (pyarrow.ArrowException, OSError) as exc:
         raise UserError(f"data.sources.{name}.paths: {shown} is not a readable Parquet file "

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_input_text
 
 TASKS_DIR = Path(os.environ.get("REPRODUCE_TASKS_DIR") or Path(__file__).parent / "tasks")
 MANIFEST = "manifest.tsv"
@@ -69,7 +70,7 @@ class Benchmark:
         if not path.is_file():
             return None
         try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            spec = yaml.safe_load(read_input_text(path)) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]}); fix the file") from None
         section = spec.get(key) if isinstance(spec, dict) else None
@@ -99,7 +100,7 @@ _TaskFileLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 def check_task_file(path: Path) -> str:
     """A task file's text; one line where lm-eval would skip it with a warning (malformed YAML)."""
-    text = path.read_text(encoding="utf-8")
+    text = read_input_text(path)
     try:
         yaml.load(text, Loader=_TaskFileLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
@@ -114,7 +115,23 @@ def benchmark(name: str) -> Benchmark:
     return Benchmark(name)
 
 
+def tasks_dir_problem() -> str | None:
+    """One line if ``TASKS_DIR`` (``REPRODUCE_TASKS_DIR``) is no readable folder holding ``suites.yaml``, else None."""
+    where = f"REPRODUCE_TASKS_DIR={TASKS_DIR}" if os.environ.get("REPRODUCE_TASKS_DIR") else str(TASKS_DIR)
+    if not TASKS_DIR.is_dir():
+        return f"{where}: no such folder; point it at a folder laid out like reproduce/evaluate/tasks/, or unset it"
+    if not os.access(TASKS_DIR, os.R_OK | os.X_OK):
+        return f"{where}: not readable; fix its permissions or unset it"
+    if not (TASKS_DIR / "suites.yaml").is_file():
+        return f"{where}: holds no suites.yaml; lay it out like reproduce/evaluate/tasks/ or unset it"
+    return None
+
+
 def benchmark_names() -> list[str]:
+    """The benchmark folders (none where the tasks folder is missing or unreadable: ``tasks_dir_problem`` says so
+    where a suite is loaded)."""
+    if tasks_dir_problem():
+        return []
     return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reproduce.core import records
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
-from reproduce.core.layout import MAX_NAME
+from reproduce.core.io import MAX_INPUT, read_input, read_input_text
+from reproduce.core.layout import MAX_NAME, EvalLayout
 from reproduce.data.corpus import decode
 from reproduce.model.pretrained import HUB_ID, locate
 
@@ -68,6 +71,41 @@ def named_models(spec: str, name: str | None) -> list[ModelRef]:
     return [ModelRef(f"{name}-{plain_name(Path(ref.source).name)}", ref.source) for ref in refs]
 
 
+def source_of(ref: ModelRef) -> str:
+    """What a results folder records as its model: a folder's resolved path, or the hub id."""
+    path = Path(ref.source).expanduser()
+    return path.resolve().as_posix() if path.is_dir() else ref.source
+
+
+def check_results_name(folders: EvalLayout, ref: ModelRef, overwrite: bool) -> None:
+    """Two models never share a results folder: results/eval/<name>/ records the model it scored (source.json), and
+    another model whose name maps to the same folder (``m v1`` and ``m_v1``) is one line naming both."""
+    recorded_file = folders.source_file(ref.name)
+    if overwrite or not recorded_file.is_file():
+        return
+    recorded = records.eval_source.read(recorded_file)["source"]
+    if recorded != source_of(ref):
+        raise UserError(f"model={ref.source!r}: its results folder {folders.model(ref.name)} holds the results of "
+                        f"{recorded!r}, another model named {ref.name!r} too; give eval.name=<another name>, or "
+                        "overwrite=true to replace them")
+
+
+def record_source(folders: EvalLayout, ref: ModelRef) -> None:
+    records.eval_source.write(folders.source_file(ref.name), {"source": source_of(ref)})
+
+
+def token_counter(ref: ModelRef) -> Callable[[str], int] | None:
+    """Tokens of a text under a local model folder's tokenizer.json (without special tokens), read by the tokenizers
+    library alone (no transformers import: milliseconds); None where the folder has no tokenizer.json."""
+    path = Path(ref.source).expanduser() / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(read_input_text(path))
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
 
 
@@ -77,6 +115,15 @@ def check_tokenizer(ref: ModelRef) -> None:
     if folder.is_dir() and not any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
         raise UserError(f"model={ref.source!r}: {folder} has no tokenizer (tokenizer.json, or vocab.json and "
                         "merges.txt); save it beside the model with tokenizer.save_pretrained")
+    if (folder / "tokenizer.json").is_file():  # parsed by the tokenizers library alone: no transformers import
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_str(read_input_text(folder / "tokenizer.json"))
+        except Exception as exc:  # the Rust parser raises a bare Exception
+            raise UserError(f"model={ref.source!r}: {folder / 'tokenizer.json'} does not load ("
+                            f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); restore it or "
+                            "save the tokenizer again") from None
 
 
 def eval_device(device: str | None, accelerator: str) -> str:
@@ -105,7 +152,7 @@ def read_texts(patterns: list[str]) -> Texts:
     found = Texts()
     for pattern in patterns:
         for path in text_files(pattern):
-            raw = path.read_bytes()
+            raw = read_input(path, MAX_INPUT)
             decoded = None if BINARY in raw[:BINARY_PROBE] else decode(raw)
             reason = ("binary (NUL bytes)" if BINARY in raw[:BINARY_PROBE] else "neither UTF-8 nor cp1251 Russian text"
                       if decoded is None else "empty" if not decoded[0].strip() else None)

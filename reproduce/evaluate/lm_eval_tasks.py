@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from reproduce.core.io import atomic_dir
+from reproduce.core.io import atomic_dir, copy_tree, read_input_text, write_text
 from reproduce.evaluate.benchmarks import MIRROR_NAME, NOT_TASK_FILES
 from reproduce.evaluate.suites import ResolvedBenchmark
 
@@ -24,10 +24,10 @@ def write_tasks(benchmarks: Sequence[ResolvedBenchmark], out_dir: Path) -> Path:
     with atomic_dir(out_dir) as tmp:
         for found in benchmarks:
             folder = tmp / found.name
-            shutil.copytree(found.folder, folder, ignore=shutil.ignore_patterns("__pycache__", *NOT_TASK_FILES))
+            copy_tree(found.folder, folder, ignore=shutil.ignore_patterns("__pycache__", *NOT_TASK_FILES))
             local = {item.path: item.local.resolve().as_posix() for item in found.data_files}
             for source in found.task_files:
-                text = source.read_text(encoding="utf-8")
+                text = read_input_text(source)
                 resolved = MIRROR_NAME.sub(lambda m, names=local: names[m.group(1)], text)
-                (folder / source.name).write_text(resolved, encoding="utf-8")
+                write_text(folder / source.name, resolved)
     return out_dir

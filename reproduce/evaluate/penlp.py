@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from sklearn.metrics import matthews_corrcoef
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import open_input_text
 from reproduce.evaluate.benchmarks import PENLP_SPLITS
 
 ALPHA = 0.8  # model_score.py: penalty = ((5+text_len)**0.8 / (5+1)**0.8)
@@ -44,7 +45,7 @@ class Split:
 def read_split(path: Path) -> Split:
     """A RuCoLA CSV (columns sentence, acceptable)."""
     try:
-        with Path(path).open(encoding="utf-8", newline="") as f:
+        with open_input_text(path, newline="") as f:
             rows = [(row["sentence"], int(row["acceptable"])) for row in csv.DictReader(f)]
     except (KeyError, ValueError, TypeError) as exc:
         raise UserError(f"{path}: not a RuCoLA file (columns sentence, acceptable 0/1: {exc}); check the data "

@@ -34,6 +34,7 @@ def evaluate_model(ref: ModelRef, suite: ResolvedSuite, tasks: Path | None, eval
                    seed: int, out_file: Path, verbose: bool = False) -> dict[str, Any]:
     """Score one model on a resolved suite (``tasks``: its lm-eval task folder, ``suite_inputs``); ``out_file`` gets
     the scores plus everything that changes a score (lm-eval's own results, or the PenLP run's details)."""
+    load_causal_lm("model", ref.source)  # lm-eval and PenLP load it themselves: first refuse weights not whole
     meta = {**package_metadata(), "model": ref.name, "source": ref.source, "suite": suite.name, "tasks": suite.tasks,
             "dtype": evaluation.dtype, "device": device, "batch_size": evaluation.batch_size, "seed": seed,
             "limit": evaluation.limit, "num_fewshot": evaluation.num_fewshot, "task_files": suite.task_file_hashes}

@@ -16,8 +16,17 @@ from typing import TYPE_CHECKING
 import yaml
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_input, read_input_text
 from reproduce.data.manifest import Entry, Resolver, read_manifest
-from reproduce.evaluate.benchmarks import MANIFEST, NOT_TASK_FILES, PENLP_SPLITS, TASKS_DIR, Benchmark, benchmark
+from reproduce.evaluate.benchmarks import (
+    MANIFEST,
+    NOT_TASK_FILES,
+    PENLP_SPLITS,
+    TASKS_DIR,
+    Benchmark,
+    benchmark,
+    tasks_dir_problem,
+)
 
 if TYPE_CHECKING:
     from reproduce.config.schema import EvalConfig
@@ -47,7 +56,14 @@ def load_suite(name: str, only: list[str] | None = None, num_fewshot: int | None
     with the settings it cannot take refused: a number of demonstrations (``num_fewshot``; None is each task's own)
     outside its ``shots``, and demonstrations or a ``limit`` of items for a PenLP suite (its threshold needs whole
     splits)."""
-    suites = yaml.safe_load(SUITES_FILE.read_text(encoding="utf-8"))
+    if problem := tasks_dir_problem():
+        raise UserError(problem)
+    try:
+        suites = yaml.safe_load(read_input_text(SUITES_FILE))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{SUITES_FILE}: unreadable ({' '.join(str(exc).split())[:160]}); fix the file") from None
+    if not isinstance(suites, dict) or not all(isinstance(e, dict) and "tasks" in e for e in suites.values()):
+        raise UserError(f"{SUITES_FILE}: not a mapping of suites, each with its tasks; fix the file")
     if name not in suites:
         raise UserError(f"eval.suite={name!r}: no such suite; choose one of {', '.join(suites)}")
     entry = suites[name]
@@ -98,7 +114,7 @@ class ResolvedBenchmark:
     def hashes(self) -> dict[str, str]:
         """sha256 of every file of the folder lm-eval may read (task files, templates, utils.py, README; not the
         manifest or benchmark.yaml), keyed by ``<benchmark>/<file>``, as they are before paths are filled in."""
-        return {p.relative_to(self.folder.parent).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        return {p.relative_to(self.folder.parent).as_posix(): hashlib.sha256(read_input(p)).hexdigest()
                 for p in sorted(self.folder.rglob("*"))
                 if p.is_file() and "__pycache__" not in p.parts and p.name not in NOT_TASK_FILES}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
-import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from reproduce.config.schema import ModelConfig, TokenizerConfig
 from reproduce.core.arithmetic import CONTEXT_KEYS, model_context
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_json
 from reproduce.data.shards import MAX_VOCAB
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -25,6 +25,12 @@ MATCHED_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "act
                 "layer_norm_epsilon")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLED = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")  # torch.save files: pickles
+SIZE_KEYS = ("n_layer", "num_hidden_layers", "n_embd", "hidden_size", "n_head", "num_attention_heads", "vocab_size",
+             "n_positions", "max_position_embeddings", "n_ctx", "n_inner", "intermediate_size")
+MAX_SIZE = 1 << 24  # no size of a language model's config comes near 16M (vocabularies: 256k; contexts: 1M)
+# Sampling values of generation_config.json: (name, exclusive low, inclusive high).
+GENERATION_RANGES = (("repetition_penalty", 0, 1e3), ("temperature", -1e-9, 1e3), ("top_p", 0, 1),
+                     ("top_k", -1, 1 << 24), ("max_length", 0, 1 << 24), ("max_new_tokens", 0, 1 << 24))
 
 
 def locate(key: str, name_or_path: str, filename: str) -> Path:
@@ -52,7 +58,7 @@ def locate(key: str, name_or_path: str, filename: str) -> Path:
 
 def _read_json(key: str, name_or_path: str, path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{key}={name_or_path!r}: {path} is not readable JSON ({exc})") from None
 
@@ -89,6 +95,7 @@ def check_causal_lm(key: str, name_or_path: str) -> dict[str, Any]:
                         "natively: GPT-2, Llama, Mistral, ...")
     if model_context(config) is None:
         raise UserError(f"{key}={name_or_path!r}: its config.json gives no context length ({', '.join(CONTEXT_KEYS)})")
+    check_sizes(key, name_or_path, config)
     directory = Path(name_or_path).expanduser()
     if directory.is_dir():
         tokenizer_config = directory / "tokenizer_config.json"
@@ -97,6 +104,34 @@ def check_causal_lm(key: str, name_or_path: str) -> dict[str, Any]:
                             "which this package never runs")
         check_weights(key, name_or_path, directory)
     return config
+
+
+def check_sizes(key: str, name_or_path: str, config: dict[str, Any]) -> None:
+    """The config's sizes are whole numbers in a sane range, and the width divides into its heads."""
+    for name in SIZE_KEYS:
+        value = config.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE):
+            raise UserError(f"{key}={name_or_path!r}: its config.json has {name}={value!r}, not a size in "
+                            f"[1, {MAX_SIZE:,}]; fix the config or export the model again")
+    width = config.get("n_embd", config.get("hidden_size"))
+    heads = config.get("n_head", config.get("num_attention_heads"))
+    if isinstance(width, int) and isinstance(heads, int) and width % heads:
+        raise UserError(f"{key}={name_or_path!r}: its config.json has a width of {width}, which {heads} attention "
+                        "heads do not divide; fix the config or export the model again")
+
+
+def check_generation_config(key: str, name_or_path: str) -> None:
+    """A local model folder's generation_config.json reads and its sampling values are in range."""
+    path = Path(name_or_path).expanduser() / "generation_config.json"
+    if not path.is_file():
+        return
+    found = _read_json(key, name_or_path, path)
+    for name, low, high in GENERATION_RANGES:
+        value = found.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not low < value <= high):
+            raise UserError(f"{key}={name_or_path!r}: its generation_config.json has {name}={value!r}, outside "
+                            f"({low}, {high}]; fix or remove the file")
 
 
 def check_weights(key: str, name_or_path: str, directory: Path) -> None:
@@ -140,12 +175,29 @@ def load_causal_lm(key: str, name_or_path: str | Path) -> Any:
     hub repository's pickled file with torch.load(weights_only=True), which runs no code; one line if it fails."""
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # no weight-loading bar in `reproduce generate`
     try:
-        return AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=False)
+        model, info = AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=False,
+                                                           output_loading_info=True)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise UserError(f"{key}={str(name_or_path)!r}: cannot load the model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    require_whole(key, name_or_path, info)
+    return model
+
+
+def require_whole(key: str, name_or_path: str | Path, info: dict[str, Any]) -> None:
+    """Every parameter of the architecture came from the weights (tied ones aside, which transformers does not
+    report): none missing, none of another shape, none unknown; otherwise one line."""
+    problems = {"missing": info.get("missing_keys"), "of another shape": info.get("mismatched_keys"),
+                "not of this architecture": info.get("unexpected_keys")}
+    found = [f"{len(keys)} {what} ({', '.join(sorted(str(k) for k in keys)[:3])}{', ...' if len(keys) > 3 else ''})"
+             for what, keys in problems.items() if keys]
+    if found:
+        raise UserError(f"{key}={str(name_or_path)!r}: its weights are not the whole model: tensors "
+                        f"{'; '.join(found)}; export the model again or restore its weights file")
 
 
 def load_tokenizer(key: str, name_or_path: str | Path) -> Any:
@@ -154,7 +206,7 @@ def load_tokenizer(key: str, name_or_path: str | Path) -> Any:
 
     try:
         return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:  # tokenizers' Rust parser raises a bare Exception for a damaged tokenizer.json
         raise UserError(f"{key}={str(name_or_path)!r}: cannot load its tokenizer ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import matplotlib
 
 from reproduce.config.schema import PaperCommandConfig, PaperConfig, PathsConfig
 from reproduce.core.errors import UserError
-from reproduce.core.io import write_bytes
+from reproduce.core.io import write_folder
 from reproduce.core.layout import SUMMARY
 from reproduce.paper import baselines, tables
 from reproduce.paper import published_tables as published
@@ -92,12 +89,6 @@ def render_paper(results_dir: Path, runs: list[str]) -> tuple[dict[str, bytes], 
     return files, made
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def build_paper(results_dir: Path, runs: list[str], paper_dir: Path) -> list[Path]:
     """Write ``paper/`` from ``results/`` for ``runs``: every file is rendered, written into a fresh folder beside
     ``paper_dir``, and that folder then replaces ``paper_dir`` whole (no half-built or stale files).
@@ -110,26 +101,7 @@ def build_paper(results_dir: Path, runs: list[str], paper_dir: Path) -> list[Pat
 def write_paper(files: dict[str, bytes], paper_dir: Path) -> list[Path]:
     """Write rendered ``files`` into a fresh folder beside ``paper_dir`` that then replaces it whole; the folders of
     a build that was killed are removed first."""
-    paper_dir = Path(paper_dir)
-    paper_dir.parent.mkdir(parents=True, exist_ok=True)
-    for kind in ("new", "old"):
-        for stale in paper_dir.parent.glob(f".{paper_dir.name}.{kind}.*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{paper_dir.name}.new.", dir=paper_dir.parent))
-    try:
-        staging.chmod(0o777 & ~_umask())
-        for name, data in sorted(files.items()):
-            write_bytes(staging / name, data)
-        if paper_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{paper_dir.name}.old.", dir=paper_dir.parent))
-            paper_dir.replace(old / paper_dir.name)
-            staging.replace(paper_dir)
-            shutil.rmtree(old)
-        else:
-            staging.replace(paper_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return [paper_dir / name for name in sorted(files)]
+    return write_folder(files, Path(paper_dir))
 
 
 def paper_command(cfg: PaperCommandConfig) -> list[Path]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import open_input_text
 from reproduce.core.layout import EVAL, PERPLEXITY, SEED_SPREAD, SUMMARY
 from reproduce.core.records import read_json_file, record_of
 
@@ -197,12 +198,12 @@ def _traced(value: Any, path: Path, key: Key = ()) -> Any:
 
 
 def _header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8", newline="") as f:
+    with open_input_text(path, newline="") as f:
         return next(csv.reader(f), [])
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
+    with open_input_text(path, newline="") as f:
         lines = [cells for cells in csv.reader(f) if cells]
     if not lines:
         raise UserError(f"{path}: empty; restore its header from git")

@@ -19,7 +19,6 @@ change); in another one the last digits may differ.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from reproduce.config.schema import RecipeConfig
 from reproduce.core import records
 from reproduce.core.errors import Differs, UserError
+from reproduce.core.io import copy_file
 from reproduce.core.layout import REFERENCE, SEED_SPREAD, SUMMARY, VERDICT
 from reproduce.core.meta import ENVIRONMENT, git, versions
 from reproduce.core.paths import SOURCE_ROOT
@@ -115,8 +115,7 @@ def keep_reference(cfg: RecipeConfig) -> None:
     none (an installed package, a run outside the checkout)."""
     run = cfg.layout
     if run.result(SUMMARY).is_file():
-        (run.work / REFERENCE).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run.result(SUMMARY), run.work / REFERENCE / SUMMARY)
+        copy_file(run.result(SUMMARY), run.work / REFERENCE / SUMMARY)
 
 
 @dataclass(frozen=True)

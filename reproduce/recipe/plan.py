@@ -21,7 +21,7 @@ from reproduce.config.schema import ModelConfig, RecipeConfig, StageConfig
 from reproduce.core import records
 from reproduce.core.arithmetic import ARCHITECTURE_KEYS, flops_per_token, gpt2_parameters, stage_counts
 from reproduce.core.errors import UserError
-from reproduce.core.io import write_text
+from reproduce.core.io import open_input_text, read_input_text, write_text
 from reproduce.core.layout import DATA, GPU_MFU, plan_files, published_file
 from reproduce.core.paths import CONF_DIR
 from reproduce.core.perf import PLAN_DEVICES, compute_dtype, find_peak, peak_by_name
@@ -39,7 +39,7 @@ HALF_PARAMETERS = ("bf16-true", "16-true")  # precisions whose weights (and so g
 def model_name(model: ModelConfig) -> str | None:
     """The conf/model option with this architecture (its name keys results/perf/gpu_mfu.json), or None."""
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = yaml.safe_load(read_input_text(path)) or {}
         # an interpolation (mini's vocab_size: ${tokenizer.vocab_size}) matches any value
         if all(spec.get(key) == getattr(model, key) for key in ARCHITECTURE_KEYS
                if not isinstance(spec.get(key), str)):
@@ -201,7 +201,7 @@ def published_compute(results: str | Path, model: str) -> dict[str, Any]:
     row of reproduce/core/perf.py), the stages it covers, its quote and source."""
     path = published_file(results, COMPUTE_CSV)
     try:
-        with path.open(encoding="utf-8", newline="") as f:
+        with open_input_text(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("model") == model]
     except OSError as exc:
         raise UserError(f"plan.published={model!r}: {path} cannot be read ({exc.strerror}); copy results/published/ "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import yaml
 from reproduce.config.schema import RecipeConfig
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
-from reproduce.core.io import write_text
+from reproduce.core.io import read_input_text, remove_all, remove_temporaries, write_text
 from reproduce.core.layout import CHECKPOINTS, LOGS, RECORD
 from reproduce.recipe.steps import NAMES, NOT_RESULT_KEYS, STEP, downstream, step_keys
 
@@ -53,7 +52,7 @@ def read_record(folder: Path, overwrite: bool = False) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+        record = yaml.safe_load(read_input_text(path))
         if not isinstance(record, dict):
             raise ValueError("not a mapping of config keys")
     except (OSError, ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError is a ValueError
@@ -143,9 +142,8 @@ def start_steps(cfg: RecipeConfig, steps: tuple[str, ...]) -> None:
         unvouched = [step for step in NAMES if not all(key in record for key in step_keys(cfg, step))]
         redo = [*changed_steps(record, cfg, steps), *unvouched, *(steps if cfg.resume == "never" else ())]
         stale = downstream(redo)
+        remove_all([path for step in stale for path in outputs(folder, step, kind)])  # a link: refused, nothing removed
         for step in stale:
-            for path in outputs(folder, step, kind):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
             for key in step_keys(cfg, step):
                 record.pop(key, None)
         record.update(step_values(cfg, steps))
@@ -157,5 +155,4 @@ def remove_stale_temporaries(*folders: Path) -> None:
     """Temporary files and folders (``.*.tmp``) that a killed write left behind (call on rank zero only: in a
     multi-process run the others start while it works)."""
     for folder in folders:
-        for path in sorted(folder.rglob(".*.tmp"), reverse=True) if folder.is_dir() else ():
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        remove_temporaries(folder)

@@ -24,7 +24,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from reproduce.core.checksums import sidecar, sidecar_problem, write_sidecar
 from reproduce.core.errors import STOP_SIGNALS, UserError
-from reproduce.core.io import atomic_path
+from reproduce.core.io import atomic_path, remove_all
 
 log = logging.getLogger("reproduce")
 _NAME = re.compile(r"step-(\d{9})\.ckpt")
@@ -154,9 +154,7 @@ class StageCheckpoints(pl.Callback):
     def save(self, trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(checkpoint_path(self.folder, trainer.global_step))
         if trainer.is_global_zero:
-            for old in checkpoints(self.folder)[: -self.keep]:
-                old.unlink(missing_ok=True)
-                sidecar(old).unlink(missing_ok=True)
+            remove_all([path for old in checkpoints(self.folder)[: -self.keep] for path in (old, sidecar(old))])
 
     # -- what a checkpoint carries besides Lightning's own state
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
