@@ -24,7 +24,15 @@ from reproduce.commands.preflight import load
 from reproduce.commands.table import COMMANDS, Command
 from reproduce.config.compose import compose_config, one_line
 from reproduce.config.schema import PaperCommandConfig, RecipeConfig
-from reproduce.core.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.core.errors import (
+    Differs,
+    Interrupted,
+    Stopped,
+    UserError,
+    inherited_handlers,
+    pass_on,
+    stop_on_signals,
+)
 from reproduce.core.locks import locked
 from reproduce.core.logs import setup_logging, silence_progress_bars
 from reproduce.core.paths import CONF_DIR
@@ -196,8 +204,8 @@ def run_hydra(command: Command, args: list[str]) -> None:
 @contextlib.contextmanager
 def exit_codes(handlers: Any) -> Iterator[None]:
     """A user's error, a verdict that differs and a stop by signal as one line each and their exit codes (2, 3,
-    130/143); a signal is passed on to the handlers that were there before ours (a launcher's requeue). A closed
-    pipe on stdout ends quietly."""
+    130/143, whichever command it stopped); a signal is passed on to the handlers that were there before ours (a
+    launcher's requeue). A closed pipe on stdout ends quietly."""
     try:
         yield
     except UserError as exc:
@@ -206,7 +214,7 @@ def exit_codes(handlers: Any) -> Iterator[None]:
     except Differs as exc:
         print(f"differs: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except Interrupted as exc:
+    except (Interrupted, Stopped) as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         pass_on(exc, handlers)
         sys.exit(exc.exit_code)
@@ -217,7 +225,8 @@ def exit_codes(handlers: Any) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    with exit_codes(inherited_handlers()):
+    handlers = inherited_handlers()
+    with stop_on_signals(), exit_codes(handlers):  # every command stops on SIGINT and SIGTERM alike
         if argv[:1] and argv[0] in HELP:
             print(usage())
             return
