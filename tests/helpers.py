@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from reproduce.config.compose import compose_config
 from reproduce.config.schema import ModelConfig
@@ -75,3 +76,39 @@ def save_tiny_model(folder: Path, mirror: Path, n_positions: int) -> Path:
     GPT2LMHeadModel(gpt2_config(tiny_model_config(len(tokenizer), n_positions), 1, 2)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def signalled(args: list[str], cwd: Path, signum: int, ready: Any, group: bool = True, timeout: float = 300,
+              env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """`reproduce <args>` in ``cwd`` stopped by ``signum`` once ``ready()`` is true (polled every 20 ms; a number:
+    after that many seconds): to its whole process group, as a terminal's Ctrl-C is, or to it alone. Returns its
+    output and the seconds from the signal to its end; asserts that no process of its group outlives it."""
+    import signal as _signal
+    import time
+
+    process = subprocess.Popen([REPRODUCE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **OFFLINE, **(env or {})}, start_new_session=True)
+    started = time.perf_counter()
+    while process.poll() is None and not (time.perf_counter() - started >= ready if isinstance(ready, (int, float))
+                                          else ready()):
+        time.sleep(0.02)
+    sent = time.perf_counter()
+    if process.poll() is None:
+        (os.killpg if group else os.kill)(process.pid, signum)
+    stdout, stderr = process.communicate(timeout=timeout)
+    seconds = time.perf_counter() - sent
+    for _ in range(250):  # its workers end with it (the group's leader is gone; its members must follow at once)
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.02)
+    else:
+        os.killpg(process.pid, _signal.SIGKILL)
+        raise AssertionError(f"processes of `reproduce {' '.join(args)}` outlived it ({_signal.Signals(signum).name})")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), seconds
+
+
+def temporaries(root: Path) -> list[str]:
+    """Temporary names (``.<name>.<random>.tmp``, files or folders) left anywhere under ``root``."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.tmp"))

@@ -15,7 +15,7 @@ MAX_LINES = 450
 # (what the commands do) import each other only downward by LAYERS below. One exception: the config schema's default
 # contamination sets come from the benchmark registry (evaluate.benchmarks, which imports only core).
 FOLDERS = (
-    ("entry", ("cli",)),
+    ("entry", ("__main__", "cli")),
     ("commands", ("commands",)),  # the command table, the pre-flight, the recipe's pipeline, model scoring
     ("domain", ("recipe", "data", "train", "evaluate", "paper", "model")),
     ("config", ("config",)),  # the typed schema and its composition
@@ -24,7 +24,7 @@ FOLDERS = (
 FOLDER_EXCEPTIONS = {("config.schema", "evaluate.benchmarks")}
 # Modules, from the top down. A module imports modules of its own layer or of lower ones; a prefix names a package.
 LAYERS = (
-    ("entry", ("cli",)),
+    ("entry", ("__main__", "cli")),
     ("commands", ("commands.table", "commands.preflight", "commands.pipeline")),
     ("engines", ("recipe.record", "recipe.compare", "recipe.publish", "recipe.plan", "commands.scoring", "paper.tables",
                  "paper.figures", "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build",

@@ -60,8 +60,9 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    before = {signum: signal.getsignal(signum) for signum in USER_SIGNALS}
-    for signum in USER_SIGNALS:
+    # a signal ignored by whoever started us stays ignored (`cmd &` in a script ignores SIGINT; so does nohup's caller)
+    before = {signum: handler for signum in USER_SIGNALS if (handler := signal.getsignal(signum)) != signal.SIG_IGN}
+    for signum in before:
         signal.signal(signum, _stop)
     try:
         yield
@@ -71,18 +72,15 @@ def stop_on_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def signals_ignored(signums: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
-    """``signums`` ignored while the block runs: processes started in it (spawned workers) inherit the disposition, so
-    a Ctrl-C to the whole terminal reaches only the parent, which ends them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+def signals_held(signums: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
+    """``signums`` blocked while the block runs (one that comes meanwhile is delivered at its end): processes started
+    in it (spawned workers) inherit the mask and never see them, so a Ctrl-C to the whole terminal reaches only the
+    parent, which ends them."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signums)
     try:
         yield
     finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signums)
 
 
 def inherited_handlers() -> dict[int, Any]:
