@@ -143,8 +143,8 @@ def test_every_folder_imports_only_its_own_or_lower_tiers() -> None:
     assert upward == []
 
 
-def test_no_module_sits_beside_the_folders_but_the_entry_point() -> None:
-    assert sorted(name for name in _modules() if "." not in name) == ["", "cli"] + sorted(
+def test_no_module_sits_beside_the_folders_but_the_entry_points() -> None:
+    assert sorted(name for name in _modules() if "." not in name) == ["", "__main__", "cli"] + sorted(
         name for _, folders in FOLDERS[1:] for name in folders if name and "." not in name)
 
 
