@@ -81,16 +81,20 @@ def save_tiny_model(folder: Path, mirror: Path, n_positions: int) -> Path:
 def signalled(args: list[str], cwd: Path, signum: int, ready: Any, group: bool = True, timeout: float = 300,
               env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
     """`reproduce <args>` in ``cwd`` stopped by ``signum`` once ``ready()`` is true (polled every 20 ms; a number:
-    after that many seconds): to its whole process group, as a terminal's Ctrl-C is, or to it alone. Returns its
-    output and the seconds from the signal to its end; asserts that no process of its group outlives it."""
+    that many seconds after the console script's entry took the signals): to its whole process group, as a
+    terminal's Ctrl-C is, or to it alone. Returns its output and the seconds from the signal to its end; asserts that
+    no process of its group outlives it."""
     import signal as _signal
     import time
 
     process = subprocess.Popen([REPRODUCE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, **OFFLINE, **(env or {})}, start_new_session=True)
-    started = time.perf_counter()
-    while process.poll() is None and not (time.perf_counter() - started >= ready if isinstance(ready, (int, float))
-                                          else ready()):
+    if isinstance(ready, (int, float)):
+        while process.poll() is None and not entered(process.pid):
+            time.sleep(0.01)
+        started = time.perf_counter()
+        ready = (lambda: time.perf_counter() - started >= seconds_after) if (seconds_after := ready) else (lambda: True)
+    while process.poll() is None and not ready():
         time.sleep(0.02)
     sent = time.perf_counter()
     if process.poll() is None:
@@ -107,6 +111,16 @@ def signalled(args: list[str], cwd: Path, signum: int, ready: Any, group: bool =
         os.killpg(process.pid, _signal.SIGKILL)
         raise AssertionError(f"processes of `reproduce {' '.join(args)}` outlived it ({_signal.Signals(signum).name})")
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), seconds
+
+
+def entered(pid: int) -> bool:
+    """Whether the console script's entry (reproduce/__main__.py) has taken SIGTERM: its first act, before imports."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        caught = next(line for line in status if line.startswith("SigCgt"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << 14))  # SIGTERM is signal 15: bit 14
 
 
 def temporaries(root: Path) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,8 @@ def read_shard(path: str | Path, vocab_size: int | None = None, verify: bool = T
     """Open a shard as a read-only memmap after checking magic, version, size, vocabulary and checksum."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the open (found by tests/test_fuzz.py)
+            raise UserError(f"{path}: not a regular file, so not a token shard")
         with path.open("rb") as f:
             raw = f.read(HEADER_SIZE)
     except OSError as exc:

@@ -50,11 +50,26 @@ def locate(key: str, name_or_path: str, filename: str) -> Path:
                         "directory") from None
 
 
+MAX_JSON_BYTES = 1 << 24  # a model's config.json or tokenizer_config.json: kilobytes; 16 MiB is no config
+
+
 def _read_json(key: str, name_or_path: str, path: Path) -> dict[str, Any]:
+    """A model folder's JSON object; a special file, a huge one, a damaged one or another JSON type is one line
+    (tests/test_fuzz.py found the last three giving a hang and tracebacks)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise UserError(f"{key}={name_or_path!r}: {path} holds {size:,} bytes, more than a config holds; restore "
+                            "the file save_pretrained wrote")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UserError(f"{key}={name_or_path!r}: {path} is not readable JSON ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{key}={name_or_path!r}: {path} is nested too deeply to be a model's config") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{key}={name_or_path!r}: {path} holds a JSON {type(data).__name__}, not an object; restore "
+                        "the file save_pretrained wrote")
+    return data
 
 
 @functools.cache
