@@ -45,6 +45,9 @@ def fresh(root: Path) -> Path:
 @settings(max_examples=scaled(150))
 @given(override_argv(KEYS))
 @example(([], ["data.workers=10000"]))
+@example(([], ["model=0"]))  # findings: a config group given a number, a list, a name too long for a file
+@example(([], ["model=[300]"]))
+@example(([], ["data=" + "x" * 3000]))
 @example((["prepare"], ["data.max_line_chars=\udcff"]))
 @example((["plan"], ["plan.mfu=1e309"]))
 def test_overrides_are_accepted_or_refused_in_one_line(root: Path, case: tuple[list[str], list[str]]) -> None:
