@@ -42,7 +42,7 @@ def fresh(root: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=root))
 
 
-@settings(max_examples=scaled(150))
+@settings(max_examples=scaled(60))
 @given(override_argv(KEYS))
 @example(([], ["data.workers=10000"]))
 @example(([], ["model=0"]))  # findings: a config group given a number, a list, a name too long for a file
