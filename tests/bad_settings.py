@@ -193,6 +193,10 @@ SETTINGS = [
          "quote a value with spaces or non-Latin letters, in the shell and for Hydra: "
          "\"eval.generate.prompts=['Привет']\""),
     Case("list left open", ["seed=3", "eval.tasks=[rublimp,"], "error: eval.tasks=[rublimp,: no viable alternative"),
+    # found by tests/test_fuzz.py
+    Case("ten thousand workers", ["data.workers=10000"], "data.workers=10000: is more than 4 processes for each"),
+    Case("a config group given a number", ["model=0"], "model=0: choose one of the config group's options"),
+    Case("a config group given a list", ["data=[text]"], "data=['text']: choose one of the config group's options"),
 ]
 
 

@@ -23,7 +23,7 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py"}
+          "train_throughput.py", "fuzz.py", "probe_fresh.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -139,3 +139,15 @@ def test_eval_throughput_smoke_on_a_micro_run(micro_run: tuple[Path, list[str]],
     assert result["meta"]["rublimp_limit"] == 2 and result["rublimp"]["pairs"] == 2 * 45  # 45 phenomena
     assert set(result["ru_local"]["metrics"]) == {"rublimp", "xwinograd_ru_local", "parus_crowd_majority",
                                                   "rucola_indomain_dev"}
+
+
+def test_fuzz_smoke_tries_each_kind_without_a_failure(tmp_path: Path) -> None:
+    result = bench("fuzz.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert result["failures"] == 0 and result["smoke"]
+    assert {kind: r["cases"] > 0 for kind, r in result["kinds"].items()} == {"overrides": True, "damaged files": True,
+                                                                              "console script": True}
+
+
+def test_probe_fresh_smoke_is_clean_on_one_case_of_each_class(tmp_path: Path) -> None:
+    result = bench("probe_fresh.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert result["verdicts"] == {"clean": result["cases"]}

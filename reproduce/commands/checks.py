@@ -16,6 +16,7 @@ from reproduce.core.errors import UserError
 from reproduce.core.layout import check_name
 from reproduce.data.corpus import CLEANERS
 from reproduce.data.eval_items import FORMATS
+from reproduce.data.parallel import worker_count
 from reproduce.data.shards import MAX_VOCAB
 from reproduce.data.sources import KINDS
 
@@ -96,12 +97,19 @@ def _check_sources(cfg: RecipeConfig) -> None:
             raise fail(f"{key}.text_field", source.text_field, "name the field that holds the text")
 
 
+WORKERS_PER_CORE = 4  # more processes than this share a core without gain (each holds a tokenizer)
+
+
 def _check_data(cfg: RecipeConfig) -> None:
     data = cfg.data
     _check_sources(cfg)
     for key in ("max_line_chars", "shard_tokens", "print_every_s"):
         _positive(f"data.{key}", getattr(data, key))
     _positive("data.workers", data.workers, allow_none=True)
+    cores = worker_count(None)
+    if data.workers is not None and data.workers > WORKERS_PER_CORE * cores:
+        raise fail("data.workers", data.workers, f"is more than {WORKERS_PER_CORE} processes for each of this "
+                   f"machine's {cores} cores; give at most {WORKERS_PER_CORE * cores}, or null for one per core")
     _within("data.validation_fraction", data.validation_fraction, 0, 1)
     _within("data.test_fraction", data.test_fraction, 0, 1)
     if data.validation_fraction + data.test_fraction >= 1:
