@@ -48,6 +48,8 @@ def run_kind(kind: str, strategy: st.SearchStrategy, case: Callable[[Any], str],
     """``n`` generated cases of one kind (a fixed seed): outcomes counted, failures kept rather than raised."""
     outcomes: Counter = Counter()
     failures: list[str] = []
+    if n == 0:
+        return {"cases": 0, "outcomes": {}, "seconds": 0, "failures": []}
 
     @seed(seed_value)
     @settings(max_examples=n, deadline=None, database=None, phases=["explicit", "generate"],
@@ -75,12 +77,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="default results/perf/fuzz.json (--smoke: a temporary "
                         "file)")
     parser.add_argument("--smoke", action="store_true", help="a few cases of each kind but signals")
+    parser.add_argument("--only", choices=sorted(SHARES), default=None, help="one kind of case")
     args = parser.parse_args()
     out_path = (args.out or (Path(tempfile.gettempdir()) / "fuzz_smoke.json" if args.smoke
                              else Path("results/perf/fuzz.json"))).resolve()
     counts = {kind: max(1, round(share * args.cases)) for kind, share in SHARES.items()}
     if args.smoke:
         counts = {"overrides": 6, "damaged files": 20, "console script": 1, "signals": 0}
+    if args.only:
+        counts = {kind: n if kind == args.only else 0 for kind, n in counts.items()}
     keys = schema_keys()
     started = time.perf_counter()
     kinds: dict[str, Any] = {}
@@ -107,7 +112,7 @@ def main() -> int:
               "command": " ".join(["python", "bench/fuzz.py", *sys.argv[1:]]), "cases": total,
               "seconds": round(time.perf_counter() - started, 1), "failures": failures, "kinds": kinds}
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")  # ASCII: cases hold lone surrogates
     ok = failures == 0 and (args.smoke or total >= 1000)
     print(f"{total} cases in {result['seconds']} s, {failures} failures (floor: 1,000 cases, 0 failures) "
           f"[{'ok' if ok else 'MISSED'}]: {out_path}")
