@@ -31,6 +31,7 @@ from reproduce.core.errors import (
     UserError,
     inherited_handlers,
     pass_on,
+    printable,
     stop_on_signals,
 )
 from reproduce.core.locks import locked
@@ -209,13 +210,13 @@ def exit_codes(handlers: Any) -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         sys.exit(2)
     except Differs as exc:
-        print(f"differs: {exc}", file=sys.stderr)
+        print(f"differs: {printable(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except (Interrupted, Stopped) as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
+        print(f"stopped: {printable(exc)}", file=sys.stderr)
         pass_on(exc, handlers)
         sys.exit(exc.exit_code)
     except BrokenPipeError:  # the reader went away (`reproduce --help | head`): no traceback at exit either

@@ -197,6 +197,8 @@ SETTINGS = [
     Case("ten thousand workers", ["data.workers=10000"], "data.workers=10000: is more than 4 processes for each"),
     Case("a config group given a number", ["model=0"], "model=0: choose one of the config group's options"),
     Case("a config group given a list", ["data=[text]"], "data=['text']: choose one of the config group's options"),
+    Case("a tolerance of 1e308 sigmas", ["compare.sigmas=1e308"], "is more than 10: every run would be within it"),
+    Case("a newline in a misspelt key's value", ["data.sources.ruslit.splitx=[',\nx]"], "\\n"),
 ]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from reproduce.core.errors import UserError
+from reproduce.core.errors import UserError, printable
 from tests.helpers import OFFLINE, REPRODUCE, micro_overrides, signalled, temporaries
 
 CASE_S = 20  # a reader or a pre-flight that takes longer than this hangs (a FIFO opened for reading, a huge file read)
@@ -130,7 +130,7 @@ def override_case(command: list[str], generated: list[str], root: Path) -> str:
             load(cmd, args)
         outcome = "accepted"
     except UserError as exc:
-        one_line(str(exc), " ".join(generated))
+        one_line(printable(exc), " ".join(generated))  # as the CLI prints it
         outcome = "refused"
     assert snapshot(root) == before, f"{' '.join(generated)}: the pre-flight wrote files"
     return outcome

@@ -48,6 +48,7 @@ def fresh(root: Path) -> Path:
 @example(([], ["model=0"]))  # findings: a config group given a number, a list, a name too long for a file
 @example(([], ["model=[300]"]))
 @example(([], ["data=" + "x" * 3000]))
+@example((["plan"], ["data.sources.ruslit.splitx=[',\nx]"]))  # finding: a newline echoed made two lines
 @example((["prepare"], ["data.max_line_chars=\udcff"]))
 @example((["plan"], ["plan.mfu=1e309"]))
 def test_overrides_are_accepted_or_refused_in_one_line(root: Path, case: tuple[list[str], list[str]]) -> None:

@@ -97,6 +97,7 @@ def _check_sources(cfg: RecipeConfig) -> None:
             raise fail(f"{key}.text_field", source.text_field, "name the field that holds the text")
 
 
+MAX_SIGMAS = 10
 WORKERS_PER_CORE = 4  # more processes than this share a core without gain (each holds a tokenizer)
 
 
@@ -290,6 +291,8 @@ def _check_plan(cfg: RecipeConfig) -> None:
 
 def _check_compare(cfg: RecipeConfig) -> None:
     _positive("compare.sigmas", cfg.compare.sigmas)
+    if cfg.compare.sigmas > MAX_SIGMAS:  # a wider tolerance calls every run identical
+        raise fail("compare.sigmas", cfg.compare.sigmas, f"is more than {MAX_SIGMAS}: every run would be within it")
     for name in cfg.compare.seed_runs:
         check_name("compare.seed_runs", name)
 

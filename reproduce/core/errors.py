@@ -83,6 +83,13 @@ def signals_held(signums: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signums)
 
 
+def printable(message: object) -> str:
+    """A message as one line of visible text: a newline, a tab or another control character from a user's value
+    (an override may hold any) is shown escaped, as ``repr`` shows it (found by tests/test_fuzz.py)."""
+    text = str(message)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def inherited_handlers() -> dict[int, Any]:
     """The stop-signal handlers installed before the command (a launcher's, e.g. submitit's requeue); not ours."""
     return {signum: handler for signum in STOP_SIGNALS if (handler := signal.getsignal(signum)) is not _stop}
