@@ -223,8 +223,10 @@ def place_probes(work: Path) -> list[Probe]:
                                                              env_rows]
 
 
-def value_probes() -> list[Probe]:
-    """Absurd resource settings and Hydra's grammar."""
+def value_probes(work: Path) -> list[Probe]:
+    """Absurd resource settings and Hydra's grammar, on `prepare` of the micro recipe (a value wrongly accepted
+    prepares it in seconds: judged unclear, not a hang)."""
+    micro = ["prepare", *micro_overrides(work)]
     absurd = [("data.workers", "100000"), ("data.workers", "-3"), ("eval.batch_size", "1000000000"),
               ("stages.stage1.batch_size", "1000000000000"), ("stages.stage1.micro_batch_size", "0"),
               ("trainer.devices", "100000"), ("trainer.num_nodes", "1000000"), ("data.shard_tokens", "-1"),
@@ -241,7 +243,7 @@ def value_probes() -> list[Probe]:
     grammar = [("run name from an environment variable", ["run_name=${oc.env:HOME}"], "run_name"),
                ("run name interpolating itself", ["run_name=${run_name}"], "run_name"),
                ("seed interpolating a missing key", ["seed=${nosuch}"], "seed"),
-               ("hydra run dir to /etc", ["hydra.run.dir=/etc"], "hydra.run.dir"),
+               ("hydra run dir to /etc", ["plan", "hydra.run.dir=/etc"], ""),
                ("--config-dir to /tmp", ["--config-dir=/tmp"], "--config-dir"),
                ("--config-path given", ["--config-path", "/tmp"], "--config-path"),
                ("-cd given", ["-cd", "/tmp"], "-cd"),
@@ -255,8 +257,9 @@ def value_probes() -> list[Probe]:
                ("an override that is only '='", ["="], "="),
                ("an override of a surrogate key", ["\udcff=1"], "\\udcff"),
                ("a value of a NUL byte quoted", ["run_name='\x01'"], "run_name")]
-    return [Probe(f"{k}={v}", "values", [f"{k}={v}"], k) for k, v in absurd] + \
-        [Probe(n, "hydra", a, w) for n, a, w in grammar]
+    shown = {"trainer.devices": "100000", "trainer.num_nodes": "1000000"}  # named in the batch size's relation
+    return [Probe(f"{k}={v}", "values", [*micro, f"{k}={v}"], shown.get(k, k)) for k, v in absurd] + \
+        [Probe(n, "hydra", a, w, code=0 if n.startswith("hydra run dir") else 2) for n, a, w in grammar]
 
 
 def signal_probes(work: Path) -> list[Probe]:
@@ -319,7 +322,7 @@ def main() -> int:
         shutil.copy(SOURCE_ROOT / "results" / "architectures.json", papers / "architectures.json")
         victims = _victims(cwd)
         # the cheap refusals first, so that a run cut short still covers the most classes
-        probes = value_probes() + file_probes(cwd) + place_probes(cwd) + link_probes(cwd, victims)
+        probes = value_probes(cwd) + file_probes(cwd) + place_probes(cwd) + link_probes(cwd, victims)
         probes += signal_probes(cwd)
         if args.smoke:
             probes = [next(p for p in probes if p.kind == kind) for kind in ("special files", "values", "hydra")]
