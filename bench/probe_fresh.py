@@ -135,23 +135,24 @@ def file_probes(work: Path) -> list[Probe]:
             target.symlink_to(content)
     compare = ["compare", "run_name=mini", f"paths.results={work / 'results'}"]
     model = inputs / "model"
+    prep = ["prepare", "run_name=fresh"]  # a run of its own: results/mini (for the compare cases) holds another config
     rows = [
         ("compare reference that is a FIFO", [*compare, f"compare.reference={ref_fifo.parent}"], "summary.json"),
         ("compare reference nested 200,000 deep", [*compare, f"compare.reference={odd / 'ref_nested'}"],
          "summary.json"),
         ("compare reference of 3 GB", [*compare, f"compare.reference={odd / 'ref_huge'}"], "summary.json"),
-        ("manifest that is a FIFO", ["prepare", f"data.sources.ruslit.manifest={manifest_fifo}"], "manifest"),
-        ("manifest that is /dev/zero", ["prepare", "data.sources.ruslit.manifest=/dev/zero"], "manifest"),
-        ("manifest that is a folder", ["prepare", f"data.sources.ruslit.manifest={odd}"], "manifest"),
+        ("manifest that is a FIFO", [*prep, f"data.sources.ruslit.manifest={manifest_fifo}"], "manifest"),
+        ("manifest that is /dev/zero", [*prep, "data.sources.ruslit.manifest=/dev/zero"], "manifest"),
+        ("manifest that is a folder", [*prep, f"data.sources.ruslit.manifest={odd}"], "manifest"),
         ("perplexity text that is a FIFO", ["eval", f"model={model}", f"eval.perplexity.texts=[{text_fifo}]"],
          "eval.perplexity.texts"),
         ("perplexity text /dev/zero", ["eval", f"model={model}", "eval.perplexity.texts=[/dev/zero]"],
          "eval.perplexity.texts"),
         ("perplexity text of NUL bytes", ["eval", f"model={model}", f"eval.perplexity.texts=[{odd / 'nul.txt'}]"],
          "eval.perplexity.texts"),
-        ("text source that is a FIFO", ["prepare", "data=text", f"data.sources.text.paths=[{text_fifo}]"],
+        ("text source that is a FIFO", [*prep, "data=text", f"data.sources.text.paths=[{text_fifo}]"],
          "text_fifo.txt"),
-        ("text source /dev/zero", ["prepare", "data=text", "data.sources.text.paths=[/dev/zero]"], "/dev/zero"),
+        ("text source /dev/zero", [*prep, "data=text", "data.sources.text.paths=[/dev/zero]"], "/dev/zero"),
         ("paper summary that is a FIFO", ["paper", f"paths.results={papers}", "paper.runs=[fifo_run]",
                                           f"paths.paper={work / 'paper_out'}"], "fifo_run"),
         ("paper summary nested deeply", ["paper", f"paths.results={papers}", "paper.runs=[nested_run]",
