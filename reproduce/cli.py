@@ -26,7 +26,16 @@ from reproduce.commands.table import COMMANDS, Command
 from reproduce.config.compose import compose_config, one_line
 from reproduce.config.schema import PaperCommandConfig, RecipeConfig
 from reproduce.core.environment import warning as lock_warning
-from reproduce.core.errors import Differs, Interrupted, UserError, inherited_handlers, pass_on
+from reproduce.core.errors import (
+    Differs,
+    Interrupted,
+    Stopped,
+    UserError,
+    inherited_handlers,
+    pass_on,
+    printable,
+    stop_on_signals,
+)
 from reproduce.core.io import disk_error
 from reproduce.core.locks import locked
 from reproduce.core.logs import setup_logging, silence_progress_bars
@@ -201,18 +210,18 @@ def run_hydra(command: Command, args: list[str]) -> None:
 @contextlib.contextmanager
 def exit_codes(handlers: Any) -> Iterator[None]:
     """A user's error, a verdict that differs and a stop by signal as one line each and their exit codes (2, 3,
-    130/143); a signal is passed on to the handlers that were there before ours (a launcher's requeue). A closed
-    pipe on stdout ends quietly."""
+    130/143, whichever command it stopped); a signal is passed on to the handlers that were there before ours (a
+    launcher's requeue). A closed pipe on stdout ends quietly."""
     try:
         yield
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         sys.exit(2)
     except Differs as exc:
-        print(f"differs: {exc}", file=sys.stderr)
+        print(f"differs: {printable(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except Interrupted as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
+    except (Interrupted, Stopped) as exc:
+        print(f"stopped: {printable(exc)}", file=sys.stderr)
         pass_on(exc, handlers)
         sys.exit(exc.exit_code)
     except BrokenPipeError:  # the reader went away (`reproduce --help | head`): no traceback at exit either
@@ -228,7 +237,8 @@ def exit_codes(handlers: Any) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    with exit_codes(inherited_handlers()):
+    handlers = inherited_handlers()
+    with stop_on_signals(), exit_codes(handlers):  # every command stops on SIGINT and SIGTERM alike
         if argv[:1] and argv[0] in HELP:
             print(usage())
             return

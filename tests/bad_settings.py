@@ -196,6 +196,11 @@ SETTINGS = [
     Case("more workers than the machine holds", ["data.workers=10000"], "data.workers=10000: more than 4 per core"),
     Case("missing tasks folder", ["eval", "model=nowhere"], "REPRODUCE_TASKS_DIR=/nonexistent/tasks: no such folder",
          env=(("REPRODUCE_TASKS_DIR", "/nonexistent/tasks"),)),
+    # found by tests/test_fuzz.py
+    Case("a config group given a number", ["model=0"], "model=0: choose one of the config group's options"),
+    Case("a config group given a list", ["data=[text]"], "data=['text']: choose one of the config group's options"),
+    Case("a tolerance of 1e308 sigmas", ["compare.sigmas=1e308"], "is more than 10: every run would be within it"),
+    Case("a newline in a misspelt key's value", ["data.sources.ruslit.splitx=[',\nx]"], "\\n"),
 ]
 
 

@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 from reproduce.core.paths import SOURCE_ROOT, default_mirror  # noqa: E402
 
@@ -49,3 +50,11 @@ LONGEST_FIRST = ("test_end_to_end.py", "test_resume.py", "test_distributed.py", 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
+
+
+# tests/test_fuzz.py: a fixed seed and a bounded budget in `make test`; more cases on demand with
+# `--hypothesis-profile=long` or HYPOTHESIS_PROFILE=long (bench/fuzz.py records a run of the long one)
+settings.register_profile("default", derandomize=True, deadline=None, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("long", settings.get_profile("default"), derandomize=False, max_examples=2000)  # x20
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

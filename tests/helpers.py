@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from reproduce.config.compose import compose_config
 from reproduce.config.schema import ModelConfig
@@ -75,3 +76,53 @@ def save_tiny_model(folder: Path, mirror: Path, n_positions: int) -> Path:
     GPT2LMHeadModel(gpt2_config(tiny_model_config(len(tokenizer), n_positions), 1, 2)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def signalled(args: list[str], cwd: Path, signum: int, ready: Any, group: bool = True, timeout: float = 300,
+              env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """`reproduce <args>` in ``cwd`` stopped by ``signum`` once ``ready()`` is true (polled every 20 ms; a number:
+    that many seconds after the console script's entry took the signals): to its whole process group, as a
+    terminal's Ctrl-C is, or to it alone. Returns its output and the seconds from the signal to its end; asserts that
+    no process of its group outlives it."""
+    import signal as _signal
+    import time
+
+    process = subprocess.Popen([REPRODUCE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **OFFLINE, **(env or {})}, start_new_session=True)
+    if isinstance(ready, (int, float)):
+        while process.poll() is None and not entered(process.pid):
+            time.sleep(0.01)
+        started = time.perf_counter()
+        ready = (lambda: time.perf_counter() - started >= seconds_after) if (seconds_after := ready) else (lambda: True)
+    while process.poll() is None and not ready():
+        time.sleep(0.02)
+    sent = time.perf_counter()
+    if process.poll() is None:
+        (os.killpg if group else os.kill)(process.pid, signum)
+    stdout, stderr = process.communicate(timeout=timeout)
+    seconds = time.perf_counter() - sent
+    for _ in range(250):  # its workers end with it (the group's leader is gone; its members must follow at once)
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.02)
+    else:
+        os.killpg(process.pid, _signal.SIGKILL)
+        raise AssertionError(f"processes of `reproduce {' '.join(args)}` outlived it ({_signal.Signals(signum).name})")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), seconds
+
+
+def entered(pid: int) -> bool:
+    """Whether the console script's entry (reproduce/__main__.py) has taken SIGTERM: its first act, before imports."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        caught = next(line for line in status if line.startswith("SigCgt"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << 14))  # SIGTERM is signal 15: bit 14
+
+
+def temporaries(root: Path) -> list[str]:
+    """Temporary names (``.<name>.<random>.tmp``, files or folders) left anywhere under ``root``."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.tmp"))

@@ -23,7 +23,7 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py", "oldest_deps.py", "prepared_verify.py"}
+          "train_throughput.py", "oldest_deps.py", "prepared_verify.py", "fuzz.py", "probe_fresh.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -158,3 +158,15 @@ def test_prepared_verify_smoke_times_the_verification_and_training(tmp_path: Pat
     result = bench("prepared_verify.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
     assert result["smoke"] and result["meets_floor"] is None and result["training_tokens_per_second"] > 0
     assert result["load_with_sha256_s"] > 0 and result["verify_over_training"] > 0
+
+
+def test_fuzz_smoke_tries_each_kind_without_a_failure(tmp_path: Path) -> None:
+    result = bench("fuzz.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert result["failures"] == 0 and result["smoke"]
+    assert {kind: r["cases"] > 0 for kind, r in result["kinds"].items()} == {"overrides": True, "damaged files": True,
+                                                                              "console script": True}
+
+
+def test_probe_fresh_smoke_is_clean_on_one_case_of_each_class(tmp_path: Path) -> None:
+    result = bench("probe_fresh.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
+    assert result["verdicts"] == {"clean": result["cases"]}

@@ -15,7 +15,7 @@ MAX_LINES = 450
 # (what the commands do) import each other only downward by LAYERS below. One exception: the config schema's default
 # contamination sets come from the benchmark registry (evaluate.benchmarks, which imports only core).
 FOLDERS = (
-    ("entry", ("cli",)),
+    ("entry", ("__main__", "cli")),
     ("commands", ("commands",)),  # the command table, the pre-flight, the recipe's pipeline, model scoring
     ("domain", ("recipe", "data", "train", "evaluate", "paper", "model")),
     ("config", ("config",)),  # the typed schema and its composition
@@ -24,7 +24,7 @@ FOLDERS = (
 FOLDER_EXCEPTIONS = {("config.schema", "evaluate.benchmarks")}
 # Modules, from the top down. A module imports modules of its own layer or of lower ones; a prefix names a package.
 LAYERS = (
-    ("entry", ("cli",)),
+    ("entry", ("__main__", "cli")),
     ("commands", ("commands.table", "commands.preflight", "commands.pipeline")),
     ("engines", ("recipe.record", "recipe.compare", "recipe.publish", "recipe.plan", "commands.scoring", "paper.tables",
                  "paper.figures", "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build",
@@ -144,8 +144,8 @@ def test_every_folder_imports_only_its_own_or_lower_tiers() -> None:
     assert upward == []
 
 
-def test_no_module_sits_beside_the_folders_but_the_entry_point() -> None:
-    assert sorted(name for name in _modules() if "." not in name) == ["", "cli"] + sorted(
+def test_no_module_sits_beside_the_folders_but_the_entry_points() -> None:
+    assert sorted(name for name in _modules() if "." not in name) == ["", "__main__", "cli"] + sorted(
         name for _, folders in FOLDERS[1:] for name in folders if name and "." not in name)
 
 

@@ -60,9 +60,6 @@ DERIVED_TRAINER_ARGS = ("max_steps", "max_epochs", "accumulate_grad_batches", "g
 # ------------------------------------------------------------------------------------------ pure checks
 
 
-WORKERS_PER_CORE = 4  # data.workers above this many per core only adds processes and memory
-
-
 def fail(key: str, value: Any, problem: str) -> UserError:
     return UserError(f"{key}={value!r}: {problem}")
 
@@ -98,6 +95,10 @@ def _check_sources(cfg: RecipeConfig) -> None:
             raise fail(f"{key}.{kind.needs}", getattr(source, kind.needs), f"a {source.kind} source needs it")
         if kind.has_fields and not source.text_field:
             raise fail(f"{key}.text_field", source.text_field, "name the field that holds the text")
+
+
+MAX_SIGMAS = 10
+WORKERS_PER_CORE = 4  # more processes than this share a core without gain (each holds a tokenizer)
 
 
 def _check_data(cfg: RecipeConfig) -> None:
@@ -299,6 +300,8 @@ def _check_plan(cfg: RecipeConfig) -> None:
 
 def _check_compare(cfg: RecipeConfig) -> None:
     _positive("compare.sigmas", cfg.compare.sigmas)
+    if cfg.compare.sigmas > MAX_SIGMAS:  # a wider tolerance calls every run identical
+        raise fail("compare.sigmas", cfg.compare.sigmas, f"is more than {MAX_SIGMAS}: every run would be within it")
     for name in cfg.compare.seed_runs:
         check_name("compare.seed_runs", name)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
@@ -29,6 +31,7 @@ def one_line(exc: BaseException) -> str:
 
 def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
     """The typed config of an entry config (conf/<config_name>.yaml) with Hydra overrides."""
+    _check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
@@ -39,6 +42,32 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
         key = getattr(cause, "full_key", None) or _unparsed(line, overrides)
         raise UserError((f"{key}: {line}" if key and key not in line else line) + _quoting_hint(line, overrides)) \
             from None
+
+
+_OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def _check_group_choices(overrides: list[str]) -> None:
+    """A config group (a folder of conf/) takes the name of one of its files: another value (a number, a list, a
+    name too long for a file) is one line listing them, not Hydra's TypeError, ValueError or OSError (found by
+    tests/test_fuzz.py: ``model=0``, ``model=[300]``, ``model=xxx...``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed = parser.parse_override(override)
+        except HydraException:
+            continue  # composition reports it, naming the override
+        folder = CONF_DIR / parsed.key_or_group
+        if parsed.is_delete() or parsed.is_sweep_override() or parsed.package or not folder.is_dir():
+            continue
+        value = parsed.value()
+        if not isinstance(value, str) or not _OPTION.fullmatch(value):
+            options = sorted(f.stem for f in folder.glob("*.yaml") if not f.stem.startswith("_"))
+            shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:40]}..."
+            raise UserError(f"{parsed.key_or_group}={shown}: choose one of the config group's options: "
+                            f"{', '.join(options)}")
 
 
 _GRAMMAR_ERRORS = ("Lexer", "mismatched input", "no viable alternative", "extraneous input", "missing")

@@ -34,11 +34,17 @@ class Entry:
     url: str
 
 
+MAX_MANIFEST_BYTES = 1 << 28  # a row is about 150 bytes: over a million files
+
+
 def read_manifest(path: str | Path) -> list[Entry]:
     """Read a manifest TSV (``#`` comment lines, then a header ``path sha256 url``); every row is checked."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"manifest {path} not found: check the config's `manifest` key")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:  # read whole, it would fill the memory (found by tests/test_fuzz.py)
+        raise UserError(f"manifest {path}: {path.stat().st_size:,} bytes, more than a manifest of file names and "
+                        f"checksums holds ({MAX_MANIFEST_BYTES:,}); check the config's `manifest` key")
     try:
         numbered = [(n, line) for n, line in enumerate(read_input_text(path, encoding="utf-8-sig").splitlines(), 1)
                     if line.strip() and not line.startswith("#")]

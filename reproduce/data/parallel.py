@@ -2,15 +2,20 @@
 
 Results come back in task order whatever the number of workers, so what a pass writes does not depend on it.
 Workers are spawned (not forked): the parent may hold torch or tokenizers threads that a fork would copy broken.
+They never see SIGINT (a Ctrl-C reaches the whole terminal's process group): the parent alone stops, and leaving the
+pool ends them (SIGTERM), so a stopped pass neither hangs nor prints a worker's traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+from reproduce.core.errors import signals_held
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,7 +39,9 @@ def ordered_map(fn: Callable[[T], R], tasks: Iterable[tuple[M, T]], workers: int
         for meta, payload in tasks:
             yield meta, fn(payload)
         return
-    with multiprocessing.get_context("spawn").Pool(workers, initializer, initargs) as pool:
+    with contextlib.ExitStack() as stack:
+        with signals_held():  # the workers start with SIGINT blocked (a spawned process inherits the mask)
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers, initializer, initargs))
         pending: deque = deque()
         for meta, payload in tasks:
             pending.append((meta, pool.apply_async(fn, (payload,))))

@@ -57,10 +57,16 @@ def locate(key: str, name_or_path: str, filename: str) -> Path:
 
 
 def _read_json(key: str, name_or_path: str, path: Path) -> dict[str, Any]:
+    """A model folder's JSON object; a special file, a huge one, a damaged one or another JSON type is one line
+    (tests/test_fuzz.py found the last three giving a hang and tracebacks)."""
     try:
-        return read_json(path)
+        data = read_json(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{key}={name_or_path!r}: {path} is not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{key}={name_or_path!r}: {path} holds a JSON {type(data).__name__}, not an object; restore "
+                        "the file save_pretrained wrote")
+    return data
 
 
 @functools.cache

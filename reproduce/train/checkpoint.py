@@ -3,9 +3,10 @@
 A checkpoint is Lightning's (model, optimizer, scheduler, loops, callbacks' state), plus the RNG states taken at
 that step boundary. The data cursor needs no field of its own: a stage's samples come in a fixed (seed, epoch)
 order, and after ``global_step`` optimizer steps exactly ``global_step * batch_size`` of them are consumed.
-SIGTERM, SIGUSR1 and SIGUSR2 (the preemption and requeue signals of SLURM and submitit) make the stage save one at
-the next step boundary and stop. Each checkpoint has its sha256 beside it (``step-<n>.ckpt.sha256``), written before
-the checkpoint gets its name; a resume takes the newest one that matches it.
+SIGTERM, SIGUSR1 and SIGUSR2 (the preemption and requeue signals of SLURM and submitit) and SIGINT (Ctrl-C) make the
+stage save one at the next step boundary and stop; a second Ctrl-C stops at once, keeping the checkpoints saved before.
+Each checkpoint has its sha256 beside it (``step-<n>.ckpt.sha256``), written before the checkpoint gets its name; a
+resume takes the newest one that matches it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from reproduce.core.checksums import sidecar, sidecar_problem, write_sidecar
-from reproduce.core.errors import STOP_SIGNALS, UserError
+from reproduce.core.errors import STOP_SIGNALS, Stopped, UserError
 from reproduce.core.io import atomic_path, remove_all
 
 log = logging.getLogger("reproduce")
@@ -105,12 +106,16 @@ class StageCheckpoints(pl.Callback):
 
     # -- signals: flag now, act at the next step boundary
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Replace Lightning's SIGTERM handler (it would stop mid-accumulation) and take SIGUSR1 and SIGUSR2."""
+        """Replace Lightning's SIGTERM handler (it would stop mid-accumulation) and take SIGUSR1, SIGUSR2 and SIGINT
+        (the stage's caller puts the handlers before back)."""
         self._last_step = trainer.global_step
-        for signum in STOP_SIGNALS:
+        for signum in (*STOP_SIGNALS, signal.SIGINT):
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.stopped_by is not None:  # Ctrl-C twice: now, not at the step boundary
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            raise Stopped(signum)
         self.stopped_by = signum
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:

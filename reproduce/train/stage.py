@@ -24,7 +24,7 @@ from reproduce.config.schema import RecipeConfig, StageConfig, TrainerConfig
 from reproduce.core import layout
 from reproduce.core.arithmetic import accumulation, flops_per_token, stage_counts
 from reproduce.core.checksums import write_sums
-from reproduce.core.errors import Interrupted, UserError
+from reproduce.core.errors import STOP_SIGNALS, Interrupted, UserError
 from reproduce.core.io import atomic_dir
 from reproduce.core.perf import mfu, native_bf16_cpu
 from reproduce.data.prepared_set import PreparedData
@@ -218,6 +218,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
                             [progress, saver, LearningRateMonitor(logging_interval="step")], csv)
     module = CausalLM(model, stage.optim, steps, cfg.trainer, cfg.model.vocab_size)
     started = time.perf_counter()
+    handlers = {signum: signal.getsignal(signum) for signum in (*STOP_SIGNALS, signal.SIGINT)}  # the saver takes them
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except NonFiniteLoss as exc:
@@ -226,6 +227,9 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
         raise UserError(f"stages.{name}: loss is {exc.value} at step {exc.step + 1}; {kept}; lower "
                         f"stages.{name}.optim.lr or raise its warmup_fraction (overwrite=true starts the stage over)"
                         ) from None
+    finally:
+        for signum, handler in handlers.items():  # after the stage, a signal stops the command where it stands
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if saver.stopped_by is not None:
         raise Interrupted(f"stages.{name} stopped by {signal.Signals(saver.stopped_by).name} at step "
                           f"{trainer.global_step}/{steps}; checkpoint in {folder}; run the same command again to "

@@ -1,0 +1,29 @@
+"""The console script ``reproduce`` (and ``python -m reproduce``): SIGINT and SIGTERM are taken before the CLI's
+imports (seconds), so a stop while it starts is one line and its exit code too, not a traceback; the CLI then takes
+them for the command (reproduce/core/errors.py: ``stop_on_signals``)."""
+
+import signal
+import sys
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _starting(signum: int, frame: object) -> None:
+    for other in _SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    print(f"stopped: {signal.Signals(signum).name} while starting; nothing was written", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+def main() -> None:
+    before = {signum: signal.signal(signum, _starting) for signum in _SIGNALS
+              if signal.getsignal(signum) != signal.SIG_IGN}  # one ignored by our caller stays ignored
+    from reproduce.cli import main as cli
+
+    for signum, handler in before.items():  # the launcher's own handlers, for the CLI to pass a signal on to
+        signal.signal(signum, handler)
+    cli()
+
+
+if __name__ == "__main__":
+    main()
