@@ -38,6 +38,7 @@ from reproduce.recipe.compare import load_reference
 from reproduce.recipe.plan import published_compute
 from reproduce.recipe.record import check_record, require_step
 from reproduce.recipe.steps import NAMES, earlier_steps
+from reproduce.train.trackers import check_trackers, tracker_dir
 
 if TYPE_CHECKING:
     from reproduce.commands.table import Command
@@ -156,6 +157,10 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
                    "<stage> eval.tasks=[]`")
     check_writable("paths.results", cfg.layout.results)
     check_writable("paths.runs", cfg.layout.work)
+    if {"train", "eval"} & set(steps):
+        check_trackers(cfg)
+        for kind in cfg.logger:
+            check_writable(f"logger.{kind}.save_dir", tracker_dir(cfg, kind))
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
     if steps == NAMES and cfg.compare.reference is not None:  # the whole recipe ends with the verdict and the paper
