@@ -50,6 +50,7 @@ from reproduce.recipe.record import missing_output
 from reproduce.recipe.steps import STEPS
 from reproduce.train.checkpoint import checkpoints
 from reproduce.train.distributed import is_rank_zero
+from reproduce.train.in_training_eval import check_interval
 from reproduce.train.model_card import write_model_card
 from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
 from reproduce.train.trackers import log_final
@@ -143,6 +144,7 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
     warn_if_bf16_is_emulated(cfg.trainer)
     rank_zero = is_rank_zero(cfg.trainer.devices)
     run = cfg.layout
+    check_interval(cfg, len(data.shards["train"]))  # before any training; the pre-flight checks it when it can
     done = _finished_stages(cfg)
     steps_before = tokens_before = 0  # the trackers' run axis: stage 2 continues stage 1's steps and tokens
     for name, stage in cfg.stages.items():

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from reproduce.commands.checks import check_config, check_generation_fits, check_paper_runs, fail
 from reproduce.config.compose import compose_config
 from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
+from reproduce.core import records
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
-from reproduce.core.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
+from reproduce.core.layout import DATA, PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
 from reproduce.data.eval_items import read_items
@@ -38,6 +39,7 @@ from reproduce.recipe.compare import load_reference
 from reproduce.recipe.plan import published_compute
 from reproduce.recipe.record import check_record, require_step
 from reproduce.recipe.steps import NAMES, earlier_steps
+from reproduce.train.in_training_eval import check_interval, resolve_during
 from reproduce.train.trackers import check_trackers, tracker_dir
 
 if TYPE_CHECKING:
@@ -178,6 +180,11 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
     if "eval" in steps:
         resolve_suite(cfg.eval, resolver)
         check_eval_device(cfg)
+    if "train" in steps and cfg.eval.during_training.enabled:
+        resolve_during(cfg)
+        check_eval_device(cfg)
+        if (data_json := cfg.layout.result(DATA)).is_file():  # else train checks it once prepare has counted
+            check_interval(cfg, records.data.read(data_json)["split"]["train"]["tokens"])
     if "prepare" in steps and cfg.tokenizer.kind == "released":
         for entry in read_manifest(config_file(cfg.tokenizer.manifest)):
             resolver.resolve(entry)

@@ -45,6 +45,7 @@ from reproduce.train.checkpoint import (
     checkpoints,
     last_good_checkpoint,
 )
+from reproduce.train.in_training_eval import InTrainingEval, point_steps
 from reproduce.train.progress import ProgressAndCurves
 from reproduce.train.trackers import Axis, build_loggers
 
@@ -217,8 +218,12 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     # metrics.csv of each launch (a resumed one writes its own)
     axis = Axis(steps_before, tokens_before, tokens_per_step)
     loggers = build_loggers(cfg, axis, name, f"from-step-{first_step:09d}")
-    trainer = stage_trainer(stage, cfg.trainer, steps, validate_every,
-                            [progress, saver, LearningRateMonitor(logging_interval="step")], loggers)
+    callbacks = [progress, saver, LearningRateMonitor(logging_interval="step")]
+    during = cfg.eval.during_training
+    if during.enabled:  # benchmarks in the loop: eval_curve.json; the training's numbers stay the same
+        at = point_steps(steps, tokens_per_step, during.every_tokens, every if during.at_checkpoints else None)
+        callbacks.append(InTrainingEval(cfg, name, stage.context, axis, at, data))
+    trainer = stage_trainer(stage, cfg.trainer, steps, validate_every, callbacks, loggers)
     module = CausalLM(model, stage.optim, steps, cfg.trainer, cfg.model.vocab_size)
     started = time.perf_counter()
     try:

@@ -1,0 +1,153 @@
+"""Benchmarks during training (``eval.during_training``): a Lightning callback that, at fixed steps of a stage, exports
+the model as the stage's export is written and scores it with the final evaluation's runner (reproduce/evaluate/
+runner.py ``score_point``): validation loss and bits per byte, and a few items of each offline task. Points go to
+results/<run>/eval_curve.json and to the trackers.
+
+Training is untouched: the scoring runs between two optimizer steps, on a copy written to disk, with the RNG states
+saved before and restored after (lm-eval seeds the global generators), so the run's numbers are those of a run without
+it. Its steps are fixed by the config (every ``every_tokens``, each scheduled checkpoint, the stage's end), never by a
+signal, so a killed and resumed run gives the same curve; a point already in eval_curve.json is not computed again.
+Only rank zero scores; the other ranks wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from reproduce.config.schema import RecipeConfig
+from reproduce.core import layout
+from reproduce.core.errors import UserError
+from reproduce.core.meta import run_metadata
+from reproduce.data.manifest import make_resolver
+from reproduce.data.prepared_set import PreparedData
+from reproduce.evaluate.inputs import eval_device
+from reproduce.evaluate.perplexity import eval_blocks, token_byte_lengths
+from reproduce.evaluate.runner import add_points, curve_points, has_point, score_point, suite_inputs
+from reproduce.evaluate.suites import ResolvedSuite, hub_unreachable, load_suite, resolve_suite
+from reproduce.model.gpt2 import save_export
+from reproduce.train.checkpoint import _rng_state, _set_rng_state
+from reproduce.train.trackers import Axis
+
+log = logging.getLogger("reproduce")
+VALIDATION = "validation"  # the task name of the validation loss and bits per byte
+
+
+def during_training_eval(cfg: RecipeConfig):  # noqa: ANN201 (an EvalConfig)
+    """The evaluation settings of the in-training points: the final evaluation's, with its suite, tasks and items."""
+    during = cfg.eval.during_training
+    return dataclasses.replace(cfg.eval, suite=during.suite, tasks=list(during.tasks), limit=during.limit)
+
+
+def resolve_during(cfg: RecipeConfig) -> ResolvedSuite:
+    """The in-training suite resolved (its tasks exist, it reads no network, its data is found and verified); one
+    line naming the eval.during_training key otherwise."""
+    during = cfg.eval.during_training
+    try:
+        suite = load_suite(during.suite)
+    except UserError as exc:
+        raise UserError(str(exc).replace("eval.suite=", "eval.during_training.suite=", 1)) from None
+    unknown = [task for task in during.tasks if task not in suite.tasks]
+    if unknown or not during.tasks:
+        raise UserError(f"eval.during_training.tasks={list(during.tasks)}: {', '.join(unknown) or 'none'} not in suite "
+                        f"{suite.name}; choose from {', '.join(suite.tasks)}")
+    if suite.network and (why := hub_unreachable()):
+        raise UserError(f"eval.during_training.suite={suite.name} reads its data from the Hugging Face Hub, which is "
+                        f"offline here ({why}); choose an offline suite (ru_local)")
+    return resolve_suite(during_training_eval(cfg), make_resolver(cfg.data))
+
+
+def check_interval(cfg: RecipeConfig, train_tokens: int) -> None:
+    """eval.during_training.every_tokens fits the run (the train split's ``train_tokens`` give its stages' tokens)."""
+    from reproduce.core.arithmetic import stage_counts
+
+    every = cfg.eval.during_training.every_tokens
+    if not cfg.eval.during_training.enabled or every is None:
+        return
+    total = sum(stage_counts(stage, train_tokens, cfg.world_size).tokens for stage in cfg.stages.values())
+    if every > total:
+        raise UserError(f"eval.during_training.every_tokens={every}: longer than the run ({total} training tokens); "
+                        "lower it, or set it to null for points at checkpoints and stage ends only")
+
+
+def point_steps(total: int, tokens_per_step: int, every_tokens: int | None, checkpoint_every: int | None) -> set[int]:
+    """A stage's steps that get a point: every ``every_tokens`` tokens, each scheduled checkpoint, and its end."""
+    steps = {total}
+    for every in (None if every_tokens is None else max(1, every_tokens // tokens_per_step), checkpoint_every):
+        if every:
+            steps |= set(range(every, total + 1, every))
+    return steps
+
+
+class InTrainingEval(pl.Callback):
+    """Scores the model at ``steps`` of stage ``stage`` (see the module's docstring)."""
+
+    def __init__(self, cfg: RecipeConfig, stage: str, context: int, axis: Axis, steps: set[int], data: PreparedData):
+        self.cfg, self.stage, self.context, self.axis, self.steps, self.data = cfg, stage, context, axis, steps, data
+        self.evaluation = during_training_eval(cfg)
+        self.device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
+        self._last_step = -1
+        self._suite: tuple[ResolvedSuite, Path | None] | None = None
+        self._validation: tuple[Any, int, Any] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step == self._last_step:  # still accumulating gradients
+            return
+        self._last_step = step
+        if step not in self.steps:
+            return
+        if trainer.is_global_zero:
+            self.point(pl_module.model, step, trainer.loggers)
+        trainer.strategy.barrier("in-training evaluation")
+
+    def _inputs(self) -> tuple[ResolvedSuite, Path | None, tuple[Any, int, Any] | None]:
+        if self._suite is None:
+            suite = resolve_during(self.cfg)
+            self._suite = (suite, suite_inputs(suite, self.cfg.layout.task_folders))
+            tokens = self.cfg.eval.during_training.validation_tokens
+            if tokens is not None:
+                blocks = eval_blocks(self.data.shards[VALIDATION], self.context, tokens)
+                self._validation = (blocks, self.context, token_byte_lengths(self.data.tokenizer))
+        return (*self._suite, self._validation)
+
+    def point(self, model: torch.nn.Module, step: int, loggers: list) -> None:
+        """Score the model as it is now at ``step``, unless eval_curve.json has this point; RNG states restored."""
+        run = self.cfg.layout
+        path = run.result(layout.EVAL_CURVE)
+        suite, tasks, validation = self._inputs()
+        wanted = [*suite.tasks, *([VALIDATION] if validation is not None else [])]
+        if has_point(curve_points(path), self.stage, step, wanted):
+            return
+        rng = _rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        folder = run.curve_point(self.stage, step).with_suffix(".model.tmp")
+        folder = folder.with_name("." + folder.name)
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            save_export(model, folder, self.cfg.model.vocab_size)
+            self.data.tokenizer.save_pretrained(folder)
+            rows = score_point(folder, run.model_name(self.stage), suite, tasks, self.evaluation, self.device,
+                               self.cfg.seed, run.curve_point(self.stage, step), validation)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            _set_rng_state(rng)
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+        points = [{"stage": self.stage, "step": step, "tokens": step * self.axis.tokens_per_step,
+                   "tokens_seen": self.axis.tokens_seen(step), **row, "source": "in_training"} for row in rows]
+        add_points(path, run_metadata(self.cfg), points)
+        for logger in loggers:
+            logger.log_metrics({f"eval/{r['task']}/{r['metric']}": r["value"] for r in rows}, step)
+        shown = ", ".join(f"{r['task']} {r['metric']} {r['value']:.4f}" for r in rows
+                          if r["metric"] in ("acc", "loss", "bits_per_byte"))
+        log.info(f"[{self.stage}] in-training evaluation at step {step}: {shown}")
