@@ -258,6 +258,11 @@ def _check_eval(cfg: RecipeConfig) -> None:
         check_generation_fits("model.n_positions", cfg.model.n_positions, gen, gen.prompts)
     if evaluation.name is not None:
         check_name("eval.name", evaluation.name)
+    for item in evaluation.checkpoints or []:
+        if item != "all" and item.split(":")[0] not in cfg.stages or item.count(":") > 1 or (
+                ":" in item and not item.split(":")[1].isdigit()):
+            raise fail("eval.checkpoints", list(evaluation.checkpoints), f"{item!r} is not all, a stage "
+                       f"({', '.join(cfg.stages)}) or <stage>:<step>")
     during = evaluation.during_training
     if during.enabled:
         _positive("eval.during_training.limit", during.limit)

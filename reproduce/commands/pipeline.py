@@ -50,7 +50,7 @@ from reproduce.recipe.record import missing_output
 from reproduce.recipe.steps import STEPS
 from reproduce.train.checkpoint import checkpoints
 from reproduce.train.distributed import is_rank_zero
-from reproduce.train.in_training_eval import check_interval
+from reproduce.train.in_training_eval import check_interval, score_checkpoints
 from reproduce.train.model_card import write_model_card
 from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
 from reproduce.train.trackers import log_final
@@ -206,6 +206,8 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     """Perplexity, then the eval suite for each configured stage, then samples; summary.json is rewritten after each.
     Everything runs on ``eval.device`` (default: the trainer's device)."""
     data = data or run_prepared(cfg)
+    if cfg.eval.checkpoints is not None:  # kept checkpoints into eval_curve.json, not the run's own evaluation
+        return {"points": score_checkpoints(cfg, data)}
     run = cfg.layout
     stages = records.train.read(run.result(layout.TRAIN))["stages"]
     timings = {"prepare": sum(records.data.read(run.result(layout.DATA))["timings_s"].values()),

@@ -203,6 +203,9 @@ class EvalConfig:
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     during_training: DuringTrainingConfig = field(default_factory=DuringTrainingConfig)
+    # `reproduce eval eval.checkpoints=[all]`: the run's kept checkpoints (all, a stage, <stage>:<step>) scored as
+    # during training, into eval_curve.json (null: the run's own eval step)
+    checkpoints: list[str] | None = None
 
 
 @dataclass

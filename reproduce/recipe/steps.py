@@ -55,7 +55,7 @@ NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "data
                    "data.shard_tokens", "trainer.enable_progress_bar",
                    "stages.*.print_every_s", "stages.*.checkpoint_every_tokens", "stages.*.keep_checkpoints",
                    "eval.model", "eval.name", "eval.perplexity.texts", "eval.perplexity.stride", "eval.generate.prompt",
-                   "eval.during_training.*")  # in-training benchmarks: eval_curve.json only, training untouched
+                   "eval.during_training.*", "eval.checkpoints")  # watching a run: eval_curve.json only
 
 
 def step_keys(cfg: RecipeConfig, step: str) -> tuple[str, ...]:

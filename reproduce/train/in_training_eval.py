@@ -32,7 +32,7 @@ from reproduce.evaluate.perplexity import eval_blocks, token_byte_lengths
 from reproduce.evaluate.runner import add_points, curve_points, has_point, score_point, suite_inputs
 from reproduce.evaluate.suites import ResolvedSuite, hub_unreachable, load_suite, resolve_suite
 from reproduce.model.gpt2 import save_export
-from reproduce.train.checkpoint import _rng_state, _set_rng_state
+from reproduce.train.checkpoint import _rng_state, _set_rng_state, checkpoint_step, checkpoints
 from reproduce.train.trackers import Axis
 
 log = logging.getLogger("reproduce")
@@ -88,8 +88,10 @@ def point_steps(total: int, tokens_per_step: int, every_tokens: int | None, chec
 class InTrainingEval(pl.Callback):
     """Scores the model at ``steps`` of stage ``stage`` (see the module's docstring)."""
 
-    def __init__(self, cfg: RecipeConfig, stage: str, context: int, axis: Axis, steps: set[int], data: PreparedData):
+    def __init__(self, cfg: RecipeConfig, stage: str, context: int, axis: Axis, steps: set[int], data: PreparedData,
+                 source: str = "in_training"):
         self.cfg, self.stage, self.context, self.axis, self.steps, self.data = cfg, stage, context, axis, steps, data
+        self.source = source  # in_training, or checkpoint (scored after the run)
         self.evaluation = during_training_eval(cfg)
         self.device = eval_device(cfg.eval.device, cfg.trainer.accelerator)
         self._last_step = -1
@@ -120,14 +122,16 @@ class InTrainingEval(pl.Callback):
                 self._validation = (blocks, self.context, token_byte_lengths(self.data.tokenizer))
         return (*self._suite, self._validation)
 
-    def point(self, model: torch.nn.Module, step: int, loggers: list) -> None:
-        """Score the model as it is now at ``step``, unless eval_curve.json has this point; RNG states restored."""
+    def point(self, model: torch.nn.Module, step: int, loggers: list) -> list[dict[str, Any]]:
+        """Score the model as it is now at ``step``, unless eval_curve.json has this point; RNG states restored. The
+        points added."""
         run = self.cfg.layout
         path = run.result(layout.EVAL_CURVE)
         suite, tasks, validation = self._inputs()
         wanted = [*suite.tasks, *([VALIDATION] if validation is not None else [])]
         if has_point(curve_points(path), self.stage, step, wanted):
-            return
+            log.info(f"[{self.stage}] step {step}: in eval_curve.json already")
+            return []
         rng = _rng_state()
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         folder = run.curve_point(self.stage, step).with_suffix(".model.tmp")
@@ -144,10 +148,58 @@ class InTrainingEval(pl.Callback):
             if cuda is not None:
                 torch.cuda.set_rng_state_all(cuda)
         points = [{"stage": self.stage, "step": step, "tokens": step * self.axis.tokens_per_step,
-                   "tokens_seen": self.axis.tokens_seen(step), **row, "source": "in_training"} for row in rows]
+                   "tokens_seen": self.axis.tokens_seen(step), **row, "source": self.source} for row in rows]
         add_points(path, run_metadata(self.cfg), points)
         for logger in loggers:
             logger.log_metrics({f"eval/{r['task']}/{r['metric']}": r["value"] for r in rows}, step)
         shown = ", ".join(f"{r['task']} {r['metric']} {r['value']:.4f}" for r in rows
                           if r["metric"] in ("acc", "loss", "bits_per_byte"))
-        log.info(f"[{self.stage}] in-training evaluation at step {step}: {shown}")
+        log.info(f"[{self.stage}] {self.source.replace('_', '-')} evaluation at step {step}: {shown}")
+        return points
+
+
+# ------------------------------------------------------------ the same points from kept checkpoints, after the run
+
+
+def selected_checkpoints(cfg: RecipeConfig) -> list[tuple[str, Path]]:
+    """The kept checkpoints ``eval.checkpoints`` selects: ``all``, a stage's name (each of its kept ones), or
+    ``<stage>:<step>``; one line for a selection that matches none."""
+    found = [(stage, path) for stage in cfg.stages for path in checkpoints(cfg.layout.checkpoints(stage))]
+    chosen = []
+    for item in cfg.eval.checkpoints or []:
+        match = [(s, p) for s, p in found
+                 if item in ("all", s) or item == f"{s}:{checkpoint_step(p)}"]
+        if not match:
+            kept = ", ".join(f"{s}:{checkpoint_step(p)}" for s, p in found) or "none"
+            raise UserError(f"eval.checkpoints: {item!r} matches no kept checkpoint of {cfg.layout.work} (kept: "
+                            f"{kept}); choose all, a stage, or <stage>:<step>")
+        chosen += [m for m in match if m not in chosen]
+    return chosen
+
+
+def score_checkpoints(cfg: RecipeConfig, data: PreparedData) -> list[dict[str, Any]]:
+    """`reproduce eval eval.checkpoints=[...]`: each selected checkpoint, verified, exported as the stage's export is
+    and scored as in the loop (eval.during_training's suite, tasks, items and validation tokens); its points added to
+    eval_curve.json, those already there skipped."""
+    from transformers import AutoConfig, GPT2LMHeadModel
+
+    from reproduce.core.arithmetic import stage_counts
+    from reproduce.core.checksums import sidecar_problem
+    from reproduce.model.gpt2 import pad_vocabulary
+
+    added: list[dict[str, Any]] = []
+    axes, before = {}, (0, 0)
+    for name, stage in cfg.stages.items():
+        counts = stage_counts(stage, len(data.shards["train"]), cfg.world_size)
+        axes[name] = Axis(*before, counts.batch_tokens)
+        before = (before[0] + counts.steps, before[1] + counts.tokens)
+    for stage, path in selected_checkpoints(cfg):
+        if problem := sidecar_problem(path):
+            raise UserError(f"{path}: {problem}; it cannot be trusted, leave it out of eval.checkpoints")
+        scorer = InTrainingEval(cfg, stage, cfg.stages[stage].context, axes[stage], set(), data, "checkpoint")
+        model = GPT2LMHeadModel(AutoConfig.from_pretrained(cfg.layout.model(stage)))
+        pad_vocabulary(model, cfg.model.pad_vocab_multiple)
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict({key.removeprefix("model."): value for key, value in state.items()})
+        added += scorer.point(model, checkpoint_step(path), [])
+    return added
