@@ -28,6 +28,7 @@ LAYERS = (
     ("commands", ("commands.table", "commands.preflight", "commands.pipeline")),
     ("engines", ("recipe.record", "recipe.compare", "recipe.publish", "recipe.plan", "commands.scoring", "paper.tables",
                  "paper.figures", "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build",
+                 "paper.benchmark_curves",
                  "train.stage", "evaluate.runner", "evaluate.inputs", "data.prepare", "data.scan", "data.shard_writer",
                  "data.prepared_set", "train.in_training_eval")),
     ("building blocks", ("commands.checks", "config.compose", "recipe.steps", "model.gpt2", "model.pretrained",

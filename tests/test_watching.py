@@ -248,3 +248,22 @@ def test_sigkill_and_resume_give_one_curve(runs: Path) -> None:
     offset = _run_steps(runs, "killed")
     assert _tensorboard(runs / "runs" / "killed" / "tensorboard", "train_loss") == [
         (offset[p["stage"]] + p["step"], _float32(p["loss"])) for p in curves]
+
+
+@pytest.mark.slow
+def test_kept_checkpoints_scored_after_the_run(runs: Path) -> None:
+    """`reproduce eval eval.checkpoints=[all]` on the plain run: the points the watched run scored in the loop at the
+    same steps (the same weights), marked as from checkpoints; a second time, nothing is computed again."""
+    args = [*micro_overrides(runs, "plain"), *WATCH[1:], "eval.checkpoints=[all]"]
+    out = reproduce("eval", *args, cwd=runs, timeout=900)
+    assert "checkpoint evaluation at step 104" in out.stdout
+    points = read_json(runs / "results" / "plain" / "eval_curve.json")["points"]
+    assert {(p["stage"], p["step"]) for p in points} == {("stage1", 104), ("stage2", 52)}
+    assert all(p["source"] == "checkpoint" for p in points)
+    watched = {(p["stage"], p["step"], p["task"], p["metric"]): p
+               for p in read_json(runs / "results" / "watched" / "eval_curve.json")["points"]}
+    for point in points:
+        twin = watched[(point["stage"], point["step"], point["task"], point["metric"])]
+        assert {**point, "source": "in_training"} == twin
+    again = reproduce("eval", *args, cwd=runs, timeout=900)
+    assert "checkpoint evaluation at step" not in again.stdout and "in eval_curve.json already" in again.stdout
