@@ -23,7 +23,7 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py"}
+          "train_throughput.py", "eval_curve.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -139,3 +139,11 @@ def test_eval_throughput_smoke_on_a_micro_run(micro_run: tuple[Path, list[str]],
     assert result["meta"]["rublimp_limit"] == 2 and result["rublimp"]["pairs"] == 2 * 45  # 45 phenomena
     assert set(result["ru_local"]["metrics"]) == {"rublimp", "xwinograd_ru_local", "parus_crowd_majority",
                                                   "rucola_indomain_dev"}
+
+
+@pytest.mark.slow
+def test_eval_curve_smoke_trains_without_and_with_the_benchmarks(tmp_path: Path) -> None:
+    result = bench("eval_curve.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path, timeout=900)
+    assert result["smoke"] and [row["stage"] for row in result["rows"]] == ["stage1", "stage2"]
+    assert all(row["points"] >= 1 for row in result["rows"])
+    assert result["overhead"] == result["seconds_with"] / result["seconds_without"] > 0
