@@ -61,15 +61,16 @@ def test_each_benchmark_against_tokens_with_boundary_final_spread_and_reference(
         assert list(line.get_xdata()) == [x for x, _ in mine] and list(line.get_ydata()) == [y for _, y in mine]
         boundary = [li for li in ax.get_lines() if li.get_linestyle() == "--"]
         assert [li.get_xdata()[0] for li in boundary] == [stages["stage1"]["tokens"]]
-        finals = [li for li in ax.get_lines() if li.get_label().startswith("mini stage2 final")]
+        finals = [c for c in ax.containers if c.get_label().startswith("mini stage2 final")]
         if task == "validation":
             assert not finals
             continue
-        assert finals[0].get_ydata()[0] == summary[task]["acc"]
-        assert finals[0].get_xdata()[0] == stages["stage1"]["tokens"] + stages["stage2"]["tokens"]
-        caps = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
-        segment = caps[0].lines[2][0].get_segments()[0]
-        assert np.isclose(segment[1][1] - segment[0][1], 2 * spread[f"stage2 {task} acc"]["std"])
+        (final,) = finals
+        point, _, (bar,) = final.lines
+        assert point.get_ydata()[0] == summary[task]["acc"]
+        assert point.get_xdata()[0] == stages["stage1"]["tokens"] + stages["stage2"]["tokens"]
+        (low, high), = [(a[1], b[1]) for a, b in bar.get_segments()]
+        assert np.isclose(high - low, 2 * spread[f"stage2 {task} acc"]["std"])
         published = [li for li in ax.get_lines() if "(published)" in li.get_label()]
         assert [li.get_ydata()[0] for li in published] == ([0.498] if task == "parus_crowd_majority" else [])
     assert plot.sources == ["results/mini/eval_curve.json", "results/mini/train.json", "results/mini/summary.json",

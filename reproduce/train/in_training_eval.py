@@ -98,16 +98,22 @@ class InTrainingEval(pl.Callback):
         self._suite: tuple[ResolvedSuite, Path | None] | None = None
         self._validation: tuple[Any, int, Any] | None = None
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        """A run resumed from a checkpoint at a point's step (killed while scoring it) scores that point now: the
+        weights are those of that step."""
         self._last_step = trainer.global_step
+        if trainer.global_step in self.steps:
+            self._due(trainer, pl_module, trainer.global_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         if step == self._last_step:  # still accumulating gradients
             return
         self._last_step = step
-        if step not in self.steps:
-            return
+        if step in self.steps:
+            self._due(trainer, pl_module, step)
+
+    def _due(self, trainer: pl.Trainer, pl_module: Any, step: int) -> None:
         if trainer.is_global_zero:
             self.point(pl_module.model, step, trainer.loggers)
         trainer.strategy.barrier("in-training evaluation")
