@@ -218,7 +218,7 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     # metrics.csv of each launch (a resumed one writes its own)
     axis = Axis(steps_before, tokens_before, tokens_per_step)
     loggers = build_loggers(cfg, axis, name, f"from-step-{first_step:09d}")
-    callbacks = [progress, saver, LearningRateMonitor(logging_interval="step")]
+    callbacks = [progress, saver] + ([LearningRateMonitor(logging_interval="step")] if loggers else [])
     during = cfg.eval.during_training
     if during.enabled:  # benchmarks in the loop: eval_curve.json; the training's numbers stay the same
         at = point_steps(steps, tokens_per_step, during.every_tokens, every if during.at_checkpoints else None)
