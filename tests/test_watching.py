@@ -224,7 +224,7 @@ def test_sigkill_and_resume_give_one_curve(runs: Path) -> None:
     """Killed after its first in-training point and resumed: the same eval_curve.json points as the uninterrupted
     watched run, the points before the kill not computed again, and one TensorBoard curve without a repeated step."""
     args = [*micro_overrides(runs, "killed"), *WATCH, "logger=[csv,tensorboard]",
-            "stages.stage1.checkpoint_every_tokens=8192"]
+            "stages.stage1.checkpoint_every_tokens=8192", "eval.during_training.at_checkpoints=false"]
     reproduce("prepare", *args, cwd=runs, timeout=600)
     curve = runs / "results" / "killed" / "eval_curve.json"
     proc = subprocess.Popen([REPRODUCE, "train", *args], cwd=runs, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
