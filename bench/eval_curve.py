@@ -45,7 +45,12 @@ def main() -> int:
     out = args.out or (Path(tempfile.gettempdir()) / "eval_curve_smoke.json" if args.smoke
                        else Path("results/perf/eval_curve.json"))
     setup_logging(None, verbose=False)
-    work = Path(tempfile.mkdtemp(prefix="eval_curve_bench."))
+    with tempfile.TemporaryDirectory(prefix="eval_curve_bench.") as tmp:  # removed however the bench ends
+        return measure(args, out, Path(tmp))
+
+
+def measure(args: argparse.Namespace, out: Path, work: Path) -> int:
+    """Both variants' stages in turn; the ratio of their training times written to ``out``."""
     base_overrides = [*(SMOKE if args.smoke else []), *args.overrides, "logger=[]", f"paths.results={work / 'results'}",
                       f"paths.paper={work / 'paper'}"]
     variants = {on: compose_config("reproduce", [*base_overrides, f"paths.runs={work / ('with' if on else 'without')}",
