@@ -177,7 +177,8 @@ def test_wandb_offline_run_holds_history_and_config(runs: Path) -> None:
     for record in _wandb_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
-            history.append({item.key: json.loads(item.value_json) for item in record.history.item})
+            history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.history.item})
         elif kind == "config":
             config.update({item.key: json.loads(item.value_json) for item in record.config.update})
     losses = [h["train_loss"] for h in history if "train_loss" in h]
