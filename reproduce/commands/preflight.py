@@ -39,7 +39,7 @@ from reproduce.recipe.compare import load_reference
 from reproduce.recipe.plan import published_compute
 from reproduce.recipe.record import check_record, require_step
 from reproduce.recipe.steps import NAMES, earlier_steps
-from reproduce.train.in_training_eval import check_interval, resolve_during
+from reproduce.train.in_training_eval import check_interval, resolve_during, selected_checkpoints
 from reproduce.train.trackers import check_trackers, tracker_dir
 
 if TYPE_CHECKING:
@@ -180,6 +180,9 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
     if "eval" in steps:
         resolve_suite(cfg.eval, resolver)
         check_eval_device(cfg)
+    if "eval" in steps and cfg.eval.checkpoints is not None:  # kept checkpoints scored as in the loop
+        resolve_during(cfg)
+        selected_checkpoints(cfg)
     if "train" in steps and cfg.eval.during_training.enabled:
         resolve_during(cfg)
         check_eval_device(cfg)
