@@ -125,6 +125,11 @@ class RunLayout:
     def task_folders(self) -> Path:
         return self.work / TASK_FOLDERS
 
+    @property
+    def curve_task_folders(self) -> Path:
+        """The task folders the in-training evaluation writes (the train step's: the eval step's are its own)."""
+        return self.work / EVAL_CURVE_DIR / TASK_FOLDERS
+
     def curve_point(self, stage: str, step: int) -> Path:
         """lm-eval's output of one point of eval_curve.json."""
         return self.work / EVAL_CURVE_DIR / f"{stage}-step-{step:09d}.json"

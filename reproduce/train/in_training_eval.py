@@ -121,7 +121,7 @@ class InTrainingEval(pl.Callback):
     def _inputs(self) -> tuple[ResolvedSuite, Path | None, tuple[Any, int, Any] | None]:
         if self._suite is None:
             suite = resolve_during(self.cfg)
-            self._suite = (suite, suite_inputs(suite, self.cfg.layout.task_folders))
+            self._suite = (suite, suite_inputs(suite, self.cfg.layout.curve_task_folders))
             tokens = self.cfg.eval.during_training.validation_tokens
             if tokens is not None:
                 blocks = eval_blocks(self.data.shards[VALIDATION], self.context, tokens)
