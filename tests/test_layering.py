@@ -35,7 +35,7 @@ LAYERS = (
                          "core.meta", "paper.formats", "paper.reader", "paper.plotting", "train.checkpoint",
                          "train.progress", "train.model_card", "evaluate.harness", "evaluate.lm_eval_tasks",
                          "evaluate.suites", "data.sources", "data.eval_items", "data.contamination", "data.workers",
-                         "data.sequences", "train.trackers")),
+                         "data.sequences", "train.trackers", "train.watch")),
     ("schemas", ("config.schema",)),
     ("leaves", ("core.errors", "core.paths", "core.io", "core.logs", "core.perf", "core.arithmetic", "core.layout",
                 "core.locks", "core.checksums", "core.records", "model.attention", "evaluate.benchmarks",

@@ -19,8 +19,8 @@ import pytest
 from reproduce.config.compose import compose_config
 from reproduce.core.errors import UserError
 from reproduce.core.io import read_json
-from reproduce.train import trackers
-from reproduce.train.in_training_eval import point_steps
+from reproduce.train import watch as trackers
+from reproduce.train.watch import point_steps
 from tests.helpers import REPRODUCE, micro_overrides, reproduce
 
 TASKS = ["rublimp", "xwinograd_ru_local", "parus_crowd_majority"]

@@ -50,10 +50,11 @@ from reproduce.recipe.record import missing_output
 from reproduce.recipe.steps import STEPS
 from reproduce.train.checkpoint import checkpoints
 from reproduce.train.distributed import is_rank_zero
-from reproduce.train.in_training_eval import check_interval, score_checkpoints
+from reproduce.train.in_training_eval import score_checkpoints
 from reproduce.train.model_card import write_model_card
 from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
 from reproduce.train.trackers import log_final
+from reproduce.train.watch import check_interval
 
 log = logging.getLogger("reproduce")
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -39,8 +39,7 @@ from reproduce.recipe.compare import load_reference
 from reproduce.recipe.plan import published_compute
 from reproduce.recipe.record import check_record, require_step
 from reproduce.recipe.steps import NAMES, earlier_steps
-from reproduce.train.in_training_eval import check_interval, resolve_during, selected_checkpoints
-from reproduce.train.trackers import check_trackers, tracker_dir
+from reproduce.train.watch import check_interval, check_trackers, resolve_during, selected_checkpoints, tracker_dir
 
 if TYPE_CHECKING:
     from reproduce.commands.table import Command

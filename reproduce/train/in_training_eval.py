@@ -12,7 +12,6 @@ Only rank zero scores; the other ranks wait at a barrier.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -25,64 +24,18 @@ from reproduce.config.schema import RecipeConfig
 from reproduce.core import layout
 from reproduce.core.errors import UserError
 from reproduce.core.meta import run_metadata
-from reproduce.data.manifest import make_resolver
 from reproduce.data.prepared_set import PreparedData
 from reproduce.evaluate.inputs import eval_device
 from reproduce.evaluate.perplexity import eval_blocks, token_byte_lengths
 from reproduce.evaluate.runner import add_points, curve_points, has_point, score_point, suite_inputs
-from reproduce.evaluate.suites import ResolvedSuite, hub_unreachable, load_suite, resolve_suite
+from reproduce.evaluate.suites import ResolvedSuite
 from reproduce.model.gpt2 import save_export
-from reproduce.train.checkpoint import _rng_state, _set_rng_state, checkpoint_step, checkpoints
+from reproduce.train.checkpoint import _rng_state, _set_rng_state, checkpoint_step
 from reproduce.train.trackers import Axis
+from reproduce.train.watch import during_training_eval, resolve_during, selected_checkpoints
 
 log = logging.getLogger("reproduce")
 VALIDATION = "validation"  # the task name of the validation loss and bits per byte
-
-
-def during_training_eval(cfg: RecipeConfig):  # noqa: ANN201 (an EvalConfig)
-    """The evaluation settings of the in-training points: the final evaluation's, with its suite, tasks and items."""
-    during = cfg.eval.during_training
-    return dataclasses.replace(cfg.eval, suite=during.suite, tasks=list(during.tasks), limit=during.limit)
-
-
-def resolve_during(cfg: RecipeConfig) -> ResolvedSuite:
-    """The in-training suite resolved (its tasks exist, it reads no network, its data is found and verified); one
-    line naming the eval.during_training key otherwise."""
-    during = cfg.eval.during_training
-    try:
-        suite = load_suite(during.suite)
-    except UserError as exc:
-        raise UserError(str(exc).replace("eval.suite=", "eval.during_training.suite=", 1)) from None
-    unknown = [task for task in during.tasks if task not in suite.tasks]
-    if unknown or not during.tasks:
-        raise UserError(f"eval.during_training.tasks={list(during.tasks)}: {', '.join(unknown) or 'none'} not in suite "
-                        f"{suite.name}; choose from {', '.join(suite.tasks)}")
-    if suite.network and (why := hub_unreachable()):
-        raise UserError(f"eval.during_training.suite={suite.name} reads its data from the Hugging Face Hub, which is "
-                        f"offline here ({why}); choose an offline suite (ru_local)")
-    return resolve_suite(during_training_eval(cfg), make_resolver(cfg.data))
-
-
-def check_interval(cfg: RecipeConfig, train_tokens: int) -> None:
-    """eval.during_training.every_tokens fits the run (the train split's ``train_tokens`` give its stages' tokens)."""
-    from reproduce.core.arithmetic import stage_counts
-
-    every = cfg.eval.during_training.every_tokens
-    if not cfg.eval.during_training.enabled or every is None:
-        return
-    total = sum(stage_counts(stage, train_tokens, cfg.world_size).tokens for stage in cfg.stages.values())
-    if every > total:
-        raise UserError(f"eval.during_training.every_tokens={every}: longer than the run ({total} training tokens); "
-                        "lower it, or set it to null for points at checkpoints and stage ends only")
-
-
-def point_steps(total: int, tokens_per_step: int, every_tokens: int | None, checkpoint_every: int | None) -> set[int]:
-    """A stage's steps that get a point: every ``every_tokens`` tokens, each scheduled checkpoint, and its end."""
-    steps = {total}
-    for every in (None if every_tokens is None else max(1, every_tokens // tokens_per_step), checkpoint_every):
-        if every:
-            steps |= set(range(every, total + 1, every))
-    return steps
 
 
 class InTrainingEval(pl.Callback):
@@ -165,22 +118,6 @@ class InTrainingEval(pl.Callback):
 
 
 # ------------------------------------------------------------ the same points from kept checkpoints, after the run
-
-
-def selected_checkpoints(cfg: RecipeConfig) -> list[tuple[str, Path]]:
-    """The kept checkpoints ``eval.checkpoints`` selects: ``all``, a stage's name (each of its kept ones), or
-    ``<stage>:<step>``; one line for a selection that matches none."""
-    found = [(stage, path) for stage in cfg.stages for path in checkpoints(cfg.layout.checkpoints(stage))]
-    chosen = []
-    for item in cfg.eval.checkpoints or []:
-        match = [(s, p) for s, p in found
-                 if item in ("all", s) or item == f"{s}:{checkpoint_step(p)}"]
-        if not match:
-            kept = ", ".join(f"{s}:{checkpoint_step(p)}" for s, p in found) or "none"
-            raise UserError(f"eval.checkpoints: {item!r} matches no kept checkpoint of {cfg.layout.work} (kept: "
-                            f"{kept}); choose all, a stage, or <stage>:<step>")
-        chosen += [m for m in match if m not in chosen]
-    return chosen
 
 
 def score_checkpoints(cfg: RecipeConfig, data: PreparedData) -> list[dict[str, Any]]:

@@ -45,9 +45,10 @@ from reproduce.train.checkpoint import (
     checkpoints,
     last_good_checkpoint,
 )
-from reproduce.train.in_training_eval import InTrainingEval, point_steps
+from reproduce.train.in_training_eval import InTrainingEval
 from reproduce.train.progress import ProgressAndCurves
 from reproduce.train.trackers import Axis, build_loggers
+from reproduce.train.watch import point_steps
 
 log = logging.getLogger("reproduce")
 

@@ -15,8 +15,6 @@ stages and every resumed launch write one continuous tracker run.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import netrc
 import os
 import uuid
 import warnings
@@ -28,50 +26,13 @@ from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoa
 from pytorch_lightning.utilities import rank_zero_only
 
 from reproduce.config.schema import RecipeConfig, TrackerConfig
-from reproduce.core.errors import UserError
 from reproduce.core.io import read_json, write_json
 from reproduce.core.layout import TRACKER_STATE
 from reproduce.core.meta import git
+from reproduce.train.watch import tracker_dir
 
 # stage 2 (and the eval step) continue stage 1's W&B run on purpose
 warnings.filterwarnings("ignore", message="There is a wandb run already in progress")
-
-KINDS = ("csv", "tensorboard", "wandb", "mlflow")  # the files of conf/logger/
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}  # tracker -> its module and extra
-DEFAULT_DIRS = {"csv": "logs", "tensorboard": "tensorboard", "wandb": ".", "mlflow": "mlruns"}
-
-
-def tracker_dir(cfg: RecipeConfig, kind: str) -> Path:
-    """Where a tracker writes: its ``save_dir``, else its folder under runs/<run>/."""
-    tracker = cfg.logger[kind]
-    return Path(tracker.save_dir) if tracker.save_dir else cfg.layout.work / DEFAULT_DIRS[kind]
-
-
-def wandb_credentials() -> bool:
-    """Whether W&B online finds credentials of its own (WANDB_API_KEY, or `wandb login`'s netrc entry)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def check_trackers(cfg: RecipeConfig) -> None:
-    """Before any work: each tracker is known, its package installed, W&B online has credentials, MLflow's tracking
-    URI is given where the file store is not used. (The folders are checked writable by the pre-flight.)"""
-    for kind, tracker in cfg.logger.items():
-        if kind not in KINDS:
-            raise UserError(f"logger.{kind}: no such tracker; choose from {', '.join(KINDS)} (conf/logger/), e.g. "
-                            "logger=[csv,tensorboard]")
-        package = PACKAGES.get(kind)
-        if package and importlib.util.find_spec(package) is None:
-            raise UserError(f"logger={kind}: the {package} package is not installed; install the extra with "
-                            f"pip install 'reproduce[{kind}]', or leave {kind} out of logger")
-        if kind == "wandb" and not tracker.offline and not wandb_credentials():
-            raise UserError("logger.wandb.offline=false: no W&B credentials (WANDB_API_KEY or `wandb login`); log in "
-                            "first, or keep logger.wandb.offline=true and `wandb sync` the run later")
-
 
 @dataclass(frozen=True)
 class Axis:
