@@ -194,7 +194,7 @@ SETTINGS = [
          "\"eval.generate.prompts=['Привет']\""),
     Case("list left open", ["seed=3", "eval.tasks=[rublimp,"], "error: eval.tasks=[rublimp,: no viable alternative"),
     # trackers and the benchmarks during training
-    Case("unknown logger", ["logger=[csv,neptune]"], "Could not find 'logger/neptune'"),
+    Case("unknown logger", ["logger=[csv,neptune]"], "Could not load 'logger/neptune'"),
     Case("tracker added by hand", ["+logger.comet={}"], "logger.comet: no such tracker; choose from csv"),
     Case("W&B online without credentials", ["logger=wandb", "logger.wandb.offline=false"],
          "logger.wandb.offline=false: no W&B credentials", env=(("WANDB_API_KEY", ""), ("HOME", "/nonexistent"))),
