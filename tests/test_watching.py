@@ -241,7 +241,7 @@ def test_sigkill_and_resume_give_one_curve(runs: Path) -> None:
     out = reproduce("train", *args, cwd=runs, timeout=900)
     assert "resumed at step" in out.stdout
     for step in {p["step"] for p in before if p["stage"] == "stage1"}:
-        assert f"in-training evaluation at step {step}:" not in out.stdout
+        assert f"[stage1] in-training evaluation at step {step}:" not in out.stdout
     points = read_json(curve)["points"]
     watched = read_json(runs / "results" / "watched" / "eval_curve.json")["points"]
     assert points == watched
