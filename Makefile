@@ -1,6 +1,8 @@
 # The two commands of the README: `make reproduce` and `make test`. Both set up .venv first.
 VENV ?= .venv
 PYTHON ?= python3
+# the extras the set-up installs (the lock pins every extra): the tests, the linters, the trackers
+EXTRAS ?= test,dev,tensorboard,wandb,mlflow
 # torch 2.13.0's CPU wheel is on the reference machine's disk; on a GPU machine set e.g. TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
@@ -25,8 +27,8 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	@$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" -c $(LOCK) 2>$(VENV)/pip.log || { echo "error: \
 	TORCH_SPEC=$(TORCH_SPEC) cannot be installed with $(LOCK)'s pins (pip's report: $(VENV)/pip.log); choose a \
 	torch they allow, or run \`make lock TORCH_SPEC='$(TORCH_SPEC)'\`" >&2; exit 2; }
-	@$(BIN)/python -m pip install --quiet -e ".[test,dev]" -c $(LOCK) 2>$(VENV)/pip.log || { echo "error: \
-	.[test,dev] cannot be installed with $(LOCK)'s pins (pip's report: $(VENV)/pip.log); if pyproject.toml \
+	@$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" -c $(LOCK) 2>$(VENV)/pip.log || { echo "error: \
+	.[$(EXTRAS)] cannot be installed with $(LOCK)'s pins (pip's report: $(VENV)/pip.log); if pyproject.toml \
 	changed, run \`make lock\`" >&2; exit 2; }
 	@$(BIN)/python -m reproduce.core.environment
 	touch $@

@@ -64,7 +64,8 @@ def main() -> int:
     for variant in args.variants:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = compose_config("reproduce", [f"run_name={args.run}", *args.overrides, *variant_overrides(variant),
-                                               f"paths.runs={tmp}", "stages.stage2.print_every_s=1000"])
+                                               f"paths.runs={tmp}", "stages.stage2.print_every_s=1000",
+                                               "eval.during_training.enabled=false"])  # the stage alone
             result = run_stage("stage2", cfg.stages["stage2"], cfg, data, init_from)
             model = GPT2LMHeadModel.from_pretrained(result.export_dir)
             row = model_perplexity(model, blocks, context, byte_lengths, base.eval.perplexity.batch_size, None)

@@ -134,7 +134,8 @@ def main() -> int:
                     *base, "model.vocab_size=4096", f"trainer.precision={precision}", f"paths.runs={tmp}",
                     f"run_name={name}", f"stages.stage1.epochs={args.steps * batch / windows}",
                     f"stages.stage1.validate_every_steps={args.steps}", "stages.stage1.validation_windows=8",
-                    "stages.stage1.checkpoint_every_tokens=null", "stages.stage1.print_every_s=1000"])
+                    "stages.stage1.checkpoint_every_tokens=null", "stages.stage1.print_every_s=1000",
+                    "eval.during_training.enabled=false", "logger=[csv]"])
             cfg = config(f"bench_{precision}")
             # warm-up: the first steps of a process build kernels and buffers
             bare_loop(cfg, data, precision, min(10, args.steps))

@@ -201,6 +201,19 @@ SETTINGS = [
     Case("a config group given a list", ["data=[text]"], "data=['text']: choose one of the config group's options"),
     Case("a tolerance of 1e308 sigmas", ["compare.sigmas=1e308"], "is more than 10: every run would be within it"),
     Case("a newline in a misspelt key's value", ["data.sources.ruslit.splitx=[',\nx]"], "\\n"),
+    # trackers and the benchmarks during training
+    Case("unknown logger", ["logger=[csv,neptune]"], "Could not load 'logger/neptune'"),
+    Case("tracker added by hand", ["+logger.comet={}"], "logger.comet: no such tracker; choose from csv"),
+    Case("W&B online without credentials", ["logger=wandb", "logger.wandb.offline=false"],
+         "logger.wandb.offline=false: no W&B credentials", env=(("WANDB_API_KEY", ""), ("HOME", "/nonexistent"))),
+    Case("in-training task that does not exist", ["eval.during_training.tasks=[rublimp,nosuch]"],
+         "eval.during_training.tasks=['rublimp', 'nosuch']: nosuch not in suite ru_local"),
+    Case("in-training suite that needs the network", ["eval.during_training.suite=ru_hub",
+                                                      "eval.during_training.tasks=[xnli_ru]"],
+         "eval.during_training.suite=ru_hub reads its data from the Hugging Face Hub, which is offline here"),
+    Case("in-training interval of 0 tokens", ["eval.during_training.every_tokens=0"],
+         "eval.during_training.every_tokens=0: must be a positive"),
+    Case("in-training items 0", ["eval.during_training.limit=0"], "eval.during_training.limit=0: must be a positive"),
 ]
 
 
@@ -334,4 +347,7 @@ def file_settings(tmp: Path) -> list[Case]:
              "holds data.json of prepare, and its config.yaml does not say which config made it"),
         Case("paper folder under a file", ["paper", f"paths.results={results}", "paper.runs=[r]",
                                            f"paths.paper={tmp / 'a_file' / 'paper'}"], "paths.paper: "),
+        Case("tracker folder under a file", ["logger=[csv,tensorboard]",
+                                             f"logger.tensorboard.save_dir={tmp / 'a_file' / 'tb'}"],
+             "logger.tensorboard.save_dir: "),
     ]

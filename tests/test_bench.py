@@ -23,7 +23,8 @@ PERF = SOURCE_ROOT / "results" / "perf"
 # Each tool and the test that runs it (the GPU check's parts run in tests/test_gpu_check.py).
 TESTED = {"data_throughput.py", "eval_entries.py", "eval_throughput.py", "fail_fast.py", "gpu_bundle.py",
           "gpu_check.py", "gpu_mfu.py", "paper_build.py", "probe.py", "quality_floors.py", "stage2_positions.py",
-          "train_throughput.py", "oldest_deps.py", "prepared_verify.py", "fuzz.py", "probe_fresh.py"}
+          "train_throughput.py", "oldest_deps.py", "prepared_verify.py", "fuzz.py", "probe_fresh.py",
+          "eval_curve.py"}
 # Shorter stages than the micro recipe's: a model to measure, not to read numbers from.
 SHORT = ["stages.stage1.epochs=0.02", "stages.stage2.epochs=0.02"]
 
@@ -170,3 +171,11 @@ def test_fuzz_smoke_tries_each_kind_without_a_failure(tmp_path: Path) -> None:
 def test_probe_fresh_smoke_is_clean_on_one_case_of_each_class(tmp_path: Path) -> None:
     result = bench("probe_fresh.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path)
     assert result["verdicts"] == {"clean": result["cases"]}
+
+
+@pytest.mark.slow
+def test_eval_curve_smoke_trains_without_and_with_the_benchmarks(tmp_path: Path) -> None:
+    result = bench("eval_curve.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path, timeout=900)
+    assert result["smoke"] and [row["stage"] for row in result["rows"]] == ["stage1", "stage2"]
+    assert all(row["points"] >= 1 for row in result["rows"])
+    assert result["overhead"] == result["seconds_with"] / result["seconds_without"] > 0

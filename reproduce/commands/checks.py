@@ -276,6 +276,19 @@ def _check_eval(cfg: RecipeConfig) -> None:
         check_generation_fits("model.n_positions", cfg.model.n_positions, gen, gen.prompts)
     if evaluation.name is not None:
         check_name("eval.name", evaluation.name)
+    for item in evaluation.checkpoints or []:
+        if item != "all" and item.split(":")[0] not in cfg.stages or item.count(":") > 1 or (
+                ":" in item and not item.split(":")[1].isdigit()):
+            raise fail("eval.checkpoints", list(evaluation.checkpoints), f"{item!r} is not all, a stage "
+                       f"({', '.join(cfg.stages)}) or <stage>:<step>")
+    during = evaluation.during_training
+    if during.enabled:
+        _positive("eval.during_training.limit", during.limit)
+        _positive("eval.during_training.every_tokens", during.every_tokens, allow_none=True)
+        _positive("eval.during_training.validation_tokens", during.validation_tokens, allow_none=True)
+        if cfg.trainer.strategy.startswith("fsdp"):
+            raise fail("eval.during_training.enabled", True, "not under FSDP (the weights are sharded between steps); "
+                       "score the kept checkpoints after the run instead (docs/watching.md), or set it false")
 
 
 def check_generation_fits(key: str, context: int, gen: GenerateConfig, prompts: list[str],

@@ -19,6 +19,7 @@ from transformers import GPT2LMHeadModel
 
 from reproduce.config.schema import RecipeConfig
 from reproduce.core import layout, records
+from reproduce.core.arithmetic import stage_counts
 from reproduce.core.checksums import sums_problem
 from reproduce.core.io import read_json, write_json
 from reproduce.core.meta import run_metadata
@@ -49,8 +50,11 @@ from reproduce.recipe.record import missing_output
 from reproduce.recipe.steps import STEPS
 from reproduce.train.checkpoint import checkpoints
 from reproduce.train.distributed import is_rank_zero
+from reproduce.train.in_training_eval import score_checkpoints
 from reproduce.train.model_card import write_model_card
 from reproduce.train.stage import InitFrom, run_stage, warn_if_bf16_is_emulated
+from reproduce.train.trackers import log_final
+from reproduce.train.watch import check_interval
 
 log = logging.getLogger("reproduce")
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -141,12 +145,17 @@ def train(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, dict
     warn_if_bf16_is_emulated(cfg.trainer)
     rank_zero = is_rank_zero(cfg.trainer.devices)
     run = cfg.layout
+    check_interval(cfg, len(data.shards["train"]))  # before any training; the pre-flight checks it when it can
     done = _finished_stages(cfg)
+    steps_before = tokens_before = 0  # the trackers' run axis: stage 2 continues stage 1's steps and tokens
     for name, stage in cfg.stages.items():
+        counts = stage_counts(stage, len(data.shards["train"]), cfg.world_size)
+        steps_before, tokens_before = steps_before + counts.steps, tokens_before + counts.tokens
         if name in done:
             log.info(f"[{name}] trained before for this config: {run.model(name)} (resume=never trains it again)")
             continue
-        result = run_stage(name, stage, cfg, data, _init_from(cfg, name))
+        result = run_stage(name, stage, cfg, data, _init_from(cfg, name), steps_before - counts.steps,
+                           tokens_before - counts.tokens)
         done[name] = {"record": result.record(), "train": result.train_curve, "validation": result.validation_curve}
         if not rank_zero:
             continue
@@ -198,6 +207,8 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     """Perplexity, then the eval suite for each configured stage, then samples; summary.json is rewritten after each.
     Everything runs on ``eval.device`` (default: the trainer's device)."""
     data = data or run_prepared(cfg)
+    if cfg.eval.checkpoints is not None:  # kept checkpoints into eval_curve.json, not the run's own evaluation
+        return {"points": score_checkpoints(cfg, data)}
     run = cfg.layout
     stages = records.train.read(run.result(layout.TRAIN))["stages"]
     timings = {"prepare": sum(records.data.read(run.result(layout.DATA))["timings_s"].values()),
@@ -241,7 +252,22 @@ def evaluate(cfg: RecipeConfig, data: PreparedData | None = None) -> dict[str, A
     save("samples", started)
     for name in cfg.stages:  # the model cards, now with the stages' scores
         write_model_card(cfg, name)
+    log_final(cfg, sum(s["steps"] for s in stages.values()), sum(s["tokens"] for s in stages.values()),
+              final_metrics(summary))
     return summary
+
+
+def final_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The eval step's headline numbers for the trackers: each stage's perplexity and bits per byte at each context,
+    and each top-level task's metrics."""
+    metrics = {}
+    for row in summary["perplexity"]:
+        for key in ("perplexity", "bits_per_byte"):
+            metrics[f"final/{row['stage']}/{key}_{row['context']}"] = row[key]
+    for stage, tasks in summary["suite"].items():
+        for task in records.top_level_tasks(tasks):
+            metrics.update({f"final/{stage}/{task}/{k}": v for k, v in tasks[task].items() if k != "n"})
+    return metrics
 
 
 def run(cfg: RecipeConfig) -> None:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from reproduce.commands.checks import check_config, check_generation_fits, check_paper_runs, fail
 from reproduce.config.compose import compose_config
 from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfig, TokenizerConfig, TrainerConfig
+from reproduce.core import records
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
 from reproduce.core.io import probe_writable, read_json
-from reproduce.core.layout import PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
+from reproduce.core.layout import DATA, PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
 from reproduce.data.eval_items import read_items
@@ -46,6 +47,7 @@ from reproduce.recipe.compare import load_reference
 from reproduce.recipe.plan import published_compute
 from reproduce.recipe.record import check_record, require_step
 from reproduce.recipe.steps import NAMES, earlier_steps
+from reproduce.train.watch import check_interval, check_trackers, resolve_during, selected_checkpoints, tracker_dir
 
 if TYPE_CHECKING:
     from reproduce.commands.table import Command
@@ -180,6 +182,10 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
                    "<stage> eval.tasks=[]`")
     check_writable("paths.results", cfg.layout.results)
     check_writable("paths.runs", cfg.layout.work)
+    if {"train", "eval"} & set(steps):
+        check_trackers(cfg)
+        for kind in cfg.logger:
+            check_writable(f"logger.{kind}.save_dir", tracker_dir(cfg, kind))
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
     if steps == NAMES and cfg.compare.reference is not None:  # the whole recipe ends with the verdict and the paper
@@ -197,6 +203,14 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
     if "eval" in steps:
         resolve_suite(cfg.eval, resolver)
         check_eval_device(cfg)
+    if "eval" in steps and cfg.eval.checkpoints is not None:  # kept checkpoints scored as in the loop
+        resolve_during(cfg)
+        selected_checkpoints(cfg)
+    if "train" in steps and cfg.eval.during_training.enabled:
+        resolve_during(cfg)
+        check_eval_device(cfg)
+        if (data_json := cfg.layout.result(DATA)).is_file():  # else train checks it once prepare has counted
+            check_interval(cfg, records.data.read(data_json)["split"]["train"]["tokens"])
     if "prepare" in steps and cfg.tokenizer.kind == "released":
         for entry in read_manifest(config_file(cfg.tokenizer.manifest)):
             resolver.resolve(entry)

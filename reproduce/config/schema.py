@@ -175,6 +175,19 @@ class GenerateConfig:
 
 
 @dataclass
+class DuringTrainingConfig:
+    """Benchmarks scored in the training loop (reproduce/train/in_training_eval.py) with the final evaluation's runner:
+    points in results/<run>/eval_curve.json and the trackers."""
+    enabled: bool = False
+    suite: str = "ru_local"  # the suite its tasks come from (an offline one: the network is not reached in the loop)
+    tasks: list[str] = field(default_factory=lambda: ["rublimp", "xwinograd_ru_local", "parus_crowd_majority"])
+    limit: int = 8  # items per task: the first `limit` of each (RuBLiMP: of every phenomenon)
+    every_tokens: int | None = None  # training tokens of a stage between points (null: checkpoints and ends only)
+    at_checkpoints: bool = True  # also where a checkpoint is saved; always at each stage's end
+    validation_tokens: int | None = 16384  # validation tokens for loss and bits per byte (null: none)
+
+
+@dataclass
 class EvalConfig:
     model: str | None = None  # `reproduce eval model=...`: a hub id, a Hugging Face dir or a run dir (runs/<run>)
     name: str | None = None  # results/eval/<name>/ (null: from the model: owner--name, the folder, <run>-<stage>)
@@ -189,6 +202,21 @@ class EvalConfig:
     prefix_token: str = "eos"  # the token before a zero-context item: eos (</s>, the document separator) or bos
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    during_training: DuringTrainingConfig = field(default_factory=DuringTrainingConfig)
+    # `reproduce eval eval.checkpoints=[all]`: the run's kept checkpoints (all, a stage, <stage>:<step>) scored as
+    # during training, into eval_curve.json (null: the run's own eval step)
+    checkpoints: list[str] | None = None
+
+
+@dataclass
+class TrackerConfig:
+    """An experiment tracker of conf/logger/ (its name: csv, tensorboard, wandb or mlflow; Lightning's logger of that
+    name, built in reproduce/train/trackers.py)."""
+    save_dir: str | None = None  # null: under runs/<run>/
+    project: str = "rugpt3-reproduce"  # wandb: the project; mlflow: the experiment
+    entity: str | None = None  # wandb: team or user
+    offline: bool = True  # wandb: false is online, with credentials from W&B's own login
+    tracking_uri: str | None = None  # mlflow: null is the file store in save_dir
 
 
 @dataclass
@@ -292,6 +320,11 @@ class RecipeConfig:
     contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    # name -> TrackerConfig (conf/logger/; logger=[csv,tensorboard] for several); untyped for Hydra, typed below
+    logger: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.logger = typed_entries("logger", self.logger, TrackerConfig)
 
     @property
     def layout(self) -> RunLayout:

@@ -39,6 +39,7 @@ SAMPLES = "samples.json"
 LM_EVAL = "lm_eval_*.json"  # lm_eval_<suite>_<stage>.json
 VERDICT = "verdict.json"  # the run against its reference (reproduce compare, and the end of reproduce)
 SEED_SPREAD = "seed_spread.json"  # each headline metric's mean and spread over the reference and the seed runs
+EVAL_CURVE = "eval_curve.json"  # benchmarks over training: in the loop, and over kept checkpoints (reproduce eval)
 RECORD = "config.yaml"  # the values each step read (results/<run>/ and runs/<run>/)
 PAPER_RUN_FILES = (SUMMARY, CURVES)  # what every run of paper.runs must have; the rest is optional
 # Artifacts of a run (runs/<run>/).
@@ -47,6 +48,8 @@ MODELS = "models"
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 TASK_FOLDERS = "lm_eval_tasks"
+TRACKER_STATE = "trackers.json"  # the tracker runs' ids and last logged steps (reproduce/train/trackers.py)
+EVAL_CURVE_DIR = "eval_curve"  # runs/<run>/eval_curve/: lm-eval's own output of each point of eval_curve.json
 LOG_FILE = "reproduce.log"
 REFERENCE = "reference"  # runs/<run>/reference/: the summary a recipe run had before it rewrote it
 MODEL_CARD = "README.md"  # an export's model card (runs/<run>/models/<stage>/), rewritten as results come in
@@ -122,6 +125,15 @@ class RunLayout:
     @property
     def task_folders(self) -> Path:
         return self.work / TASK_FOLDERS
+
+    @property
+    def curve_task_folders(self) -> Path:
+        """The task folders the in-training evaluation writes (the train step's: the eval step's are its own)."""
+        return self.work / EVAL_CURVE_DIR / TASK_FOLDERS
+
+    def curve_point(self, stage: str, step: int) -> Path:
+        """lm-eval's output of one point of eval_curve.json."""
+        return self.work / EVAL_CURVE_DIR / f"{stage}-step-{step:09d}.json"
 
     @property
     def log_file(self) -> Path:

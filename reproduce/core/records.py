@@ -135,10 +135,18 @@ train_throughput = Record(f"{layout.PERF}/train_throughput_*.json", {
     "machine": {"cpu": TEXT, "cpus": INTEGER}, "model": TEXT,
     "rows": [{"precision": TEXT, "package_tokens_per_s": NUMBER, "bare_loop_tokens_per_s": NUMBER}]},
     "bench/train_throughput.py", meta=False)
+# benchmarks over training: one point per (stage, step, task, metric); tokens_seen counts every stage before it
+CURVE_POINT = {"stage": TEXT, "step": INTEGER, "tokens": INTEGER, "tokens_seen": INTEGER, "task": TEXT,
+               "metric": TEXT, "value": NUMBER, "n": INTEGER, "source": TEXT}
+eval_curve = _run_file(layout.EVAL_CURVE, {"points": [CURVE_POINT]})
+eval_curve_overhead = Record(f"{layout.PERF}/{layout.EVAL_CURVE}", {
+    "machine": {"cpu": TEXT, "cpus": INTEGER}, "overhead": NUMBER, "floor": NUMBER, "seconds_with": NUMBER,
+    "seconds_without": NUMBER, "rows": [{"stage": TEXT, "points": INTEGER, "ratio": NUMBER}]}, "bench/eval_curve.py")
 gpu_mfu = Record(layout.GPU_MFU_FILES, {"device": TEXT, "runs": [MFU_RUN]}, "bench/gpu_mfu.py")
 # The first pattern that matches a name counts: eval/*/perplexity.json before eval/*/*.json.
 RECORDS = (architectures, data, contamination, train, curves, summary, loss_by_position, samples, verdict, seed_spread,
-           eval_perplexity, eval_source, eval_results, suite_results, plan, train_throughput, gpu_mfu)
+           eval_perplexity, eval_source, eval_results, suite_results, plan, train_throughput, gpu_mfu,
+           eval_curve_overhead, eval_curve)  # perf/eval_curve.json (bench/eval_curve.py) before <run>/eval_curve.json
 
 
 def record_of(name: str) -> Record | None:

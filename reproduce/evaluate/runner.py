@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from reproduce.config.schema import EvalConfig, GenerateConfig
@@ -16,6 +17,7 @@ from reproduce.core.meta import package_metadata
 from reproduce.evaluate.inputs import ModelRef
 from reproduce.evaluate.lm_eval_tasks import write_tasks
 from reproduce.evaluate.penlp import score_penlp
+from reproduce.evaluate.perplexity import model_perplexity
 from reproduce.evaluate.suites import ResolvedSuite
 from reproduce.model.pretrained import load_causal_lm, load_tokenizer
 
@@ -92,3 +94,49 @@ def perplexity_of_texts(ref: ModelRef, texts: list[str], evaluation: EvalConfig,
     row = text_perplexity(model, load_tokenizer("model", ref.source), texts, context, stride,
                           evaluation.perplexity.batch_size, autocast)
     return {**row, "parameters": model.num_parameters()}
+
+
+# ------------------------------------------------------------------ benchmarks over training (eval_curve.json)
+
+
+def score_point(folder: Path, name: str, suite: ResolvedSuite, tasks: Path | None, evaluation: EvalConfig,
+                device: str, seed: int, out_file: Path, validation: tuple[np.ndarray, int, np.ndarray] | None
+                ) -> list[dict[str, Any]]:
+    """One point of a curve: a model folder (an in-training export or a kept checkpoint's) scored as the final
+    evaluation scores it: loss and bits per byte on validation blocks (``validation``: blocks, context, byte lengths
+    of the ids), and the suite through ``evaluate_model``. Rows of task, metric, value and items (``n``)."""
+    rows = []
+    if validation is not None:
+        blocks, context, byte_lengths = validation
+        model = load_causal_lm("model", folder).to(device)
+        autocast = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(evaluation.dtype)
+        row = model_perplexity(model, blocks, context, byte_lengths, evaluation.perplexity.batch_size, autocast)
+        rows += [{"task": "validation", "metric": metric, "value": row[key], "n": row["tokens"]}
+                 for metric, key in (("loss", "nll_per_token"), ("bits_per_byte", "bits_per_byte"))]
+    if suite.tasks:
+        metrics = evaluate_model(ModelRef(name, folder.as_posix()), suite, tasks, evaluation, device, seed, out_file)
+        for task in suite.tasks:
+            found = metrics.get(task, {})
+            rows += [{"task": task, "metric": key, "value": value, "n": int(found.get("n", 0))}
+                     for key, value in sorted(found.items()) if key != "n"]
+    return rows
+
+
+def curve_points(path: Path) -> list[dict[str, Any]]:
+    """The points of an eval_curve.json ([] where there is none yet)."""
+    return records.eval_curve.read(path)["points"] if path.is_file() else []
+
+
+def has_point(points: list[dict[str, Any]], stage: str, step: int, tasks: list[str]) -> bool:
+    """Whether every one of ``tasks`` has a point at (stage, step) already."""
+    found = {p["task"] for p in points if p["stage"] == stage and p["step"] == step}
+    return set(tasks) <= found
+
+
+def add_points(path: Path, meta: dict[str, Any], points: list[dict[str, Any]]) -> None:
+    """``points`` added to eval_curve.json (a point already there for the same stage, step, task and metric is kept),
+    sorted by tokens seen, task and metric; written whole."""
+    key = lambda p: (p["stage"], p["step"], p["task"], p["metric"])  # noqa: E731
+    merged = {key(p): p for p in points} | {key(p): p for p in curve_points(path)}
+    ordered = sorted(merged.values(), key=lambda p: (p["tokens_seen"], p["task"], p["metric"]))
+    records.eval_curve.write(path, {"meta": meta, "points": ordered})

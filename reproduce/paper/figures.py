@@ -19,6 +19,7 @@ from reproduce.core.errors import UserError
 from reproduce.core.layout import CURVES, GPU_MFU_FILES, LOSS_BY_POSITION, SEED_SPREAD, SUMMARY
 from reproduce.core.records import read_gpu_mfu, top_level_tasks
 from reproduce.paper.baselines import RUCOLA, TAPE, published_accuracy
+from reproduce.paper.benchmark_curves import benchmarks_vs_tokens
 from reproduce.paper.plotting import (
     Plot,
     Series,
@@ -364,5 +365,5 @@ def throughput_mfu(results: Results, runs: list[str]) -> Plot | None:
 def all_plots(results: Results, runs: list[str]) -> list[Plot]:
     """Every figure whose data exist, in the paper's order; a missing ``<run>/curves.json`` is an error."""
     figures = (loss_vs_tokens, loss_by_position, perplexity_vs_parameters, task_accuracy, throughput_mfu,
-               rublimp_per_phenomenon)
+               rublimp_per_phenomenon, benchmarks_vs_tokens)
     return [plot for fn in figures if (plot := fn(results, runs)) is not None]

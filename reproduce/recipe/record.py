@@ -20,8 +20,10 @@ from reproduce.config.schema import RecipeConfig
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
 from reproduce.core.io import read_input_text, remove_all, remove_temporaries, write_text
-from reproduce.core.layout import CHECKPOINTS, LOGS, RECORD
+from reproduce.core.layout import CHECKPOINTS, EVAL_CURVE_DIR, LOGS, RECORD, TRACKER_STATE
 from reproduce.recipe.steps import NAMES, NOT_RESULT_KEYS, STEP, downstream, step_keys
+
+WATCHING = (EVAL_CURVE_DIR, TRACKER_STATE)  # the in-training evaluation's raw output, the trackers' state
 
 # ------------------------------------------------------------------------------- the record of the config
 
@@ -112,8 +114,9 @@ def missing_output(cfg: RecipeConfig, step: str) -> str | None:
     (an export that does not match its SHA256SUMS); None when all is there."""
     run = cfg.layout
     needed = [run.result(name) for name in STEP[step].results if "*" not in name]
-    # checkpoints and logs may be cleaned away once a stage is exported: the models and results are what count
-    needed += [run.work / name for name in STEP[step].artifacts if name not in (CHECKPOINTS, LOGS)]
+    # checkpoints, logs and what watching a run leaves may be cleaned away once a stage is exported: the models and
+    # results are what count
+    needed += [run.work / name for name in STEP[step].artifacts if name not in (CHECKPOINTS, LOGS, *WATCHING)]
     missing = next((path for path in needed if not path.exists()), None)
     if missing is not None:
         return f"{missing} is missing"

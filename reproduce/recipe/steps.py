@@ -40,8 +40,8 @@ STEPS = (
          results=(layout.CONTAMINATION,), artifacts=(), groups=("data", "tokenizer", "experiment")),
     Step("train", "train every stage on the prepared data; export the models; train.json, curves.json",
          keys=("seed", "model", "stages", "trainer"), needs=("prepare",), results=(layout.TRAIN, layout.CURVES),
-         artifacts=(layout.MODELS, layout.CHECKPOINTS, layout.LOGS),
-         groups=("model", "stage", "trainer", "experiment")),
+         artifacts=(layout.MODELS, layout.CHECKPOINTS, layout.LOGS, layout.EVAL_CURVE_DIR, layout.TRACKER_STATE),
+         groups=("model", "stage", "trainer", "experiment"), derived=(layout.EVAL_CURVE,)),
     Step("eval", "model=<hub id | HF dir | run dir> suite=<name>: lm-eval suite and perplexity; results/eval/<model>/ "
          "(without model=: the run's own eval step, summary.json)", keys=("eval",), needs=("prepare", "train"),
          results=(layout.SUMMARY, layout.LOSS_BY_POSITION, layout.LM_EVAL, layout.SAMPLES),
@@ -54,7 +54,8 @@ NAMES = tuple(STEP)
 NOT_RESULT_KEYS = ("data.mirror", "data.cache_dir", "data.allow_download", "data.workers", "data.print_every_s",
                    "data.shard_tokens", "trainer.enable_progress_bar",
                    "stages.*.print_every_s", "stages.*.checkpoint_every_tokens", "stages.*.keep_checkpoints",
-                   "eval.model", "eval.name", "eval.perplexity.texts", "eval.perplexity.stride", "eval.generate.prompt")
+                   "eval.model", "eval.name", "eval.perplexity.texts", "eval.perplexity.stride", "eval.generate.prompt",
+                   "eval.during_training.*", "eval.checkpoints")  # watching a run: eval_curve.json only
 
 
 def step_keys(cfg: RecipeConfig, step: str) -> tuple[str, ...]:

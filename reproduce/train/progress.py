@@ -49,6 +49,7 @@ class ProgressAndCurves(pl.Callback):
         self.seconds_before = 0.0  # training time of the runs this one resumed
         self.device, self.peak, self.world_size = "cpu", None, 1
         self.window_rates: list[float] = []  # tokens/s between consecutive records of this launch
+        self.grad_norm: float | None = None  # the global gradient norm (before clipping) of the last recorded step
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = self._last_print = self._last_record = time.perf_counter()
@@ -86,6 +87,14 @@ class ProgressAndCurves(pl.Callback):
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         pl_module.loss_window[:] = checkpoint["loss_window"]
 
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: Any, optimizer: Any) -> None:
+        """The global gradient norm before clipping, at the steps that record a point only (a read of the gradients:
+        training computes the same). Under FSDP it is this rank's shards' norm."""
+        step = trainer.global_step + 1  # the step this update makes
+        if trainer.loggers and (step % self.record_every == 0 or step == self.total_steps):
+            grads = [p.grad.detach().float().norm() for p in pl_module.parameters() if p.grad is not None]
+            self.grad_norm = float(torch.stack(grads).norm()) if grads else None
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         if step == self._last_step:  # still accumulating gradients
@@ -118,11 +127,13 @@ class ProgressAndCurves(pl.Callback):
         rate = (step - self._last_record_step) * self.tokens_per_step / (now - self._last_record)
         self._last_record, self._last_record_step = now, step
         self.window_rates.append(rate)
-        if trainer.logger is not None:
-            metrics = {"train_loss": loss, "tokens": step * self.tokens_per_step, "tokens_per_second": rate}
-            if self.peak is not None:
-                metrics["mfu"] = self.mfu(rate)
-            trainer.logger.log_metrics(metrics, step)
+        metrics = {"train_loss": loss, "lr": lr, "tokens": step * self.tokens_per_step, "tokens_per_second": rate}
+        if self.grad_norm is not None:
+            metrics["grad_norm"] = self.grad_norm
+        if self.peak is not None:
+            metrics["mfu"] = self.mfu(rate)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:

@@ -14,7 +14,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import LearningRateMonitor
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.strategies import FSDPStrategy
 from torch.utils.data import DataLoader, Subset
 from transformers import GPT2LMHeadModel
@@ -45,7 +45,10 @@ from reproduce.train.checkpoint import (
     checkpoints,
     last_good_checkpoint,
 )
+from reproduce.train.in_training_eval import InTrainingEval
 from reproduce.train.progress import ProgressAndCurves
+from reproduce.train.trackers import Axis, build_loggers
+from reproduce.train.watch import point_steps
 
 log = logging.getLogger("reproduce")
 
@@ -154,12 +157,12 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 
 
 def stage_trainer(stage: StageConfig, trainer: TrainerConfig, steps: int, validate_every: int,
-                  callbacks: list[pl.Callback], logger: CSVLogger | None) -> pl.Trainer:
+                  callbacks: list[pl.Callback], logger: list[Logger] | None) -> pl.Trainer:
     """The stage's Lightning Trainer: accumulation, clipping and validation cadence from the stage, the engine from
     ``trainer`` (also built by bench/gpu_mfu.py, so that the benchmark times this very Trainer)."""
     accumulate = accumulation(stage.batch_size, stage.micro_batch_size, trainer.devices * trainer.num_nodes)
     return pl.Trainer(
-        logger=logger if logger is not None else False, log_every_n_steps=stage.record_every_steps,
+        logger=logger or False, log_every_n_steps=stage.record_every_steps,
         enable_checkpointing=False, enable_model_summary=False,
         accelerator=trainer.accelerator, devices=trainer.devices, num_nodes=trainer.num_nodes,
         strategy=build_strategy(trainer), precision=trainer.precision,
@@ -178,9 +181,10 @@ def stage_trainer(stage: StageConfig, trainer: TrainerConfig, steps: int, valida
 
 
 def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedData,
-              init_from: InitFrom | None = None) -> StageResult:
+              init_from: InitFrom | None = None, steps_before: int = 0, tokens_before: int = 0) -> StageResult:
     """Train one stage (continuing from its last checkpoint if there is one) and export it (safetensors +
-    tokenizer) to ``runs/<run>/models/<name>``. ``init_from``: what the stage starts from (None: a fresh model)."""
+    tokenizer) to ``runs/<run>/models/<name>``. ``init_from``: what the stage starts from (None: a fresh model);
+    ``steps_before``, ``tokens_before``: the earlier stages' optimizer steps and tokens (the trackers' x-axes)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = _build_model(name, cfg, data, init_from)
     if stage.new_positions == "copy":  # the checks allow it only after an earlier, shorter stage
@@ -211,11 +215,16 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     # resume=never removed them before the command started (record.start_steps)
     resume_from = last_good_checkpoint(folder, name) if cfg.resume == "auto" else None
     first_step = 0 if resume_from is None else checkpoint_step(resume_from)
-    # metrics.csv of each launch (a resumed one writes its own): train loss, validation loss, lr, tokens/s, MFU
-    csv = CSVLogger(run.logs, name=name, version=f"from-step-{first_step:09d}",
-                    flush_logs_every_n_steps=stage.record_every_steps)
-    trainer = stage_trainer(stage, cfg.trainer, steps, validate_every,
-                            [progress, saver, LearningRateMonitor(logging_interval="step")], csv)
+    # the trackers (conf/logger/): train loss, validation loss, lr, gradient norm, tokens/s, MFU on the run's axis;
+    # metrics.csv of each launch (a resumed one writes its own)
+    axis = Axis(steps_before, tokens_before, tokens_per_step)
+    loggers = build_loggers(cfg, axis, name, f"from-step-{first_step:09d}")
+    callbacks = [progress, saver] + ([LearningRateMonitor(logging_interval="step")] if loggers else [])
+    during = cfg.eval.during_training
+    if during.enabled:  # benchmarks in the loop: eval_curve.json; the training's numbers stay the same
+        at = point_steps(steps, tokens_per_step, during.every_tokens, every if during.at_checkpoints else None)
+        callbacks.append(InTrainingEval(cfg, name, stage.context, axis, at, data))
+    trainer = stage_trainer(stage, cfg.trainer, steps, validate_every, callbacks, loggers)
     module = CausalLM(model, stage.optim, steps, cfg.trainer, cfg.model.vocab_size)
     started = time.perf_counter()
     handlers = {signum: signal.getsignal(signum) for signum in (*STOP_SIGNALS, signal.SIGINT)}  # the saver takes them
