@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         if any(a.startswith("-") for a in args):
             run_hydra(command, args)
             return
+        if command.libraries and not any(a.lower() in ("verbose=true", "verbose=1") for a in args):
+            silence_progress_bars()  # before the pre-flight, which may import them (their bars read the switches then)
         execute(command, load(command, args))
 
 

@@ -37,14 +37,16 @@ ALLOWED = {
 
 
 def _atomic_names(tree: ast.AST) -> set[str]:
-    """Names bound by ``with atomic_path(...) as x`` / ``atomic_file`` / ``atomic_dir``: the writer made them."""
+    """Names bound by ``with atomic_path(...) as x`` / ``atomic_file`` / ``atomic_dir`` / ``scratch_dir``: the writer
+    made them."""
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.With):
             for item in node.items:
                 call = item.context_expr
                 if (isinstance(call, ast.Call) and ast.unparse(call.func).split(".")[-1] in
-                        ("atomic_path", "atomic_file", "atomic_dir") and isinstance(item.optional_vars, ast.Name)):
+                        ("atomic_path", "atomic_file", "atomic_dir", "scratch_dir")
+                        and isinstance(item.optional_vars, ast.Name)):
                     names.add(item.optional_vars.id)
     return names
 

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from reproduce.core.errors import UserError
+from reproduce.core.io import read_input_text
 from reproduce.core.paths import SOURCE_ROOT
 
 LOCK_NAME = "requirements/constraints.txt"
@@ -45,7 +46,7 @@ def read_lock(path: Path, python: str | None = None) -> dict[str, str]:
     """distribution (canonical name) -> pinned version, for ``python`` (``3.11``; default: the running one)."""
     python = python or ".".join(platform.python_version_tuple()[:2])
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input_text(path)
     except OSError as exc:
         raise UserError(f"{path}: unreadable ({exc.strerror}); restore it from git or run `make lock`") from None
     pins: dict[str, str] = {}

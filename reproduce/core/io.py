@@ -124,6 +124,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def scratch_dir(path: str | Path) -> Iterator[Path]:
+    """A folder of the package's own at ``path`` for the block (e.g. a model exported to be scored), made fresh and
+    removed afterwards however the block ends; a link there is one line."""
+    path = Path(path)
+    remove(path)
+    make_dirs(path)
+    try:
+        yield path
+    finally:
+        remove(path)
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -13,7 +13,6 @@ Only rank zero scores; the other ranks wait at a barrier.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from reproduce.config.schema import RecipeConfig
 from reproduce.core import layout
 from reproduce.core.errors import UserError
+from reproduce.core.io import scratch_dir
 from reproduce.core.meta import run_metadata
 from reproduce.data.prepared_set import PreparedData
 from reproduce.evaluate.inputs import eval_device
@@ -93,16 +93,14 @@ class InTrainingEval(pl.Callback):
             return []
         rng = _rng_state()
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        folder = run.curve_point(self.stage, step).with_suffix(".model.tmp")
-        folder = folder.with_name("." + folder.name)
+        name = run.curve_point(self.stage, step).with_suffix(".model.tmp")
         try:
-            shutil.rmtree(folder, ignore_errors=True)
-            save_export(model, folder, self.cfg.model.vocab_size)
-            self.data.tokenizer.save_pretrained(folder)
-            rows = score_point(folder, run.model_name(self.stage), suite, tasks, self.evaluation, self.device,
-                               self.cfg.seed, run.curve_point(self.stage, step), validation)
+            with scratch_dir(name.with_name("." + name.name)) as folder:  # removed however scoring ends
+                save_export(model, folder, self.cfg.model.vocab_size)
+                self.data.tokenizer.save_pretrained(folder)
+                rows = score_point(folder, run.model_name(self.stage), suite, tasks, self.evaluation, self.device,
+                                   self.cfg.seed, run.curve_point(self.stage, step), validation)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
             _set_rng_state(rng)
             if cuda is not None:
                 torch.cuda.set_rng_state_all(cuda)

@@ -26,7 +26,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoa
 from pytorch_lightning.utilities import rank_zero_only
 
 from reproduce.config.schema import RecipeConfig, TrackerConfig
-from reproduce.core.io import read_json, write_json
+from reproduce.core.io import make_dirs, read_json, write_json
 from reproduce.core.layout import TRACKER_STATE
 from reproduce.core.meta import git
 from reproduce.train.watch import tracker_dir
@@ -143,7 +143,7 @@ def _tracker(kind: str, tracker: TrackerConfig, folder: Path, cfg: RecipeConfig,
             os.environ.setdefault("WANDB_SILENT", "true")  # its banner and sync hints; the run's folder is logged
         run_id = state.ids.setdefault("wandb", uuid.uuid4().hex[:8])
         state.save()
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         return _on_axis(WandbLogger, kind, axis, state, name=cfg.run_name, save_dir=str(folder), id=run_id,
                         project=tracker.project, entity=tracker.entity, offline=tracker.offline, resume="allow",
                         tags=[f"{k}={v}" for k, v in tags(cfg).items()])
