@@ -45,6 +45,7 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
 
 
 _OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+LIST_GROUPS = {"logger"}  # groups that take several options at once (logger=[csv,tensorboard]; docs/watching.md)
 
 
 def _check_group_choices(overrides: list[str]) -> None:
@@ -63,7 +64,8 @@ def _check_group_choices(overrides: list[str]) -> None:
         if parsed.is_delete() or parsed.is_sweep_override() or parsed.package or not folder.is_dir():
             continue
         value = parsed.value()
-        if not isinstance(value, str) or not _OPTION.fullmatch(value):
+        names = value if parsed.key_or_group in LIST_GROUPS and isinstance(value, list) else [value]
+        if any(not isinstance(name, str) or not _OPTION.fullmatch(name) for name in names):
             options = sorted(f.stem for f in folder.glob("*.yaml") if not f.stem.startswith("_"))
             shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:40]}..."
             raise UserError(f"{parsed.key_or_group}={shown}: choose one of the config group's options: "
