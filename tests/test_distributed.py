@@ -1,5 +1,6 @@
 """Two CPU processes (DDP over gloo) through the console script: the whole recipe runs once, rank zero prepares,
-exports, evaluates and writes results, and the weights match one process with twice the accumulation."""
+exports, evaluates and writes results, and the weights and the benchmarks during training match one process with
+twice the accumulation."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ pytestmark = pytest.mark.slow  # the micro recipe in two processes and in one
 # exceed the tolerance after a stage of copied positions (and at 2e-4, by 4e-7 in one weight, on the micro data as
 # prepare writes it now).
 SHORT_FP32 = ["trainer.precision=32-true", "stages.stage1.epochs=0.1", "stages.stage2.epochs=0.05",
-              "stages.stage2.micro_batch_size=4", "stages.stage2.optim.lr=1e-4", "eval.limit=2"]
+              "stages.stage2.micro_batch_size=4", "stages.stage2.optim.lr=1e-4", "eval.limit=2",
+              # benchmarks during training at each stage's end (scored by rank zero while rank one waits)
+              "eval.during_training.enabled=true", "eval.during_training.every_tokens=null",
+              "eval.during_training.at_checkpoints=false", "eval.during_training.limit=2",
+              "eval.during_training.validation_tokens=2048"]
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +66,20 @@ def test_two_processes_record_the_loss_curve_of_the_whole_batch(runs: Path) -> N
     for kind in ("train", "validation"):
         assert [(p["stage"], p["step"]) for p in two[kind]] == [(p["stage"], p["step"]) for p in one[kind]]
         assert [p["loss"] for p in two[kind]] == pytest.approx([p["loss"] for p in one[kind]], rel=1e-4)
+
+
+def test_two_processes_give_the_benchmark_curve_of_one(runs: Path) -> None:
+    """The same points (stage, step, tokens seen, task, metric, items) on 1 and 2 processes; values equal but for the
+    order of the gradient sums: losses within 1e-4, accuracies within one item."""
+    one, two = (read_json(runs / "results" / name / "eval_curve.json")["points"] for name in ("one", "two"))
+    key = ("stage", "step", "tokens_seen", "task", "metric", "n")
+    assert sorted(tuple(p[k] for k in key) for p in two) == sorted(tuple(p[k] for k in key) for p in one)
+    assert {(p["stage"], p["task"]) for p in one} >= {(s, t) for s in ("stage1", "stage2")
+                                                      for t in ("validation", "rublimp", "parus_crowd_majority")}
+    by_key = {tuple(p[k] for k in key): p["value"] for p in one}
+    for point in two:
+        expected = by_key[tuple(point[k] for k in key)]
+        if point["metric"] in ("loss", "bits_per_byte"):
+            assert point["value"] == pytest.approx(expected, rel=1e-4), point
+        elif point["metric"] == "acc":
+            assert abs(point["value"] - expected) <= 1 / point["n"] + 1e-9, point

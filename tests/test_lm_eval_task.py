@@ -64,9 +64,10 @@ def test_each_items_loglikelihood_is_that_of_the_exact_sentence(model_dir: Path,
                                   task_manager=TaskManager(include_path=str(tasks), include_defaults=False))
     model = GPT2LMHeadModel.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    samples = sorted(out["samples"][TASK], key=lambda s: s["doc_id"])
-    assert len(samples) == 3
-    for sample, (good, bad) in zip(samples, ITEMS, strict=True):
+    samples = out["samples"][TASK]
+    assert sorted(s["doc"]["source_sentence"] for s in samples) == sorted(good for good, _ in ITEMS)
+    for sample in samples:
+        good, bad = next(pair for pair in ITEMS if pair[0] == sample["doc"]["source_sentence"])
         scored = [ll for ll, _ in sample["filtered_resps"]]
         by_hand = [sentence_logprob(model, tokenizer.eos_token_id, tokenizer(s)["input_ids"]) for s in (good, bad)]
         assert scored == pytest.approx(by_hand, abs=1e-4)
@@ -87,10 +88,28 @@ def test_rublimp_accuracy_and_group_as_by_hand(model_dir: Path, tasks: Path) -> 
     assert raw["device"] == "cpu"
 
 
-def test_a_tie_is_reported_and_not_scored_as_right() -> None:
+def _utils():
     spec = importlib.util.spec_from_file_location("rublimp_utils", TASKS_DIR / "rublimp" / "utils.py")
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
+    return utils
+
+
+def test_a_limit_takes_a_seeded_subset_of_each_phenomenon() -> None:
+    """lm-eval's limit takes the first items: the pairs come in one fixed shuffled order, all of them, the same each
+    time, so that the first 8 are a seeded sample rather than the file's head."""
+    import datasets
+
+    utils = _utils()
+    pairs = datasets.Dataset.from_list([{"id": i, "source_sentence": f"a{i}", "target_sentence": f"b{i}"}
+                                        for i in range(1000)])
+    first, again = utils.rows(pairs), utils.rows(pairs)
+    assert [r["id"] for r in first] == [r["id"] for r in again] and sorted(r["id"] for r in first) == list(range(1000))
+    assert max(r["id"] for r in first[:8]) > 100 and first.features == pairs.features
+
+
+def test_a_tie_is_reported_and_not_scored_as_right() -> None:
+    utils = _utils()
     assert utils.process_results({}, [(-5.0, False), (-5.0, False)]) == {"acc": 0.0, "tie": 1.0}
     assert utils.process_results({}, [(-4.0, False), (-5.0, False)]) == {"acc": 1.0, "tie": 0.0}
     assert utils.process_results({}, [(-6.0, False), (-5.0, False)]) == {"acc": 0.0, "tie": 0.0}

@@ -18,7 +18,7 @@ TABLES = ["architectures", "recipe", "hyperparameters", "compute", "perplexity",
           "published_vs_ours", "paper_body_russian_superglue", "paper_body_tape", "paper_body_probing",
           "paper_body_generation", "contamination", "samples"]
 FIGURES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
-           "rublimp_per_phenomenon"]
+           "rublimp_per_phenomenon", "benchmarks_vs_tokens"]
 OUTPUTS = sorted(["README.md", *(f"tables/{t}.{s}" for t in TABLES for s in ("md", "tex")),
                   *(f"figures/{f}.{s}" for f in FIGURES for s in ("pdf", "png"))])
 

@@ -18,7 +18,7 @@ from reproduce.paper.reader import Results
 from tests.paper_fixture import add_evaluated, add_released, copy_results
 
 NAMES = ["loss_vs_tokens", "loss_by_position", "perplexity_vs_parameters", "task_accuracy", "throughput_mfu",
-         "rublimp_per_phenomenon"]
+         "rublimp_per_phenomenon", "benchmarks_vs_tokens"]
 PERF = ["perf/gpu_mfu.json", "perf/gpu_mfu_large_micro16.json", "perf/train_throughput_avx512.json",
         "perf/train_throughput_bf16.json", "perf/train_throughput_fp32.json"]
 SPREAD = "results/mini/seed_spread.json"  # the seed runs' spread, drawn beside the reference seed
@@ -55,6 +55,8 @@ def test_every_figure_from_the_committed_results_names_what_it_read(root: Path) 
         "task_accuracy": ["results/mini/summary.json", SPREAD],
         "throughput_mfu": [f"results/{n}" for n in PERF],
         "rublimp_per_phenomenon": ["results/mini/summary.json"],
+        "benchmarks_vs_tokens": ["results/mini/eval_curve.json", "results/mini/train.json", "results/mini/summary.json",
+                                 SPREAD, "results/published/mera_medium.csv"],
     }
     assert all(p.caption and not p.caption.endswith(".") for p in plots)
 
@@ -144,8 +146,9 @@ def test_missing_curves_is_an_error_naming_the_file(root: Path) -> None:
 
 
 def test_figures_without_data_are_left_out(root: Path) -> None:
-    (root / "mini" / "loss_by_position.json").unlink()
-    assert "loss_by_position" not in _plots(root)
+    for name in ("loss_by_position", "eval_curve"):
+        (root / "mini" / f"{name}.json").unlink()
+    assert {"loss_by_position", "benchmarks_vs_tokens"}.isdisjoint(_plots(root))
     shutil.rmtree(root / "perf")
     summary = json.loads((root / "mini" / "summary.json").read_text(encoding="utf-8"))
     summary["rublimp"] = {}

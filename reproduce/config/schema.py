@@ -181,7 +181,7 @@ class DuringTrainingConfig:
     enabled: bool = False
     suite: str = "ru_local"  # the suite its tasks come from (an offline one: the network is not reached in the loop)
     tasks: list[str] = field(default_factory=lambda: ["rublimp", "xwinograd_ru_local", "parus_crowd_majority"])
-    limit: int = 8  # items per task: the first `limit` of each (RuBLiMP: of every phenomenon)
+    limit: int = 8  # items per task: the first `limit` of each (RuBLiMP: a seeded subset of every phenomenon)
     every_tokens: int | None = None  # training tokens of a stage between points (null: checkpoints and ends only)
     at_checkpoints: bool = True  # also where a checkpoint is saved; always at each stage's end
     validation_tokens: int | None = 16384  # validation tokens for loss and bits per byte (null: none)

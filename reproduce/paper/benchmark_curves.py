@@ -94,9 +94,9 @@ def benchmarks_vs_tokens(results: Results, runs: list[str]) -> Plot | None:
         _panel(ax, results, found, task, sources)
         ax.set_xlim(left=0)
     axes[-1].set_xlabel("tokens seen (cumulative across stages)")
-    return Plot("benchmarks_vs_tokens", "Benchmarks over training: each task's accuracy (the first items of each task, "
-                "every RuBLiMP phenomenon) and the validation bits per byte against tokens seen, scored in the loop "
-                "or on kept checkpoints (results/<run>/eval_curve.json); dashed: the next stage starts; diamonds: "
-                "the stage's final score on the whole suite, ± one standard deviation over the run's seeds; dotted: "
-                "the published score of a released checkpoint (its own protocol)", fig,
+    return Plot("benchmarks_vs_tokens", "Benchmarks over training: each task's accuracy (the first items of each "
+                "task; of RuBLiMP, a seeded few of every phenomenon) and the validation bits per byte against tokens "
+                "seen, scored in the loop or on kept checkpoints (results/<run>/eval_curve.json); dashed: the next "
+                "stage starts; diamonds: the stage's final score on the whole suite, ± one standard deviation over "
+                "the run's seeds; dotted: the published score of a released checkpoint (its own protocol)", fig,
                 [results.label(n) for n in dict.fromkeys(sources)])
