@@ -162,6 +162,7 @@ def test_a_torch_spec_the_lock_cannot_satisfy_is_one_line(tmp_path: Path) -> Non
     assert not (venv / ".installed").exists()
 
 
+@pytest.mark.lock
 def test_a_run_records_its_environment_and_what_differs_from_the_lock() -> None:
     recorded = meta.package_metadata()
     assert set(meta.ENVIRONMENT) - {"dtype"} <= set(recorded)  # precision: the run's own (run_metadata's dtype)
