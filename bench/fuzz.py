@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,7 +52,7 @@ def run_kind(kind: str, strategy: st.SearchStrategy, case: Callable[[Any], str],
         return {"cases": 0, "outcomes": {}, "seconds": 0, "failures": []}
 
     @seed(seed_value)
-    @settings(max_examples=n, deadline=None, database=None, phases=["explicit", "generate"],
+    @settings(max_examples=n, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def each(value: Any) -> None:

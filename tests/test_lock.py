@@ -57,6 +57,7 @@ def test_every_declared_dependency_is_pinned_inside_its_range(python: str) -> No
             f"{name}=={pins[name]} is outside pyproject.toml's {requirement}: make lock")
 
 
+@pytest.mark.lock
 def test_the_installed_versions_are_the_locks_transitively() -> None:
     """What `make test` installed (the package with its test and dev extras, and everything they need) is pinned, at
     its pin; the make targets run the same check (python -m reproduce.core.environment)."""
@@ -109,6 +110,7 @@ def test_a_lock_out_of_step_is_one_line_naming_make_lock(tmp_path: Path) -> None
         read_lock(bad)
 
 
+@pytest.mark.lock
 def test_an_installed_version_outside_the_lock_fails_the_make_targets_and_warns_a_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _fake_lock(tmp_path, {"numpy": "1.0.0", "pyyaml": "0.1"})
@@ -129,6 +131,7 @@ def test_an_installed_version_outside_the_lock_fails_the_make_targets_and_warns_
     assert rows["differs from the lock: numpy"] == f"{metadata.version('numpy')} (lock: 1.0.0)"
 
 
+@pytest.mark.lock
 def test_reproduce_env_shows_the_environment_the_package_and_no_difference() -> None:
     rows = dict(meta.environment_rows(compose_config("reproduce", ["trainer=cpu"])))
     assert rows["package"] == f"reproduce {metadata.version('reproduce')}"
@@ -159,6 +162,7 @@ def test_a_torch_spec_the_lock_cannot_satisfy_is_one_line(tmp_path: Path) -> Non
     assert not (venv / ".installed").exists()
 
 
+@pytest.mark.lock
 def test_a_run_records_its_environment_and_what_differs_from_the_lock() -> None:
     recorded = meta.package_metadata()
     assert set(meta.ENVIRONMENT) - {"dtype"} <= set(recorded)  # precision: the run's own (run_metadata's dtype)

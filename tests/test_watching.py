@@ -204,6 +204,7 @@ def test_a_missing_tracker_package_names_its_extra(monkeypatch: pytest.MonkeyPat
 
 
 def test_wandb_online_finds_its_own_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("wandb")  # the wandb extra (the lock has it; bench/oldest_deps.py's venvs do not)
     cfg = compose_config("reproduce", ["logger=wandb", "logger.wandb.offline=false"])
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

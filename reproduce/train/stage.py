@@ -229,7 +229,9 @@ def run_stage(name: str, stage: StageConfig, cfg: RecipeConfig, data: PreparedDa
     started = time.perf_counter()
     handlers = {signum: signal.getsignal(signum) for signum in (*STOP_SIGNALS, signal.SIGINT)}  # the saver takes them
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        # AtomicCheckpointIO loads with weights_only=True whatever fit is given (fit's own weights_only argument
+        # arrived in pytorch-lightning 2.6; the declared 2.4 has none)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     except NonFiniteLoss as exc:
         last = checkpoints(folder)
         kept = f"the last good checkpoint {last[-1]} is kept" if last else "no checkpoint was saved before it"
