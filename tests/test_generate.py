@@ -70,3 +70,24 @@ def test_temperature_zero_and_top_k_one_are_greedy(model_and_tokenizer) -> None:
         assert g["text"] == tokenizer.decode(by_hand)
     with pytest.raises(ValueError, match="temperature"):
         generate(model, tokenizer, PROMPTS, 6, -1.0, None, None, seed=0)
+
+
+@pytest.mark.parametrize("files", [("vocab.json", "merges.txt", "config.json"), ("tokenizer.json", "config.json")])
+def test_the_preflight_counts_a_prompt_as_transformers_does(tmp_path, files) -> None:
+    """The pre-flight's token count (the tokenizers library alone, no transformers import) of a released ruGPT-3
+    tokenizer folder, as GPT-2 files or as tokenizer.json, is transformers' own."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from reproduce.evaluate.inputs import ModelRef, token_counter
+    from tests.bad_settings import MIRROR_ROOT
+
+    released = MIRROR_ROOT / "tokenizers" / "rugpt3"
+    AutoTokenizer.from_pretrained(released).save_pretrained(tmp_path / "saved")  # writes tokenizer.json too
+    for name in files:
+        shutil.copy(tmp_path / "saved" / name if name == "tokenizer.json" else released / name, tmp_path / name)
+    count = token_counter(ModelRef("m", str(tmp_path)))
+    reference = AutoTokenizer.from_pretrained(released)
+    for text in ("Однажды вечером", " Я помню  чудное\tмгновенье: «ёлка» — 1234!\n\n", "a"):
+        assert count(text) == len(reference(text, add_special_tokens=False)["input_ids"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from reproduce.core import records
 from reproduce.core.checksums import sums_problem
 from reproduce.core.errors import UserError
-from reproduce.core.io import MAX_INPUT, read_input, read_input_text
+from reproduce.core.io import MAX_INPUT, read_input, read_input_text, read_json
 from reproduce.core.layout import MAX_NAME, EvalLayout
 from reproduce.data.corpus import decode
 from reproduce.model.pretrained import HUB_ID, locate
@@ -95,14 +95,22 @@ def record_source(folders: EvalLayout, ref: ModelRef) -> None:
 
 
 def token_counter(ref: ModelRef) -> Callable[[str], int] | None:
-    """Tokens of a text under a local model folder's tokenizer.json (without special tokens), read by the tokenizers
-    library alone (no transformers import: milliseconds); None where the folder has no tokenizer.json."""
-    path = Path(ref.source).expanduser() / "tokenizer.json"
-    if not path.is_file():
-        return None
-    from tokenizers import Tokenizer
+    """Tokens of a text under a local model folder's tokenizer (without special tokens), read by the tokenizers library
+    alone (no transformers import, which takes seconds): its tokenizer.json, or a GPT-2 folder's vocab.json and
+    merges.txt (the released ruGPT-3 tokenizers: byte-level BPE, as GPT2Tokenizer splits); None otherwise."""
+    folder = Path(ref.source).expanduser()
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer
 
-    tokenizer = Tokenizer.from_str(read_input_text(path))
+    if (folder / "tokenizer.json").is_file():
+        tokenizer = Tokenizer.from_str(read_input_text(folder / "tokenizer.json"))
+    elif all((folder / n).is_file() for n in ("vocab.json", "merges.txt", "config.json")) and \
+            read_json(folder / "config.json").get("model_type") == "gpt2":
+        try:
+            tokenizer = ByteLevelBPETokenizer.from_file(str(folder / "vocab.json"), str(folder / "merges.txt"))
+        except Exception:  # noqa: BLE001 - unreadable files: transformers' loader says what is wrong
+            return None
+    else:
+        return None
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
