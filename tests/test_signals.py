@@ -41,10 +41,6 @@ def test_the_handler_is_the_clis_and_is_put_back() -> None:
 
 
 @pytest.mark.slow  # three runs of prepare with two worker processes
-# A known defect, open: a Ctrl-C while the spawned workers are still starting can let one of them print
-# multiprocessing's FileNotFoundError traceback (seen in two of three runs on a 2-core machine). A hang
-# (TimeoutExpired) or any other error still fails the suite.
-@pytest.mark.xfail(raises=AssertionError, strict=False, reason="a worker still starting may print a traceback")
 def test_prepare_with_workers_stops_on_ctrl_c_and_reruns_to_the_same_set(tmp_path: Path) -> None:
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
     for folder in (stopped, whole):

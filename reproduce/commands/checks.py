@@ -186,6 +186,13 @@ def _check_stages(cfg: RecipeConfig) -> None:
         _positive(f"{key}.checkpoint_every_tokens", stage.checkpoint_every_tokens, allow_none=True)
         if stage.context > cfg.model.n_positions:
             raise fail(f"{key}.context", stage.context, f"exceeds model.n_positions={cfg.model.n_positions}")
+        if stage.micro_batch_size * cfg.world_size > stage.batch_size:  # the processes, not the batch, are wrong
+            many = "trainer.num_nodes" if cfg.trainer.num_nodes > cfg.trainer.devices else "trainer.devices"
+            raise fail(many, getattr(cfg.trainer, many.split(".")[1]),
+                       f"{cfg.world_size:,} processes (trainer.devices x trainer.num_nodes) each take at least "
+                       f"{key}.micro_batch_size={stage.micro_batch_size} sequences, more than its batch_size="
+                       f"{stage.batch_size} per step; give at most "
+                       f"{max(1, stage.batch_size // stage.micro_batch_size)} processes, or a larger batch")
         if stage.batch_size % (stage.micro_batch_size * cfg.world_size):
             raise fail(f"{key}.batch_size", stage.batch_size,
                        f"is not a multiple of micro_batch_size x devices x nodes = {stage.micro_batch_size} x "
