@@ -6,7 +6,9 @@ work: prepare with two worker processes (Ctrl-C to the whole process group, as a
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +40,27 @@ def test_the_handler_is_the_clis_and_is_put_back() -> None:
         except Exception:  # noqa: BLE001 - what a reader's broad except would do
             pytest.fail("an except Exception took the stop")
     assert caught.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_while_workers_start_comes_at_the_end_of_their_start() -> None:
+    """In process: a SIGINT that another thread takes (torch's, the tokenizers', a pool's threads do) does not stop
+    the main thread half-way through starting workers (``signals_held``): a worker started but not yet in its pool
+    would outlive the parent and print multiprocessing's traceback. It stops the command at the block's end."""
+    from reproduce.core.errors import signals_held
+
+    done = threading.Event()
+    other = threading.Thread(target=done.wait, daemon=True)  # a thread with SIGINT not blocked
+    other.start()
+    reached = False
+    try:
+        with pytest.raises(Stopped), stop_on_signals(), signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(50):  # bytecode runs: Python would run the stop handler here
+                time.sleep(0.01)
+            reached = True
+    finally:
+        done.set()
+    assert reached
 
 
 @pytest.mark.slow  # three runs of prepare with two worker processes
