@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -349,6 +350,11 @@ def main() -> int:
         shutil.copytree(SOURCE_ROOT / "results" / "published", papers / "published")
         shutil.copy(SOURCE_ROOT / "results" / "architectures.json", papers / "architectures.json")
         victims = _victims(cwd)
+        # the micro recipe prepared once, untimed: a value wrongly accepted then costs seconds, not a preparation that
+        # a loaded machine could stretch past the hang's bound (the cases that prepare afresh name their own folder)
+        if not args.smoke:
+            subprocess.run([args.reproduce, "prepare", *micro_overrides(cwd, "warmup")], cwd=cwd, capture_output=True,
+                           timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         # the cheap refusals first, so that a run cut short still covers the most classes
         probes = value_probes(cwd) + file_probes(cwd) + place_probes(cwd) + link_probes(cwd, victims)
         probes += signal_probes(cwd)

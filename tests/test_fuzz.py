@@ -100,6 +100,7 @@ PROBE_FINDINGS = [
                  "stages.stage2.batch_size=65536", "stages.stage2.micro_batch_size=16"],
      "trainer.devices=4096: a CPU run starts one process per device"),
     (["prepare"], ["data.cache_dir=FILE/cache"], "data.cache_dir: "),
+    (["prepare"], ["stages.stage2.epochs=1e9"], "stages.stage2.epochs=1000000000.0: more than 10,000 passes"),
 ]
 
 

@@ -98,6 +98,7 @@ def _check_sources(cfg: RecipeConfig) -> None:
 
 
 MAX_SIGMAS = 10
+MAX_EPOCHS = 10_000  # passes over a stage's training data: the paper's stages make fewer than 10
 WORKERS_PER_CORE = 4  # more processes than this share a core without gain (each holds a tokenizer)
 
 
@@ -184,6 +185,9 @@ def _check_stages(cfg: RecipeConfig) -> None:
                            "validate_every_steps", "record_every_steps", "print_every_s", "keep_checkpoints"):
             _positive(f"{key}.{field_name}", getattr(stage, field_name))
         _positive(f"{key}.checkpoint_every_tokens", stage.checkpoint_every_tokens, allow_none=True)
+        if stage.epochs > MAX_EPOCHS:  # a run that would never end (found by bench/probe_fresh.py: epochs=1e9)
+            raise fail(f"{key}.epochs", stage.epochs, f"more than {MAX_EPOCHS:,} passes over the training data; a "
+                       "token budget is epochs x the training tokens (reproduce plan shows it)")
         if stage.context > cfg.model.n_positions:
             raise fail(f"{key}.context", stage.context, f"exceeds model.n_positions={cfg.model.n_positions}")
         if stage.micro_batch_size * cfg.world_size > stage.batch_size:  # the processes, not the batch, are wrong
