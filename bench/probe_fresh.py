@@ -84,10 +84,11 @@ def link_probes(work: Path, victims: Path) -> list[Probe]:
     _results(work / "papers" / "results", "linkrun")
     cases = [  # (name, the link, its target, the command)
         ("plan file linked to a user's file", results / "plan" / "planjson.json", victims / "file.txt",
-         ["plan", "run_name=planjson"]),
+         ["plan", "run_name=planjson", "plan.corpus_tokens=800000"]),
         ("plan markdown linked to a user's file", results / "plan" / "planmd.md", victims / "file.txt",
-         ["plan", "run_name=planmd"]),
-        ("plan folder linked to a user's folder", results / "plan", victims / "folder", ["plan", "run_name=planlink"]),
+         ["plan", "run_name=planmd", "plan.corpus_tokens=800000"]),
+        ("plan folder linked to a user's folder", results / "plan", victims / "folder",
+         ["plan", "run_name=planlink", "plan.corpus_tokens=800000"]),
         ("paper folder linked to a user's folder", work / "paperlink", victims / "folder",
          ["paper", f"paths.results={work / 'papers' / 'results'}", "paper.runs=[linkrun]",
           f"paths.paper={work / 'paperlink'}"]),

@@ -101,6 +101,12 @@ PROBE_FINDINGS = [
      "trainer.devices=4096: a CPU run starts one process per device"),
     (["prepare"], ["data.cache_dir=FILE/cache"], "data.cache_dir: "),
     (["prepare"], ["stages.stage2.epochs=1e9"], "stages.stage2.epochs=1000000000.0: more than 10,000 passes"),
+    (["prepare"], ["eval.batch_size=1000000000"], "eval.batch_size=1000000000: its logits alone"),
+    (["prepare"], ["eval.perplexity.batch_size=100000000"], "eval.perplexity.batch_size=100000000: its logits"),
+    (["prepare"], ["stages.stage1.batch_size=1000000000000"], "stages.stage1.batch_size=1000000000000: x context"),
+    (["prepare"], ["eval.num_fewshot=100000"], "eval.num_fewshot=100000: more examples"),
+    (["prepare"], ["stages.stage1.optim.lr=1e10"], "stages.stage1.optim.lr=10000000000.0: is above 1"),
+    (["prepare"], ["contamination.n=100000"], "contamination.n=100000: n-grams longer"),
 ]
 
 
