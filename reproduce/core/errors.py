@@ -73,12 +73,11 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_held(signums: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
-    """``signums`` blocked in this thread while the block runs, so that processes started in it (spawned workers)
-    inherit the mask and never see them: a Ctrl-C to the whole terminal reaches only the parent, which ends them. In
-    the main thread, SIGINT and SIGTERM are also held back from Python: blocking alone does not, since another thread
-    (torch's, the tokenizers', a pool's) takes a signal the main thread blocks, and Python then runs the handler in
-    the main thread wherever it stands, half-way through starting a process. One that comes meanwhile is raised
-    again at the block's end."""
+    """``signums`` blocked in this thread while the block runs (processes forked in it inherit the mask; spawned ones
+    do not: multiprocessing's spawn resets it). In the main thread, SIGINT and SIGTERM are also held back from Python:
+    blocking alone does not, since another thread (torch's, the tokenizers', a pool's) takes a signal the main thread
+    blocks, and Python then runs the handler in the main thread wherever it stands, half-way through starting a
+    worker that its pool then never ends. One that comes meanwhile is raised again at the block's end."""
     came: list[int] = []
     before: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

@@ -2,11 +2,11 @@
 
 Results come back in task order whatever the number of workers, so what a pass writes does not depend on it.
 Workers are spawned (not forked): the parent may hold torch or tokenizers threads that a fork would copy broken.
-They never see SIGINT (a Ctrl-C reaches the whole terminal's process group): they start with it blocked and then
-ignore it; the parent alone stops, and leaving the pool ends them (SIGTERM) and waits for them. A stop that comes
-while the pool starts them waits until every worker is in the pool (``signals_held``): a worker started but not yet
-in it would outlive the parent and print multiprocessing's traceback once the pool's semaphores are gone. So a stopped
-pass neither hangs nor prints a worker's traceback.
+Once started they ignore SIGINT (a Ctrl-C reaches the whole terminal's process group): the parent alone stops, and
+leaving the pool ends them (SIGTERM) and waits for them. A stop that comes while the pool starts them waits until every
+worker is in the pool (``signals_held``): a worker started but not yet in it would outlive the parent and print
+multiprocessing's traceback once the pool's semaphores are gone. Open (tests/test_signals.py): a spawned worker does
+not inherit the blocked mask, so a Ctrl-C while its interpreter is still starting raises KeyboardInterrupt there.
 """
 
 from __future__ import annotations
