@@ -64,13 +64,9 @@ def test_a_stop_while_workers_start_comes_at_the_end_of_their_start() -> None:
 
 
 @pytest.mark.slow  # three runs of prepare with two worker processes
-# A known defect, open: spawned workers do NOT inherit the parent's blocked SIGINT (multiprocessing's spawn resets the
-# mask; an ignored SIGINT is inherited), so a Ctrl-C while a worker's interpreter starts raises KeyboardInterrupt
-# there (its traceback printed), and a pass whose worker died so can wait for it (one run past 300 s). Seen 2 of 3 runs
-# on a loaded 2-core machine (2026-12-07). The fix: workers ignoring SIGINT from birth without losing a Ctrl-C that
-# comes while they start (e.g. a forkserver started once with SIGINT ignored). A worker left outside its pool by a stop
-# half-way through starting it is fixed (signals_held; test above).
-@pytest.mark.xfail(strict=False, reason="a worker whose interpreter is still starting takes the Ctrl-C")
+# Found here: spawned workers do not inherit the parent's blocked SIGINT (spawn resets the mask), so a Ctrl-C while a
+# worker's interpreter started raised KeyboardInterrupt there (2 of 3 runs failed); workers are now forked from a
+# server started with SIGINT ignored (reproduce/data/parallel.py), which they inherit from their first instruction.
 def test_prepare_with_workers_stops_on_ctrl_c_and_reruns_to_the_same_set(tmp_path: Path) -> None:
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
     for folder in (stopped, whole):

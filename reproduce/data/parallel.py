@@ -1,12 +1,14 @@
 """An ordered map over worker processes with a bounded number of tasks in flight (so memory stays bounded).
 
 Results come back in task order whatever the number of workers, so what a pass writes does not depend on it.
-Workers are spawned (not forked): the parent may hold torch or tokenizers threads that a fork would copy broken.
+Workers are not forked from the parent (it may hold torch or tokenizers threads that a fork would copy broken) but
+from a fork server, a clean interpreter started once.
 Once started they ignore SIGINT (a Ctrl-C reaches the whole terminal's process group): the parent alone stops, and
 leaving the pool ends them (SIGTERM) and waits for them. A stop that comes while the pool starts them waits until every
 worker is in the pool (``signals_held``): a worker started but not yet in it would outlive the parent and print
-multiprocessing's traceback once the pool's semaphores are gone. Open (tests/test_signals.py): a spawned worker does
-not inherit the blocked mask, so a Ctrl-C while its interpreter is still starting raises KeyboardInterrupt there.
+multiprocessing's traceback once the pool's semaphores are gone. Workers are forked from a server process
+(``start_server``) that ignores SIGINT, so they ignore it from their first instruction: a spawned worker does not
+inherit the blocked mask, and a Ctrl-C while its interpreter started raised KeyboardInterrupt there.
 """
 
 from __future__ import annotations
@@ -25,7 +27,26 @@ T = TypeVar("T")
 R = TypeVar("R")
 M = TypeVar("M")
 IN_FLIGHT_PER_WORKER = 8  # deep enough that a long task at the head of the queue leaves no worker idle
+_SERVER_PIDS: list[int] = []  # the process that started the fork server (a worker's copy is not it)
 _FAILED: list[BaseException] = []  # in a worker: what its initializer raised (reported by its first task)
+
+
+def start_server() -> Any:
+    """Workers forked from a server process started (once, with SIGINT ignored) from this clean interpreter: they
+    ignore SIGINT from their first instruction, as the server does (a spawned worker took a Ctrl-C while its
+    interpreter was still starting and printed KeyboardInterrupt's traceback: spawn resets the blocked mask). Called
+    before a command's work, since a Ctrl-C in the moment the server starts goes unseen."""
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    if _SERVER_PIDS != [os.getpid()]:  # its first start in this process: a moment in which a Ctrl-C goes unseen
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server inherits it ignored; its forks keep that
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
+        _SERVER_PIDS[:] = [os.getpid()]
+    return context
 
 
 def _start(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
@@ -65,8 +86,7 @@ def ordered_map(fn: Callable[[T], R], tasks: Iterable[tuple[M, T]], workers: int
         return
     with contextlib.ExitStack() as stack:
         with signals_held():  # no stop half-way through starting them: one would leave a worker no pool ends
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers, _start,
-                                                                                 (initializer, initargs)))
+            pool = stack.enter_context(start_server().Pool(workers, _start, (initializer, initargs)))
         pending: deque = deque()
         for meta, payload in tasks:
             pending.append((meta, pool.apply_async(_call, (fn, payload))))

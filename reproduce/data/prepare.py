@@ -46,7 +46,7 @@ from reproduce.core.io import (
 from reproduce.core.paths import config_file
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
-from reproduce.data.parallel import ordered_map, worker_count
+from reproduce.data.parallel import ordered_map, start_server, worker_count
 from reproduce.data.prepared_set import (
     DOCUMENTS,
     FORMAT_VERSION,
@@ -143,6 +143,8 @@ def _lock(folder: Path) -> Iterator[None]:
 def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: bool = False) -> dict[str, Any]:
     """Make (or finish, or with ``fresh`` remake) the prepared set ``folder``; returns this call's timings."""
     timings: dict[str, Any] = {}
+    if worker_count(cfg.data.workers) > 1:
+        start_server()  # before any work: the moment it starts in, a Ctrl-C goes unseen
     with _lock(folder):
         if fresh and folder.exists():
             remove(folder)
