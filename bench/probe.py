@@ -261,8 +261,9 @@ def fault_probes(root: Path, args: list[str]) -> list[Probe]:
     ]
 
 
-def run_probe(probe: Probe, cwd: Path) -> tuple[str, str, float]:
-    """(verdict, the line or the reason, seconds)."""
+def run_probe(probe: Probe, cwd: Path, also_allowed: tuple[str, ...] = ()) -> tuple[str, str, float]:
+    """(verdict, the line or the reason, seconds); ``also_allowed``: folders beside ``cwd`` (relative to its parent)
+    the command may write new files into (a user's own folder that a link under ``cwd`` points at)."""
     if probe.setup:
         probe.setup(cwd)
     before, around = _files(cwd), _files(cwd.parent)
@@ -276,7 +277,8 @@ def run_probe(probe: Probe, cwd: Path) -> tuple[str, str, float]:
     lines = out.stderr.strip().splitlines()
     if "Traceback" in out.stderr:
         return "traceback", lines[-1] if lines else "", seconds
-    allowed = tuple(f"{cwd.name}/{root}/" for root in ("results", "runs", "prepared", "papers", "inputs"))
+    allowed = tuple(f"{cwd.name}/{root}/" for root in ("results", "runs", "prepared", "papers", "inputs")) + \
+        tuple(f"{folder.rstrip('/')}/" for folder in also_allowed)
     outside = [p for p in _files(cwd.parent) if p not in around and not p.startswith(allowed)]
     if outside:
         return "security", f"wrote {outside[0]}", seconds

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,25 +64,42 @@ def _plant(link: Path, target: Path) -> None:
     link.symlink_to(target)
 
 
+def _prepared_lock(overrides: list[str]) -> Path:
+    """The lock file ``prepare`` takes beside the prepared set these overrides make (``prepared/.<hash>.lock``)."""
+    from reproduce.config.compose import compose_config
+    from reproduce.data.prepared_set import prepared_folder
+
+    folder = prepared_folder(compose_config("reproduce", overrides))
+    return folder.parent / f".{folder.name}.lock"
+
+
 def link_probes(work: Path, victims: Path) -> list[Probe]:
-    """Links planted where the package writes: each command must refuse or write beside, never through them."""
-    micro = micro_overrides(work)
+    """Links planted where the package writes: each command must refuse or write beside, never through them. Each
+    case has a run of its own (and the prepared lock's a prepared set made afresh), so that it meets its link first."""
     results = work / "results"
+
+    def micro(run: str, fresh: bool = False) -> list[str]:  # a run of its own (and a prepared set made afresh)
+        return [*micro_overrides(work, run), *([f"paths.prepared={work / 'prepared' / run}"] if fresh else [])]
+
+    _results(work / "papers" / "results", "linkrun")
     cases = [  # (name, the link, its target, the command)
-        ("plan file linked to a user's file", results / "plan" / "mini.json", victims / "file.txt", ["plan"]),
-        ("plan markdown linked to a user's file", results / "plan" / "mini.md", victims / "file.txt", ["plan"]),
-        ("plan folder linked to a user's folder", results / "plan", victims / "folder", ["plan"]),
+        ("plan file linked to a user's file", results / "plan" / "planjson.json", victims / "file.txt",
+         ["plan", "run_name=planjson", "plan.corpus_tokens=800000"]),
+        ("plan markdown linked to a user's file", results / "plan" / "planmd.md", victims / "file.txt",
+         ["plan", "run_name=planmd", "plan.corpus_tokens=800000"]),
+        ("plan folder linked to a user's folder", results / "plan", victims / "folder",
+         ["plan", "run_name=planlink", "plan.corpus_tokens=800000"]),
         ("paper folder linked to a user's folder", work / "paperlink", victims / "folder",
-         ["paper", f"paths.results={work / 'papers' / 'results'}", "paper.runs=[]",
+         ["paper", f"paths.results={work / 'papers' / 'results'}", "paper.runs=[linkrun]",
           f"paths.paper={work / 'paperlink'}"]),
-        ("run lock linked to a user's file", work / "runs" / "micro" / ".lock", victims / "file.txt",
-         ["prepare", *micro]),
-        ("run log linked to a user's file", work / "runs" / "micro" / "reproduce.log", victims / "file.txt",
-         ["prepare", *micro]),
-        ("prepared lock linked to a user's file", work / "prepared" / ".lockprobe.lock", victims / "file.txt",
-         ["prepare", *micro]),
-        ("config record linked to a user's file", results / "micro" / "config.yaml", victims / "file.txt",
-         ["prepare", *micro]),
+        ("run lock linked to a user's file", work / "runs" / "lock" / ".lock", victims / "file.txt",
+         ["prepare", *micro("lock")]),
+        ("run log linked to a user's file", work / "runs" / "log" / "reproduce.log", victims / "file.txt",
+         ["prepare", *micro("log")]),
+        ("prepared lock linked to a user's file", _prepared_lock(micro("plock", True)), victims / "file.txt",
+         ["prepare", *micro("plock", True)]),
+        ("config record linked to a user's file", results / "record" / "config.yaml", victims / "file.txt",
+         ["prepare", *micro("record")]),
         ("eval results folder linked to a user's folder", results / "eval" / "tiny", victims / "folder",
          ["eval", f"model={work / 'inputs' / 'model'}", "eval.name=tiny", "eval.tasks=[]",
           f"eval.perplexity.texts=[{work / 'inputs' / 'texts' / 'empty.txt'}]"]),
@@ -95,14 +113,16 @@ def link_probes(work: Path, victims: Path) -> list[Probe]:
                 shutil.copytree(SOURCE_ROOT / "results" / "mini", results / "linked", dirs_exist_ok=True)
             _plant(link, target)
         # either refused in one line naming the link, or done without touching the target: both are judged by the
-        # victim's bytes; the words are the link's name
+        # victim's bytes; the words are the link's name. A user's own linked folder may be written through (new
+        # files in its target), never emptied or its files replaced (docs/trust.md, issue 28)
         probes.append(Probe(name, "links", args, link.name, code=-1, setup=setup,
-                            check=lambda _: _intact(victims)))
-    for name, link in (("dangling run lock", work / "runs" / "micro" / ".lock"),
-                       ("link loop as the run log", work / "runs" / "micro" / "reproduce.log")):
+                            check=lambda _: _intact(victims),
+                            env=(("_THROUGH", "victim/folder"),) if target.name == "folder" else ()))
+    for name, link in (("dangling run lock", work / "runs" / "dangling" / ".lock"),
+                       ("link loop as the run log", work / "runs" / "loop" / "reproduce.log")):
         def setup(_: Path, link: Path = link, loop: bool = "loop" in name) -> None:
             _plant(link, link if loop else work / "nowhere")
-        probes.append(Probe(name, "links", ["prepare", *micro], link.name, code=-1, setup=setup,
+        probes.append(Probe(name, "links", ["prepare", *micro(link.parent.name)], link.name, code=-1, setup=setup,
                             check=lambda _: _intact(victims)))
     return probes
 
@@ -135,7 +155,7 @@ def file_probes(work: Path) -> list[Probe]:
             target.symlink_to(content)
     compare = ["compare", "run_name=mini", f"paths.results={work / 'results'}"]
     model = inputs / "model"
-    prep = ["prepare", "run_name=fresh"]  # a run of its own: results/mini (for the compare cases) holds another config
+    prep = ["prepare", "run_name=fresh"]  # each case a run of its own (below): results/mini holds another config
     rows = [
         ("compare reference that is a FIFO", [*compare, f"compare.reference={ref_fifo.parent}"], "summary.json"),
         ("compare reference nested 200,000 deep", [*compare, f"compare.reference={odd / 'ref_nested'}"],
@@ -194,7 +214,9 @@ def file_probes(work: Path) -> list[Probe]:
         (papers / "fifo_run" / "summary.json").unlink()
         os.mkfifo(papers / "fifo_run" / "summary.json")
         _results(papers, "nested_run", raw=("[" * 200_000 + "]" * 200_000).encode())
-    return [Probe(name, "special files", args, words) for name, args, words in rows]
+    own = [(name, [f"run_name=fresh{i}" if a == "run_name=fresh" else a for a in args], words)
+           for i, (name, args, words) in enumerate(rows)]
+    return [Probe(name, "special files", args, words) for name, args, words in own]
 
 
 def place_probes(work: Path) -> list[Probe]:
@@ -218,7 +240,7 @@ def place_probes(work: Path) -> list[Probe]:
         ("tasks folder empty", ["eval", f"model={work / 'inputs' / 'model'}"], "REPRODUCE_TASKS_DIR",
          (("REPRODUCE_TASKS_DIR", str(work / "inputs")),)),
         ("HOME under a file", ["prepare", *[o for o in micro_overrides(work) if "cache_dir" not in o],
-                               "data.cache_dir=~/cache"], "data.cache_dir", (("HOME", str(a_file / "home")),)),
+                               "data.cache_dir='~/cache'"], "data.cache_dir", (("HOME", str(a_file / "home")),)),
     ]
     return [Probe(n, "places", a, w) for n, a, w in rows] + [Probe(n, "places", a, w, env=e) for n, a, w, e in
                                                              env_rows]
@@ -227,7 +249,8 @@ def place_probes(work: Path) -> list[Probe]:
 def value_probes(work: Path) -> list[Probe]:
     """Absurd resource settings and Hydra's grammar, on `prepare` of the micro recipe (a value wrongly accepted
     prepares it in seconds: judged unclear, not a hang)."""
-    micro = ["prepare", *micro_overrides(work)]
+    def micro(i: int) -> list[str]:  # a run of its own: an earlier case's results hold another config
+        return ["prepare", *micro_overrides(work, f"value{i}")]
     absurd = [("data.workers", "100000"), ("data.workers", "-3"), ("eval.batch_size", "1000000000"),
               ("stages.stage1.batch_size", "1000000000000"), ("stages.stage1.micro_batch_size", "0"),
               ("trainer.devices", "100000"), ("trainer.num_nodes", "1000000"), ("data.shard_tokens", "-1"),
@@ -258,21 +281,24 @@ def value_probes(work: Path) -> list[Probe]:
                ("an override that is only '='", ["="], "="),
                ("an override of a surrogate key", ["\udcff=1"], "\\udcff"),
                ("a value of a NUL byte quoted", ["run_name='\x01'"], "run_name")]
-    shown = {"trainer.devices": "100000", "trainer.num_nodes": "1000000"}  # named in the batch size's relation
-    return [Probe(f"{k}={v}", "values", [*micro, f"{k}={v}"], shown.get(k, k)) for k, v in absurd] + \
+    return [Probe(f"{k}={v}", "values", [*micro(i), f"{k}={v}"], k) for i, (k, v) in enumerate(absurd)] + \
         [Probe(n, "hydra", a, w, code=0 if n.startswith("hydra run dir") else 2) for n, a, w in grammar]
 
 
 def signal_probes(work: Path) -> list[Probe]:
     """SIGINT and SIGTERM to commands that are no training: one line, exit 130/143 (or done before it came)."""
+    def prepare(run: str) -> list[str]:  # a run and a prepared folder of its own: the signal comes while it prepares
+        return ["prepare", *micro_overrides(work, run), f"paths.prepared={work / 'prepared' / run}", "data.workers=2"]
+
+    _results(work / "papers" / "results", "sigrun")
     return [Probe(f"{signal.Signals(s).name} to {' '.join(a[:1])}", "signals", a, "stopped", code=128 + s,
                   env=(("_SIGNAL", str(s)), ("_AFTER", str(after)))) for s, a, after in (
-        (signal.SIGINT, ["prepare", *micro_overrides(work), "data.workers=2"], 6.0),
-        (signal.SIGTERM, ["prepare", *micro_overrides(work), "data.workers=2"], 8.0),
+        (signal.SIGINT, prepare("sigint"), 6.0),
+        (signal.SIGTERM, prepare("sigterm"), 8.0),
         (signal.SIGINT, ["eval", f"model={work / 'inputs' / 'model'}", "eval.limit=2",
                          "eval.tasks=[parus_crowd_majority]"], 8.0),
         (signal.SIGTERM, ["plan"], 1.5),
-        (signal.SIGINT, ["paper", f"paths.results={work / 'papers' / 'results'}", "paper.runs=[]",
+        (signal.SIGINT, ["paper", f"paths.results={work / 'papers' / 'results'}", "paper.runs=[sigrun]",
                          f"paths.paper={work / 'paper_sig'}"], 1.5))]
 
 
@@ -294,9 +320,10 @@ def run_case(p: Probe, cwd: Path, reproduce: str) -> tuple[str, str, float]:
             return "clean", (lines or ["finished before the signal"])[0], seconds
         return "unclear", f"exit {out.returncode}: {' | '.join(lines)[:200]}", seconds
     if p.code == -1:
+        through = tuple(v for k, v in p.env if k == "_THROUGH")
         for code in (0, 2):
             verdict, detail, seconds = probe.run_probe(Probe(p.name, p.kind, p.args, p.words if code == 2 else "",
-                                                             code, p.setup, p.check, p.env), cwd)
+                                                             code, p.setup, p.check, p.env), cwd, through)
             if verdict != "unclear" or not detail.startswith("exit "):
                 return verdict, detail, seconds
             p = Probe(p.name, p.kind, p.args, p.words, p.code, None, p.check, p.env)  # set up once
@@ -309,6 +336,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--reproduce", default=probe.REPRODUCE, help="the console script of the checkout to probe")
     parser.add_argument("--smoke", action="store_true", help="the first case of each class")
+    parser.add_argument("--only", action="append", default=[],
+                        help="only the cases whose name holds this text (repeatable; a partial run)")
     args = parser.parse_args()
     probe.REPRODUCE = args.reproduce
     out_path = (args.out or (Path(tempfile.gettempdir()) / "probe_fresh_smoke.json" if args.smoke
@@ -322,11 +351,18 @@ def main() -> int:
         shutil.copytree(SOURCE_ROOT / "results" / "published", papers / "published")
         shutil.copy(SOURCE_ROOT / "results" / "architectures.json", papers / "architectures.json")
         victims = _victims(cwd)
+        # the micro recipe prepared once, untimed: a value wrongly accepted then costs seconds, not a preparation that
+        # a loaded machine could stretch past the hang's bound (the cases that prepare afresh name their own folder)
+        if not args.smoke:
+            subprocess.run([args.reproduce, "prepare", *micro_overrides(cwd, "warmup")], cwd=cwd, capture_output=True,
+                           timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         # the cheap refusals first, so that a run cut short still covers the most classes
         probes = value_probes(cwd) + file_probes(cwd) + place_probes(cwd) + link_probes(cwd, victims)
         probes += signal_probes(cwd)
         if args.smoke:
             probes = [next(p for p in probes if p.kind == kind) for kind in ("special files", "values", "hydra")]
+        if args.only:
+            probes = [p for p in probes if any(text in p.name for text in args.only)]
         rows = []
         for p in probes:
             verdict, detail, seconds = run_case(p, cwd, args.reproduce)
@@ -337,7 +373,7 @@ def main() -> int:
                          "detail": detail})
             print(f"{verdict:10} {seconds:6.2f} s  [{p.kind}] {p.name}: {detail[:140]}", flush=True)
             record(out_path, args.reproduce, rows, len(probes))  # as it goes: an interrupted run keeps what it found
-    return record(out_path, args.reproduce, rows, len(probes), args.smoke)
+    return record(out_path, args.reproduce, rows, len(probes), args.smoke or bool(args.only))
 
 
 def record(out_path: Path, reproduce: str, rows: list[dict], planned: int, smoke: bool | None = None) -> int:

@@ -47,8 +47,10 @@ def test_mini_model_takes_the_tokenizers_vocabulary() -> None:
 
 
 @pytest.mark.parametrize("override, message", [
-    ("trainer.devices=2", "stages.stage1.batch_size=8: is not a multiple of micro_batch_size x devices x nodes"),
-    ("trainer.num_nodes=3", "x 1 x 3"),
+    ("trainer.devices=2", "trainer.devices=2: 2 processes (trainer.devices x trainer.num_nodes) each take at least "
+                          "stages.stage1.micro_batch_size=8 sequences, more than its batch_size=8"),
+    ("trainer.num_nodes=3", "trainer.num_nodes=3: 3 processes"),
+    ("stages.stage1.batch_size=12", "stages.stage1.batch_size=12: is not a multiple of micro_batch_size x devices"),
     ("eval.perplexity.max_tokens=100", "scores fewer tokens than one block of the largest context (256)"),
     ("data.test_fraction=0.995", "leaves nothing to train on"),
     ("stages.stage2.optim.grad_clip=0", "stages.stage2.optim.grad_clip=0.0: must be a positive number or null"),

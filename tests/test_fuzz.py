@@ -86,3 +86,73 @@ def prepared_reference(tmp_path_factory) -> dict:
 def test_signals_at_random_points(root: Path, prepared_reference: dict, signum: int, delay: float,
                                   group: bool) -> None:
     signal_case(fresh(root), signum, delay, group, prepared_reference)
+
+
+# bench/probe_fresh.py's findings: overrides Hydra or the pre-flight took without doing what they say (the first two
+# ran the whole recipe for minutes), refused in one line naming the key, in this process
+PROBE_FINDINGS = [
+    (["run"], ["~paths"], "~paths: a setting of the config cannot be deleted"),
+    (["plan"], ["~compare"], "~compare: a setting"),
+    (["run"], ["data.sources={}"], "data.sources={}: Hydra merges a mapping"),
+    (["prepare"], ["trainer.devices=100000"], "trainer.devices=100000: 100,000 processes"),
+    (["prepare"], ["trainer.num_nodes=1000000"], "trainer.num_nodes=1000000: 1,000,000 processes"),
+    (["train"], ["trainer.devices=4096", "stages.stage1.batch_size=65536", "stages.stage1.micro_batch_size=16",
+                 "stages.stage2.batch_size=65536", "stages.stage2.micro_batch_size=16"],
+     "trainer.devices=4096: a CPU run starts one process per device"),
+    (["prepare"], ["data.cache_dir=FILE/cache"], "data.cache_dir: "),
+    (["prepare"], ["stages.stage2.epochs=1e9"], "stages.stage2.epochs=1000000000.0: more than 10,000 passes"),
+    (["prepare"], ["eval.batch_size=1000000000"], "eval.batch_size=1000000000: its logits alone"),
+    (["prepare"], ["eval.perplexity.batch_size=100000000"], "eval.perplexity.batch_size=100000000: its logits"),
+    (["prepare"], ["stages.stage1.batch_size=1000000000000"], "stages.stage1.batch_size=1000000000000: x context"),
+    (["prepare"], ["eval.num_fewshot=100000"], "eval.num_fewshot=100000: more examples"),
+    (["prepare"], ["stages.stage1.optim.lr=1e10"], "stages.stage1.optim.lr=10000000000.0: is above 1"),
+    (["prepare"], ["contamination.n=100000"], "contamination.n=100000: n-grams longer"),
+]
+
+
+@pytest.mark.parametrize("command,overrides,message", PROBE_FINDINGS, ids=[" ".join(c[1])[:40] for c in PROBE_FINDINGS])
+def test_probe_findings_are_refused_in_one_line(root: Path, command: list[str], overrides: list[str],
+                                                message: str) -> None:
+    from reproduce.cli import split_command
+    from reproduce.commands.preflight import load
+    from reproduce.core.errors import UserError
+
+    folder = fresh(root)
+    (folder / "a_file").write_text("x")
+    cmd, args = split_command([*command, *micro_overrides(folder),
+                               *(o.replace("FILE", str(folder / "a_file")) for o in overrides)])
+    with pytest.raises(UserError) as refused:
+        load(cmd, args)
+    assert message in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
+
+
+def test_an_entry_of_a_mapping_may_still_be_deleted(root: Path) -> None:
+    """``~key`` of a mapping's entry (an evaluation set, a source) is no setting of the schema: it is taken."""
+    from reproduce.cli import split_command
+    from reproduce.commands.preflight import load
+
+    cfg = load(*split_command(["plan", *micro_overrides(fresh(root)), "~contamination.sets.rublimp"]))
+    assert cfg.contamination.sets and "rublimp" not in cfg.contamination.sets
+
+
+@pytest.mark.parametrize("where", ["run lock", "run log", "prepared lock"])
+def test_links_at_the_files_a_run_makes_are_refused_before_any_work(root: Path, where: str) -> None:
+    """bench/probe_fresh.py's finding: a link planted where a run makes its lock or log, or where prepare makes its
+    lock, is refused by the pre-flight in one line naming it (the open itself refuses it too: ``O_NOFOLLOW``)."""
+    from reproduce.cli import split_command
+    from reproduce.commands.preflight import load
+    from reproduce.config.compose import compose_config
+    from reproduce.core.errors import UserError
+    from reproduce.data.prepared_set import prepared_folder, prepared_lock
+
+    folder = fresh(root)
+    victim = folder / "victim.txt"
+    victim.write_bytes(b"keep")
+    overrides = micro_overrides(folder)
+    link = {"run lock": folder / "runs" / "micro" / ".lock", "run log": folder / "runs" / "micro" / "reproduce.log",
+            "prepared lock": prepared_lock(prepared_folder(compose_config("reproduce", overrides)))}[where]
+    link.parent.mkdir(parents=True)
+    link.symlink_to(victim)
+    with pytest.raises(UserError, match="is a symbolic link") as refused:
+        load(*split_command(["prepare", *overrides]))
+    assert str(link) in str(refused.value) and victim.read_bytes() == b"keep"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -98,6 +99,21 @@ def _check_sources(cfg: RecipeConfig) -> None:
 
 
 MAX_SIGMAS = 10
+
+
+def _fits_memory(key: str, batch: int, cfg: RecipeConfig) -> None:
+    """A batch of sequences whose logits alone exceed this machine's memory even at one position each (float32 over
+    the vocabulary) is one line (found by bench/probe_fresh.py: eval.batch_size=1e9 was taken)."""
+    logits = batch * cfg.model.vocab_size * 4
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if logits > memory:
+        raise fail(key, batch, f"its logits alone, at one position per sequence ({batch:,} x {cfg.model.vocab_size} "
+                   f"ids x 4 bytes = {logits / 1e9:,.0f} GB), exceed this machine's memory ({memory / 1e9:,.0f} GB); "
+                   "lower it")
+
+
+MAX_STEP_TOKENS = 1 << 30  # tokens in one optimizer step (batch_size x context)
+MAX_EPOCHS = 10_000  # passes over a stage's training data: the paper's stages make fewer than 10
 WORKERS_PER_CORE = 4  # more processes than this share a core without gain (each holds a tokenizer)
 
 
@@ -161,6 +177,9 @@ def _check_model(cfg: RecipeConfig) -> None:
 
 def _check_optim(key: str, optim: OptimConfig) -> None:
     _positive(f"{key}.lr", optim.lr)
+    if optim.lr > 1:  # AdamW's step is about lr per weight: above 1 every weight leaves its range at once
+        raise fail(f"{key}.lr", optim.lr, "is above 1: training diverges at the first step; GPT learning rates are "
+                   "around 1e-4 to 1e-3")
     if not 0 <= optim.min_lr <= optim.lr:
         raise fail(f"{key}.min_lr", optim.min_lr, f"must lie in [0, {key}.lr={optim.lr}]")
     _within(f"{key}.warmup_fraction", optim.warmup_fraction, 0, 1, closed_low=True)
@@ -184,8 +203,21 @@ def _check_stages(cfg: RecipeConfig) -> None:
                            "validate_every_steps", "record_every_steps", "print_every_s", "keep_checkpoints"):
             _positive(f"{key}.{field_name}", getattr(stage, field_name))
         _positive(f"{key}.checkpoint_every_tokens", stage.checkpoint_every_tokens, allow_none=True)
+        if stage.epochs > MAX_EPOCHS:  # a run that would never end (found by bench/probe_fresh.py: epochs=1e9)
+            raise fail(f"{key}.epochs", stage.epochs, f"more than {MAX_EPOCHS:,} passes over the training data; a "
+                       "token budget is epochs x the training tokens (reproduce plan shows it)")
         if stage.context > cfg.model.n_positions:
             raise fail(f"{key}.context", stage.context, f"exceeds model.n_positions={cfg.model.n_positions}")
+        if stage.batch_size * stage.context > MAX_STEP_TOKENS:
+            raise fail(f"{key}.batch_size", stage.batch_size, f"x context {stage.context} is more than "
+                       f"{MAX_STEP_TOKENS:,} tokens in one optimizer step (GPT-3's was 3.2M)")
+        if stage.micro_batch_size * cfg.world_size > stage.batch_size:  # the processes, not the batch, are wrong
+            many = "trainer.num_nodes" if cfg.trainer.num_nodes > cfg.trainer.devices else "trainer.devices"
+            raise fail(many, getattr(cfg.trainer, many.split(".")[1]),
+                       f"{cfg.world_size:,} processes (trainer.devices x trainer.num_nodes) each take at least "
+                       f"{key}.micro_batch_size={stage.micro_batch_size} sequences, more than its batch_size="
+                       f"{stage.batch_size} per step; give at most "
+                       f"{max(1, stage.batch_size // stage.micro_batch_size)} processes, or a larger batch")
         if stage.batch_size % (stage.micro_batch_size * cfg.world_size):
             raise fail(f"{key}.batch_size", stage.batch_size,
                        f"is not a multiple of micro_batch_size x devices x nodes = {stage.micro_batch_size} x "
@@ -240,16 +272,21 @@ def _check_eval(cfg: RecipeConfig) -> None:
         raise fail("eval.perplexity.max_tokens", perplexity.max_tokens,
                    f"scores fewer tokens than one block of the largest context ({largest}); raise it or use null")
     _positive("eval.perplexity.batch_size", perplexity.batch_size)
+    _fits_memory("eval.perplexity.batch_size", perplexity.batch_size, cfg)
     _positive("eval.perplexity.stride", perplexity.stride, allow_none=True)
     evaluation = cfg.eval
     for name in evaluation.stages:
         if name not in cfg.stages:
             raise fail("eval.stages", list(evaluation.stages), f"no stage {name!r}; stages are {list(cfg.stages)}")
     _positive("eval.batch_size", evaluation.batch_size)
+    _fits_memory("eval.batch_size", evaluation.batch_size, cfg)
     _choice("eval.dtype", evaluation.dtype, EVAL_DTYPES)
     _positive("eval.limit", evaluation.limit, allow_none=True)
     if evaluation.num_fewshot is not None and evaluation.num_fewshot < 0:
         raise fail("eval.num_fewshot", evaluation.num_fewshot, "must be 0 or more, or null for each task's own")
+    if evaluation.num_fewshot is not None and evaluation.num_fewshot > cfg.model.n_positions:
+        raise fail("eval.num_fewshot", evaluation.num_fewshot, f"more examples than the model's context of "
+                   f"{cfg.model.n_positions} tokens could hold, at a token each")
     _choice("eval.prefix_token", evaluation.prefix_token, ("eos", "bos"))
     if evaluation.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", evaluation.device):
         raise fail("eval.device", evaluation.device, "choose cpu, cuda, cuda:<index> or mps, or null for the trainer's")
@@ -322,6 +359,9 @@ def _check_compare(cfg: RecipeConfig) -> None:
 def _check_contamination(cfg: RecipeConfig) -> None:
     contamination = cfg.contamination
     _positive("contamination.n", contamination.n)
+    if contamination.n > cfg.model.n_positions:
+        raise fail("contamination.n", contamination.n, f"n-grams longer than the model's context "
+                   f"({cfg.model.n_positions} tokens) match nothing it could have learned; GPT-3 used 13")
     if not 1 <= contamination.min_tokens <= contamination.n:
         raise fail("contamination.min_tokens", contamination.min_tokens,
                    f"must lie in [1, contamination.n={contamination.n}]")

@@ -18,8 +18,9 @@ from reproduce.config.schema import PaperCommandConfig, PathsConfig, RecipeConfi
 from reproduce.core import records
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
-from reproduce.core.io import probe_writable, read_json
+from reproduce.core.io import check_own_file, probe_writable, read_json
 from reproduce.core.layout import DATA, PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
+from reproduce.core.locks import LOCK
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
 from reproduce.data.eval_items import read_items
@@ -182,12 +183,16 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
                    "<stage> eval.tasks=[]`")
     check_writable("paths.results", cfg.layout.results)
     check_writable("paths.runs", cfg.layout.work)
+    check_own_file(cfg.layout.work / LOCK, "lock files")
+    check_own_file(cfg.layout.log_file, "log files")
     if {"train", "eval"} & set(steps):
         check_trackers(cfg)
         for kind in cfg.logger:
             check_writable(f"logger.{kind}.save_dir", tracker_dir(cfg, kind))
     if "prepare" in steps:
         check_writable("paths.prepared", Path(cfg.paths.prepared))
+        # where a file the mirror lacks is downloaded to; without downloads it is only read, but must be a folder
+        check_writable("data.cache_dir", Path(cfg.data.cache_dir).expanduser(), probe=cfg.data.allow_download)
     if steps == NAMES and cfg.compare.reference is not None:  # the whole recipe ends with the verdict and the paper
         load_reference(cfg)
     if steps == NAMES and cfg.paper.includes(cfg.run_name):
@@ -225,6 +230,10 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
                 check_init_checkpoint(f"stages.{name}.init_from", stage.init_from, cfg.model)
     if "prepare" in steps and cfg.tokenizer.kind == "pretrained":
         load_pretrained_tokenizer(cfg.tokenizer)
+    if "prepare" in steps:  # its lock, as the run's: a link planted there is refused before any work
+        from reproduce.data.prepared_set import prepared_folder, prepared_lock
+
+        check_own_file(prepared_lock(prepared_folder(cfg)), "lock files")
 
 
 def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:
@@ -266,6 +275,10 @@ def load(command: Command, overrides: list[str]) -> RecipeConfig | PaperCommandC
 def check_accelerator(trainer: TrainerConfig) -> None:
     """The accelerator exists here and has the devices asked for (imports torch only for a non-CPU run)."""
     if trainer.accelerator in ("cpu", "auto"):
+        cores = os.cpu_count() or 1
+        if trainer.accelerator == "cpu" and trainer.devices > cores:  # one process per device, each with its copy
+            raise fail("trainer.devices", trainer.devices, f"a CPU run starts one process per device and this machine "
+                       f"has {cores} cores; give at most {cores}")
         return
     import torch
 
@@ -313,13 +326,16 @@ def check_compiler(trainer: TrainerConfig) -> None:
                    "(from $CXX, else g++) is not found; install one, point CXX at it, or set trainer.compile=false")
 
 
-def check_writable(key: str, path: Path) -> None:
-    """``path`` exists as a writable folder or can be created; probes with a temporary file, creates nothing."""
+def check_writable(key: str, path: Path, probe: bool = True) -> None:
+    """``path`` exists as a writable folder or can be created (``probe`` False: only that it is, or can be, a
+    folder); probes with a temporary file, creates nothing."""
     existing = path.absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(f"{key}: {path} cannot be created, {existing} is a file; choose another folder")
+    if not probe:
+        return
     try:
         probe_writable(existing)
     except OSError as exc:

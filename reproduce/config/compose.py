@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from reproduce.config.schema import PaperCommandConfig, RecipeConfig
@@ -34,7 +35,9 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
     _check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
+            composed = compose(config_name=config_name, overrides=overrides)
+        _check_no_ops(composed, overrides)
+        return OmegaConf.to_object(composed)
     except (HydraException, OmegaConfBaseException) as exc:
         line, cause = one_line(exc), exc
         while cause is not None and not getattr(cause, "full_key", None):
@@ -70,6 +73,38 @@ def _check_group_choices(overrides: list[str]) -> None:
             shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:40]}..."
             raise UserError(f"{parsed.key_or_group}={shown}: choose one of the config group's options: "
                             f"{', '.join(options)}")
+
+
+def _check_no_ops(cfg: DictConfig, overrides: list[str]) -> None:
+    """Two overrides Hydra takes without doing what they say (found by bench/probe_fresh.py): ``~key`` of a setting
+    of the schema (a typed field comes back with its default: ``~paths`` ran the whole recipe in the working
+    folder), and ``key={}`` onto a mapping that has entries (Hydra merges it: ``data.sources={}`` removed no
+    source). Each is one line before any work."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed = parser.parse_override(override)
+        except HydraException:
+            continue
+        key = parsed.key_or_group
+        if parsed.package or parsed.is_sweep_override() or (CONF_DIR / key).is_dir():
+            continue  # a config group's choice (``~logger``) is Hydra's defaults list, not a setting
+        if parsed.is_delete():
+            parent_key, _, name = key.rpartition(".")
+            parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+            schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+            if schema is not None and dataclasses.is_dataclass(schema) and \
+                    name in {f.name for f in dataclasses.fields(schema)}:
+                raise UserError(f"~{key}: a setting of the config cannot be deleted (it would come back with its "
+                                f"default); set its value instead, e.g. {key}=...")
+        elif parsed.value() == {}:
+            node = OmegaConf.select(cfg, key)
+            if isinstance(node, DictConfig) and len(node):
+                raise UserError(f"{key}={{}}: Hydra merges a mapping into the one there, so this removes nothing "
+                                f"({', '.join(map(str, node))} stay); remove an entry with ~{key}.<name>, or "
+                                "choose another config group")
 
 
 _GRAMMAR_ERRORS = ("Lexer", "mismatched input", "no viable alternative", "extraneous input", "missing")

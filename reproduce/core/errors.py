@@ -73,14 +73,27 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_held(signums: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
-    """``signums`` blocked while the block runs (one that comes meanwhile is delivered at its end): processes started
-    in it (spawned workers) inherit the mask and never see them, so a Ctrl-C to the whole terminal reaches only the
-    parent, which ends them."""
+    """``signums`` blocked in this thread while the block runs (processes forked in it inherit the mask; spawned ones
+    do not: multiprocessing's spawn resets it). In the main thread, SIGINT and SIGTERM are also held back from Python:
+    blocking alone does not, since another thread (torch's, the tokenizers', a pool's) takes a signal the main thread
+    blocks, and Python then runs the handler in the main thread wherever it stands, half-way through starting a
+    worker that its pool then never ends. One that comes meanwhile is raised again at the block's end."""
+    came: list[int] = []
+    before: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in USER_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):  # an ignored or default disposition stays as it is
+                before[signum] = signal.signal(signum, lambda s, _: came.append(s))
     signal.pthread_sigmask(signal.SIG_BLOCK, signums)
     try:
         yield
     finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signums)
+        if came:
+            signal.raise_signal(came[0])  # the handler put back takes it now
 
 
 def printable(message: object) -> str:

@@ -199,6 +199,21 @@ def remove_empty(folders: list[Path]) -> None:
         folder.rmdir()
 
 
+def check_own_file(path: str | Path, what: str) -> None:
+    """For the pre-flight: one line if ``path``, a file the package makes itself (``what``: its lock files, its log
+    files), is a symbolic link or no regular file; missing is fine. ``_open_nofollow`` refuses the same when it
+    opens it, so a link planted later is still refused, never followed."""
+    path = Path(path)
+    try:
+        info = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISLNK(info.st_mode):
+        _refuse_link(path, f"the package makes its {what} itself")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path} is not a regular file: the package makes its {what} itself; remove it")
+
+
 def _open_nofollow(path: Path, flags: int, what: str) -> int:
     """A descriptor of ``path`` opened with ``O_NOFOLLOW`` (and made if missing); a link or a special file there is
     one line."""
@@ -207,10 +222,11 @@ def _open_nofollow(path: Path, flags: int, what: str) -> int:
         fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            _refuse_link(path, f"the package makes its {what} itself")
+            check_own_file(path, what)
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
+        check_own_file(path, what)
         raise UserError(f"{path} is not a regular file: the package makes its {what} itself; remove it")
     os.set_blocking(fd, True)
     return fd

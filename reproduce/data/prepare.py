@@ -46,8 +46,16 @@ from reproduce.core.io import (
 from reproduce.core.paths import config_file
 from reproduce.data import workers
 from reproduce.data.manifest import Resolver, make_resolver, read_manifest
-from reproduce.data.parallel import ordered_map, worker_count
-from reproduce.data.prepared_set import DOCUMENTS, FORMAT_VERSION, MANIFEST, PreparedData, inputs_hash, read_documents
+from reproduce.data.parallel import ordered_map, start_server, worker_count
+from reproduce.data.prepared_set import (
+    DOCUMENTS,
+    FORMAT_VERSION,
+    MANIFEST,
+    PreparedData,
+    inputs_hash,
+    prepared_lock,
+    read_documents,
+)
 from reproduce.data.scan import Progress, Scan, batches, cleaners, scan, selected, size_of, split_scan, uses
 from reproduce.data.shard_writer import Tokenized, tokenize
 from reproduce.data.split import SPLITS, TRAIN
@@ -123,7 +131,7 @@ def _drop_ngrams(cfg: RecipeConfig, resolver: Resolver, tokenizer: PreTrainedTok
 def _lock(folder: Path) -> Iterator[None]:
     """One process prepares a set at a time; another one waits, then finds it complete."""
     make_dirs(folder)
-    with open_lock(folder.parent / f".{folder.name}.lock") as handle:  # a planted link is refused, never truncated
+    with open_lock(prepared_lock(folder)) as handle:  # a planted link is refused, never truncated
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -135,6 +143,8 @@ def _lock(folder: Path) -> Iterator[None]:
 def prepare_set(cfg: RecipeConfig, inputs: dict[str, Any], folder: Path, fresh: bool = False) -> dict[str, Any]:
     """Make (or finish, or with ``fresh`` remake) the prepared set ``folder``; returns this call's timings."""
     timings: dict[str, Any] = {}
+    if worker_count(cfg.data.workers) > 1:
+        start_server()  # before any work: the moment it starts in, a Ctrl-C goes unseen
     with _lock(folder):
         if fresh and folder.exists():
             remove(folder)

@@ -116,6 +116,11 @@ def prepared_folder(cfg: RecipeConfig, inputs: dict[str, Any] | None = None) -> 
     return Path(cfg.paths.prepared) / inputs_hash(inputs or prepared_inputs(cfg))
 
 
+def prepared_lock(folder: Path) -> Path:
+    """The lock file beside a prepared set that one ``prepare`` at a time holds (``prepared/.<hash>.lock``)."""
+    return folder.parent / f".{folder.name}.lock"
+
+
 REMAKE = ("delete the folder and run `reproduce prepare` with the run's overrides: it is made again, the same bytes, "
           "and nothing else of the run is lost")
 
