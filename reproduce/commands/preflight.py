@@ -230,10 +230,12 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
                 check_init_checkpoint(f"stages.{name}.init_from", stage.init_from, cfg.model)
     if "prepare" in steps and cfg.tokenizer.kind == "pretrained":
         load_pretrained_tokenizer(cfg.tokenizer)
-    if "prepare" in steps:  # its lock, as the run's: a link planted there is refused before any work
-        from reproduce.data.prepared_set import prepared_folder, prepared_lock
-
-        check_own_file(prepared_lock(prepared_folder(cfg)), "lock files")
+    if "prepare" in steps:  # the prepared sets' locks (prepared/.<hash>.lock), as the run's: a link planted at any
+        # of them is refused before any work; which one this run takes needs its inputs' hash (seconds to compute),
+        # and the lock's own opening refuses a link planted later
+        prepared = Path(cfg.paths.prepared)
+        for lock in sorted(prepared.glob(".*.lock")) if prepared.is_dir() else []:
+            check_own_file(lock, "lock files")
 
 
 def check_released_vocabulary(tok: TokenizerConfig, resolver: Resolver) -> None:
