@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import sys
 import tempfile
@@ -70,14 +71,20 @@ def raw_perplexity_seconds(model: GPT2LMHeadModel, tokenizer, texts: list[str], 
 
 
 def rublimp_pairs(tasks: Path, limit: int | None) -> list[tuple[str, str]]:
-    """The pairs lm-eval scores: the first ``limit`` rows of each phenomenon's resolved CSV."""
+    """The pairs lm-eval scores: the first ``limit`` of each phenomenon's resolved CSV in the task's own order (its
+    ``utils.rows``: one fixed seeded shuffle)."""
+    import datasets
+
+    spec = importlib.util.spec_from_file_location("rublimp_utils", tasks / "rublimp" / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
     pairs = []
     for task in sorted((tasks / "rublimp").glob("*.yaml")):
         if task.name.startswith("_"):
             continue
         data = task.read_text(encoding="utf-8").split("train: ")[1].strip()
         with open(data, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))[:limit]
+            rows = utils.rows(datasets.Dataset.from_list(list(csv.DictReader(f))))[:limit]
         pairs += [(row["source_sentence"], row["target_sentence"]) for row in rows]
     return pairs
 

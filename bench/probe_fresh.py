@@ -114,7 +114,7 @@ def link_probes(work: Path, victims: Path) -> list[Probe]:
             _plant(link, target)
         # either refused in one line naming the link, or done without touching the target: both are judged by the
         # victim's bytes; the words are the link's name. A user's own linked folder may be written through (new
-        # files in its target), never emptied or its files replaced (docs/trust.md, issue 28)
+        # files in its target), never emptied or its files replaced (docs/trust.md)
         probes.append(Probe(name, "links", args, link.name, code=-1, setup=setup,
                             check=lambda _: _intact(victims),
                             env=(("_THROUGH", "victim/folder"),) if target.name == "folder" else ()))

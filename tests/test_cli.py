@@ -113,8 +113,9 @@ def test_scale_out_trainers_and_the_slurm_template_compose_and_pass_the_checks()
     cfg = compose_config("reproduce", overrides)
     check_config(cfg)
     assert (cfg.world_size, cfg.trainer.strategy, cfg.trainer.accelerator) == (128, "ddp", "gpu")
-    with pytest.raises(UserError, match=re.escape("stages.stage1.batch_size=512: is not a multiple of "
-                                                  "micro_batch_size x devices x nodes = 8 x 8 x 16")):
+    with pytest.raises(UserError, match=re.escape("trainer.num_nodes=16: 128 processes (trainer.devices x "
+                                                  "trainer.num_nodes) each take at least stages.stage1.micro_batch_"
+                                                  "size=8 sequences, more than its batch_size=512 per step")):
         check_config(compose_config("reproduce", ["experiment=rugpt3_large_paper", "trainer=multinode"]))
     single_node = compose_config("reproduce", ["experiment=rugpt3_large_paper", "trainer=ddp"])
     check_config(single_node)

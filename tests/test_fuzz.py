@@ -105,7 +105,7 @@ PROBE_FINDINGS = [
     (["prepare"], ["eval.perplexity.batch_size=100000000"], "eval.perplexity.batch_size=100000000: its logits"),
     (["prepare"], ["stages.stage1.batch_size=1000000000000"], "stages.stage1.batch_size=1000000000000: x context"),
     (["prepare"], ["eval.num_fewshot=100000"], "eval.num_fewshot=100000: more examples"),
-    (["prepare"], ["stages.stage1.optim.lr=1e10"], "stages.stage1.optim.lr=10000000000.0: is above 1"),
+    (["prepare"], ["stages.stage1.optim.lr=1e10"], "stages.stage1.optim.lr=10000000000.0: is above 1,000"),
     (["prepare"], ["contamination.n=100000"], "contamination.n=100000: n-grams longer"),
 ]
 

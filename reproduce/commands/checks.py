@@ -113,6 +113,7 @@ def _fits_memory(key: str, batch: int, cfg: RecipeConfig) -> None:
 
 
 MAX_STEP_TOKENS = 1 << 30  # tokens in one optimizer step (batch_size x context)
+MAX_LR = 1_000  # a larger one is a typo; a diverging run up to it stops at its first non-finite loss (tests use 300)
 MAX_EPOCHS = 10_000  # passes over a stage's training data: the paper's stages make fewer than 10
 WORKERS_PER_CORE = 4  # more processes than this share a core without gain (each holds a tokenizer)
 
@@ -177,9 +178,9 @@ def _check_model(cfg: RecipeConfig) -> None:
 
 def _check_optim(key: str, optim: OptimConfig) -> None:
     _positive(f"{key}.lr", optim.lr)
-    if optim.lr > 1:  # AdamW's step is about lr per weight: above 1 every weight leaves its range at once
-        raise fail(f"{key}.lr", optim.lr, "is above 1: training diverges at the first step; GPT learning rates are "
-                   "around 1e-4 to 1e-3")
+    if optim.lr > MAX_LR:  # AdamW's step is about lr per weight: far above 1 no weight keeps its range
+        raise fail(f"{key}.lr", optim.lr, f"is above {MAX_LR:,}: training diverges at the first step; GPT learning "
+                   "rates are around 1e-4 to 1e-3")
     if not 0 <= optim.min_lr <= optim.lr:
         raise fail(f"{key}.min_lr", optim.min_lr, f"must lie in [0, {key}.lr={optim.lr}]")
     _within(f"{key}.warmup_fraction", optim.warmup_fraction, 0, 1, closed_low=True)
