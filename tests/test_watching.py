@@ -19,6 +19,7 @@ import pytest
 from reproduce.config.compose import compose_config
 from reproduce.core.errors import UserError
 from reproduce.core.io import read_json
+from reproduce.core.paths import SOURCE_ROOT
 from reproduce.train import watch as trackers
 from reproduce.train.watch import point_steps
 from tests.helpers import REPRODUCE, micro_overrides, reproduce
@@ -186,6 +187,24 @@ def test_wandb_offline_run_holds_history_and_config(runs: Path) -> None:
     assert losses == [p["loss"] for p in curves]
     assert config["seed"] == 1234 and config["run_name"] == "watched"
     assert read_json(runs / "runs" / "watched" / "trackers.json")["ids"]["wandb"] in path
+
+
+@pytest.mark.parametrize(("step", "kept"), [(0, {"stage2"}), (976, {"stage1", "stage2"})])
+def test_a_stage_trained_from_its_start_drops_its_earlier_points(tmp_path: Path, step: int, kept: set[str]) -> None:
+    """The committed curve a fresh clone starts with (or an earlier run's) is computed again by a stage trained from
+    step 0, never trusted; a stage resumed from a checkpoint keeps the points before it."""
+    from types import SimpleNamespace
+
+    from reproduce.train.in_training_eval import InTrainingEval
+    from reproduce.train.trackers import Axis
+
+    cfg = compose_config("reproduce", [*micro_overrides(tmp_path, "stale"), *WATCH])
+    curve = cfg.layout.result("eval_curve.json")
+    curve.parent.mkdir(parents=True)
+    curve.write_bytes((SOURCE_ROOT / "results" / "mini" / "eval_curve.json").read_bytes())
+    callback = InTrainingEval(cfg, "stage1", 128, Axis(), set(), None)  # type: ignore[arg-type]
+    callback.on_train_start(SimpleNamespace(global_step=step, is_global_zero=True), None)  # type: ignore[arg-type]
+    assert {p["stage"] for p in read_json(curve)["points"]} == kept
 
 
 def test_point_steps() -> None:

@@ -133,6 +133,19 @@ def has_point(points: list[dict[str, Any]], stage: str, step: int, tasks: list[s
     return set(tasks) <= found
 
 
+def drop_stage_points(path: Path, stage: str) -> int:
+    """A stage trained from its first step: its points already in eval_curve.json (another training's: an earlier run
+    of the same name, or the committed results a fresh clone starts with) removed, so that this training computes
+    them anew; how many."""
+    if not path.is_file():
+        return 0
+    record = records.eval_curve.read(path)
+    kept = [p for p in record["points"] if p["stage"] != stage]
+    if len(kept) < len(record["points"]):
+        records.eval_curve.write(path, {**record, "points": kept})
+    return len(record["points"]) - len(kept)
+
+
 def add_points(path: Path, meta: dict[str, Any], points: list[dict[str, Any]]) -> None:
     """``points`` added to eval_curve.json (a point already there for the same stage, step, task and metric is kept),
     sorted by tokens seen, task and metric; written whole."""

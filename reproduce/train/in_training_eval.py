@@ -27,7 +27,7 @@ from reproduce.core.meta import run_metadata
 from reproduce.data.prepared_set import PreparedData
 from reproduce.evaluate.inputs import eval_device
 from reproduce.evaluate.perplexity import eval_blocks, token_byte_lengths
-from reproduce.evaluate.runner import add_points, curve_points, has_point, score_point, suite_inputs
+from reproduce.evaluate.runner import add_points, curve_points, drop_stage_points, has_point, score_point, suite_inputs
 from reproduce.evaluate.suites import ResolvedSuite
 from reproduce.model.gpt2 import save_export
 from reproduce.train.checkpoint import _rng_state, _set_rng_state, checkpoint_step
@@ -52,9 +52,15 @@ class InTrainingEval(pl.Callback):
         self._validation: tuple[Any, int, Any] | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        """A run resumed from a checkpoint at a point's step (killed while scoring it) scores that point now: the
-        weights are those of that step."""
+        """A stage trained from its first step drops the stage's points another training left in eval_curve.json (a
+        fresh clone's committed curve is computed again, not trusted); a run resumed from a checkpoint keeps them, and
+        one resumed at a point's step (killed while scoring it) scores that point now: the weights are those of that
+        step."""
         self._last_step = trainer.global_step
+        if trainer.global_step == 0 and trainer.is_global_zero:
+            if dropped := drop_stage_points(self.cfg.layout.result(layout.EVAL_CURVE), self.stage):
+                log.info(f"[{self.stage}] trained from its start: {dropped} points of another training dropped from "
+                         "eval_curve.json")
         if trainer.global_step in self.steps:
             self._due(trainer, pl_module, trainer.global_step)
 
