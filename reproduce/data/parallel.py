@@ -2,13 +2,11 @@
 
 Results come back in task order whatever the number of workers, so what a pass writes does not depend on it.
 Workers are not forked from the parent (it may hold torch or tokenizers threads that a fork would copy broken) but
-from a fork server, a clean interpreter started once.
-Once started they ignore SIGINT (a Ctrl-C reaches the whole terminal's process group): the parent alone stops, and
-leaving the pool ends them (SIGTERM) and waits for them. A stop that comes while the pool starts them waits until every
-worker is in the pool (``signals_held``): a worker started but not yet in it would outlive the parent and print
-multiprocessing's traceback once the pool's semaphores are gone. Workers are forked from a server process
-(``start_server``) that ignores SIGINT, so they ignore it from their first instruction: a spawned worker does not
-inherit the blocked mask, and a Ctrl-C while its interpreter started raised KeyboardInterrupt there.
+from a fork server (``start_server``), a clean interpreter started once with SIGINT ignored, so they ignore it from
+their first instruction (a Ctrl-C reaches the whole terminal's process group): the parent alone stops, and leaving the
+pool ends them (SIGTERM) and waits for them. A stop that comes while the pool starts them waits until every worker is
+in the pool (``signals_held``): a worker started but not yet in it would outlive the parent and print
+multiprocessing's traceback once the pool's semaphores are gone.
 """
 
 from __future__ import annotations
