@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -32,11 +33,12 @@ def one_line(exc: BaseException) -> str:
 
 def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | PaperCommandConfig:
     """The typed config of an entry config (conf/<config_name>.yaml) with Hydra overrides."""
-    _check_group_choices(overrides)
+    parsed = _parsed(overrides)
+    _check_group_choices(parsed)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             composed = compose(config_name=config_name, overrides=overrides)
-        _check_no_ops(composed, overrides)
+        _check_no_ops(composed, parsed)
         return OmegaConf.to_object(composed)
     except (HydraException, OmegaConfBaseException) as exc:
         line, cause = one_line(exc), exc
@@ -51,18 +53,24 @@ _OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 LIST_GROUPS = {"logger"}  # groups that take several options at once (logger=[csv,tensorboard]; docs/watching.md)
 
 
-def _check_group_choices(overrides: list[str]) -> None:
+def _parsed(overrides: list[str]) -> list[Any]:
+    """Hydra's parse of each override that parses (composition reports one that does not, naming it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, found = OverridesParser.create(), []
+    for override in overrides:
+        try:
+            found.append(parser.parse_override(override))
+        except HydraException:
+            continue
+    return found
+
+
+def _check_group_choices(overrides: list[Any]) -> None:
     """A config group (a folder of conf/) takes the name of one of its files: another value (a number, a list, a
     name too long for a file) is one line listing them, not Hydra's TypeError, ValueError or OSError (found by
     tests/test_fuzz.py: ``model=0``, ``model=[300]``, ``model=xxx...``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    for override in overrides:
-        try:
-            parsed = parser.parse_override(override)
-        except HydraException:
-            continue  # composition reports it, naming the override
+    for parsed in overrides:
         folder = CONF_DIR / parsed.key_or_group
         if parsed.is_delete() or parsed.is_sweep_override() or parsed.package or not folder.is_dir():
             continue
@@ -75,19 +83,12 @@ def _check_group_choices(overrides: list[str]) -> None:
                             f"{', '.join(options)}")
 
 
-def _check_no_ops(cfg: DictConfig, overrides: list[str]) -> None:
+def _check_no_ops(cfg: DictConfig, overrides: list[Any]) -> None:
     """Two overrides Hydra takes without doing what they say (found by bench/probe_fresh.py): ``~key`` of a setting
     of the schema (a typed field comes back with its default: ``~paths`` ran the whole recipe in the working
     folder), and ``key={}`` onto a mapping that has entries (Hydra merges it: ``data.sources={}`` removed no
     source). Each is one line before any work."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    for override in overrides:
-        try:
-            parsed = parser.parse_override(override)
-        except HydraException:
-            continue
+    for parsed in overrides:
         key = parsed.key_or_group
         if parsed.package or parsed.is_sweep_override() or (CONF_DIR / key).is_dir():
             continue  # a config group's choice (``~logger``) is Hydra's defaults list, not a setting
