@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reproduce.core.logs import setup_logging, silence_progress_bars  # noqa: E402
 
 silence_progress_bars()  # before the libraries are imported
-from reproduce.commands.pipeline import prepare  # noqa: E402
+from reproduce.commands.data_steps import prepare  # noqa: E402
 from reproduce.config.compose import compose_config  # noqa: E402
 from reproduce.core import records  # noqa: E402
 from reproduce.core.arithmetic import stage_counts  # noqa: E402

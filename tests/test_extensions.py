@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.commands import pipeline
+from reproduce.commands import data_steps
 from reproduce.commands.preflight import load
 from reproduce.commands.table import COMMANDS
 from reproduce.config.schema import SourceConfig
@@ -121,7 +121,7 @@ def test_a_source_kind_is_one_class_and_one_yaml(tmp_path: Path, lines_kind: typ
     cfg = load(COMMANDS["prepare"], [*overrides, "data=text", "~data.sources.text", f"+data.sources.mine={source}"])
     assert isinstance(cfg.data.sources["mine"], SourceConfig) and cfg.data.sources["mine"].kind == "lines"
     start_steps(cfg, ("prepare",))  # as the CLI does before the step
-    data = pipeline.prepare(cfg)
+    data = data_steps.prepare(cfg)
     splits = data.manifest["splits"]
     assert sum(splits[name]["documents"] for name in splits) == 400
     assert data.manifest["inputs"]["sources"]["mine"]["kind"] == "lines"

@@ -16,7 +16,7 @@ MAX_LINES = 450
 # contamination sets come from the benchmark registry (evaluate.benchmarks, which imports only core).
 FOLDERS = (
     ("entry", ("__main__", "cli")),
-    ("commands", ("commands",)),  # the command table, the pre-flight, the recipe's pipeline, model scoring
+    ("commands", ("commands",)),  # the command table, the pre-flight, the recipe's steps, model scoring
     ("domain", ("recipe", "data", "train", "evaluate", "paper", "model")),
     ("config", ("config",)),  # the typed schema and its composition
     ("core", ("core", "")),  # utilities every folder may import: paths, files, errors, logs, results layout and records
@@ -25,7 +25,8 @@ FOLDER_EXCEPTIONS = {("config.schema", "evaluate.benchmarks")}
 # Modules, from the top down. A module imports modules of its own layer or of lower ones; a prefix names a package.
 LAYERS = (
     ("entry", ("__main__", "cli")),
-    ("commands", ("commands.table", "commands.preflight", "commands.pipeline")),
+    ("commands", ("commands.table", "commands.preflight", "commands.pipeline", "commands.data_steps",
+                  "commands.train_step", "commands.eval_step")),
     ("engines", ("recipe.record", "recipe.compare", "recipe.publish", "recipe.plan", "commands.scoring", "paper.tables",
                  "paper.figures", "paper.published_tables", "paper.baselines", "paper.architectures", "paper.build",
                  "paper.benchmark_curves",

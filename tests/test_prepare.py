@@ -41,11 +41,11 @@ def _overrides(tmp: Path, *extra: str, run_name: str = "micro") -> list[str]:
 
 def _prepare(tmp: Path, *extra: str, run_name: str = "micro"):
     """`reproduce prepare` in-process, as the CLI runs it: checked, the config recorded, then the step."""
-    from reproduce.commands import pipeline
+    from reproduce.commands import data_steps
 
     cfg = load(COMMANDS["prepare"], _overrides(tmp, *extra, run_name=run_name))
     start_steps(cfg, ("prepare",))
-    return cfg, pipeline.prepare(cfg)
+    return cfg, data_steps.prepare(cfg)
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -223,7 +223,7 @@ def test_a_split_whose_shard_is_another_valid_shard_or_lacks_its_index_is_refuse
 
 @pytest.mark.slow  # prepares with and without the drop, and the contamination report
 def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set(tmp_path: Path) -> None:
-    from reproduce.commands import pipeline
+    from reproduce.commands import data_steps
 
     cfg, clean_data = _prepare(tmp_path)
     rows = list(read_documents(clean_data.folder))
@@ -246,6 +246,6 @@ def test_drop_removes_train_documents_that_share_an_ngram_with_an_evaluation_set
     assert status[victim["id"]] == "dropped" and dropped.manifest["dropped"]["documents"] >= 1
     kept = sum(int(r["tokens"]) * int(r["copies"]) for r in read_documents(dropped.folder) if r["split"] == "train")
     assert len(dropped.shards["train"]) == kept <= len(clean_data.shards["train"]) - int(victim["tokens"])
-    report = pipeline.contamination(cfg, dropped)
+    report = data_steps.contamination(cfg, dropped)
     assert report["sets"]["mine"]["contaminated"] == 0 and report["sets"]["mine"]["checked"] == 1
-    assert pipeline.contamination(cfg, clean_data)["sets"]["mine"]["contaminated"] == 1
+    assert data_steps.contamination(cfg, clean_data)["sets"]["mine"]["contaminated"] == 1

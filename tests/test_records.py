@@ -16,9 +16,10 @@ from reproduce.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
-# Modules that write JSON which is no results file: prepared data's own bookkeeping and the run's pointer to it.
-NOT_RESULTS_WRITERS = {"core/io", "core/records", "data/prepare", "data/scan", "data/shard_writer", "commands/pipeline",
-                       "train/trackers"}  # runs/<run>/trackers.json: the tracker runs' ids and last logged steps
+# Modules that write JSON which is no results file: prepared data's own bookkeeping, the run's pointer to it, and
+# runs/<run>/trackers.json (the tracker runs' ids and last logged steps).
+NOT_RESULTS_WRITERS = {"core/io", "core/records", "data/prepare", "data/scan", "data/shard_writer",
+                       "commands/data_steps", "train/trackers"}
 
 
 def _committed() -> list[str]:

@@ -57,13 +57,12 @@ class Command:
         return self.scores if self.scoring(cfg) else self.run
 
 
-def _step(name: str, function: str, scores: Lazy | None = None, short_keys: dict[str, str] | None = None) -> Command:
-    """The command that runs one recipe step, ``function`` of reproduce/commands/pipeline.py (the step table's row
-    gives its summary and groups)."""
+def _step(name: str, run: Lazy, scores: Lazy | None = None, short_keys: dict[str, str] | None = None) -> Command:
+    """The command that runs one recipe step, ``run`` (the step table's row gives its summary and groups)."""
     step = STEP[name]
     check = preflight.check_eval if scores is not None else preflight.check_steps
-    return Command(name, "reproduce", step.summary, step.groups, check, Lazy("reproduce.commands.pipeline", function),
-                   (name,), scores, short_keys=short_keys or {})
+    return Command(name, "reproduce", step.summary, step.groups, check, run, (name,), scores,
+                   short_keys=short_keys or {})
 
 
 _RUN_GROUPS = tuple(dict.fromkeys(g for s in STEPS for g in s.groups if g != "experiment")) + ("paper", "experiment")
@@ -72,11 +71,11 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("run", "reproduce", "the whole recipe: " + ", ".join(NAMES) + ", then paper/ (the default command)",
             _RUN_GROUPS, preflight.check_steps, Lazy("reproduce.commands.pipeline", "run"), NAMES,
             before_steps=keep_reference),
-    _step("prepare", "prepare"),
-    _step("contamination", "contamination"),
-    _step("train", "train"),
-    _step("eval", "evaluate", Lazy("reproduce.commands.scoring", "evaluate_models"),
-          {"model": "eval.model", "suite": "eval.suite"}),
+    _step("prepare", Lazy("reproduce.commands.data_steps", "prepare")),  # a module a step: each loads what it needs
+    _step("contamination", Lazy("reproduce.commands.data_steps", "contamination")),
+    _step("train", Lazy("reproduce.commands.train_step", "train")),
+    _step("eval", Lazy("reproduce.commands.eval_step", "evaluate"),
+          Lazy("reproduce.commands.scoring", "evaluate_models"), {"model": "eval.model", "suite": "eval.suite"}),
     Command("generate", "reproduce", "model=<hub id | HF dir | run dir> prompt=<text>: sampled continuations",
             ("eval",),
             preflight.check_generate, Lazy("reproduce.commands.scoring", "generate"),

@@ -4,8 +4,8 @@ writes.
 Everything that knows about steps reads this table: the command table (reproduce/commands/table.py: one command per
 step), the pre-flight (reproduce/commands/preflight.py: what an earlier step must have left), the record of which
 config made the results and the overwrite/resume logic (reproduce/recipe/record.py), and the recipe itself
-(reproduce/commands/pipeline.py ``run``, in this order). Adding a step is one row here, its function in
-reproduce/commands/pipeline.py ``STEP_FUNCTIONS`` and its command's row in reproduce/commands/table.py.
+(reproduce/commands/pipeline.py ``run``, in this order). Adding a step is one row here, its function in a module of
+reproduce/commands/ named in pipeline.py's ``STEP_FUNCTIONS``, and its command's row in reproduce/commands/table.py.
 """
 
 from __future__ import annotations
