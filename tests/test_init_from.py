@@ -43,7 +43,8 @@ def test_stage1_starts_from_a_released_checkpoint_with_its_tokenizer(tmp_path: P
     micro = [o for o in micro_overrides(tmp_path, "continued") if not o.startswith("tokenizer.")]
     args = [*micro, f"stages.stage1.init_from={checkpoint}", "tokenizer=pretrained", f"tokenizer.vocab_size={vocab}",
             "stages.stage1.optim.lr=1e-9", "stages.stage1.optim.min_lr=1e-10",
-            "eval.stages=[stage2]", "eval.tasks=[rublimp]"]  # the scores this test reads
+            "eval.stages=[stage2]", "eval.tasks=[rublimp]",  # the scores this test reads
+            "~contamination.sets.rublimp"]  # its 45,000 items checked for contamination: tests/test_end_to_end.py
     refused = reproduce(*args, cwd=tmp_path, code=2)
     assert refused.stderr.strip().splitlines() == [
         f"error: stages.stage1.init_from='{checkpoint}': the model config differs from the checkpoint's; set "
