@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reproduce.core.meta import cpu_model  # noqa: E402
+from reproduce.core.meta import cpu_model, package_metadata  # noqa: E402
 from tests.fuzz_cases import (  # noqa: E402
     console_case,
     damage,
@@ -109,8 +109,8 @@ def main() -> int:
     total = sum(k["cases"] for k in kinds.values())
     result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "smoke": args.smoke, "seed": args.seed,
               "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()},
-              "command": " ".join(["python", "bench/fuzz.py", *sys.argv[1:]]), "cases": total,
-              "seconds": round(time.perf_counter() - started, 1), "failures": failures, "kinds": kinds}
+              "meta": package_metadata(), "command": " ".join(["python", "bench/fuzz.py", *sys.argv[1:]]),
+              "cases": total, "seconds": round(time.perf_counter() - started, 1), "failures": failures, "kinds": kinds}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")  # ASCII: cases hold lone surrogates
     ok = failures == 0 and (args.smoke or total >= 1000)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import probe  # noqa: E402
 from probe import Probe, _model_folders, _results  # noqa: E402
 
+from reproduce.core.meta import package_metadata  # noqa: E402
 from reproduce.core.paths import SOURCE_ROOT  # noqa: E402
 from tests.helpers import micro_overrides  # noqa: E402
 
@@ -339,6 +340,8 @@ def main() -> int:
     parser.add_argument("--only", action="append", default=[],
                         help="only the cases whose name holds this text (repeatable; a partial run)")
     args = parser.parse_args()
+    run = {"reproduce": args.reproduce, "command": " ".join(["python", "bench/probe_fresh.py", *sys.argv[1:]]),
+           "meta": package_metadata(), "started": time.perf_counter()}
     probe.REPRODUCE = args.reproduce
     out_path = (args.out or (Path(tempfile.gettempdir()) / "probe_fresh_smoke.json" if args.smoke
                              else Path("results/perf/probe_fresh.json"))).resolve()
@@ -372,11 +375,11 @@ def main() -> int:
             rows.append({"name": p.name, "class": p.kind, "verdict": verdict, "seconds": round(seconds, 2),
                          "detail": detail})
             print(f"{verdict:10} {seconds:6.2f} s  [{p.kind}] {p.name}: {detail[:140]}", flush=True)
-            record(out_path, args.reproduce, rows, len(probes))  # as it goes: an interrupted run keeps what it found
-    return record(out_path, args.reproduce, rows, len(probes), args.smoke or bool(args.only))
+            record(out_path, run, rows, len(probes))  # as it goes: an interrupted run keeps what it found
+    return record(out_path, run, rows, len(probes), args.smoke or bool(args.only))
 
 
-def record(out_path: Path, reproduce: str, rows: list[dict], planned: int, smoke: bool | None = None) -> int:
+def record(out_path: Path, run: dict, rows: list[dict], planned: int, smoke: bool | None = None) -> int:
     """Write the probe's file (``smoke`` None: a run still going); the exit code against the floor."""
     counts = Counter(r["verdict"] for r in rows)
     clean = counts["clean"] / len(rows)
@@ -384,9 +387,10 @@ def record(out_path: Path, reproduce: str, rows: list[dict], planned: int, smoke
         len(rows) >= 100 and clean >= 0.95 and not any(counts[v] for v in ("security", "data loss", "hang")))
     failing = Counter(f"{r['class']}: {r['verdict']}" for r in rows if r["verdict"] != "clean")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    result = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "reproduce": reproduce, "complete": smoke is not None,
-              "planned": planned, "cases": len(rows), "verdicts": dict(counts), "clean_share": clean,
-              "failures_by_class": dict(failing), "rows": rows}
+    result = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "reproduce": run["reproduce"],
+              "command": run["command"], "meta": run["meta"], "seconds": round(time.perf_counter() - run["started"], 1),
+              "complete": smoke is not None, "planned": planned, "cases": len(rows), "verdicts": dict(counts),
+              "clean_share": clean, "failures_by_class": dict(failing), "rows": rows}
     out_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if smoke is not None:
         print(f"{len(rows)} cases: {dict(counts)}; clean {clean:.1%} (floor 95%, no security, data loss or hang) "
