@@ -51,6 +51,7 @@ def fresh(root: Path) -> Path:
 @example((["plan"], ["data.sources.ruslit.splitx=[',\nx]"]))  # finding: a newline echoed made two lines
 @example((["prepare"], ["data.max_line_chars=\udcff"]))
 @example((["plan"], ["plan.mfu=1e309"]))
+@example(([], ["contamination.sets.rucola.fields.x=1"]))  # finding: a list entry named by a word (OmegaConf's int())
 def test_overrides_are_accepted_or_refused_in_one_line(root: Path, case: tuple[list[str], list[str]]) -> None:
     override_case(*case, fresh(root))
 

@@ -37,7 +37,7 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
     _check_group_choices(parsed)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            composed = compose(config_name=config_name, overrides=overrides)
+            composed = _compose(config_name, overrides)
         _check_no_ops(composed, parsed)
         return OmegaConf.to_object(composed)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -47,6 +47,31 @@ def compose_config(config_name: str, overrides: list[str]) -> RecipeConfig | Pap
         key = getattr(cause, "full_key", None) or _unparsed(line, overrides)
         raise UserError((f"{key}: {line}" if key and key not in line else line) + _quoting_hint(line, overrides)) \
             from None
+
+
+def _compose(config_name: str, overrides: list[str]) -> Any:
+    """Hydra's compose. An error that Hydra's or OmegaConf's own code raises for an override they do not check (a
+    list entry named by a word: OmegaConf's ``int('x')``) is that override's one line: the first override with which
+    composition fails (each prefix of the list composed again, on this error path only)."""
+    try:
+        return compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException):
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        line = one_line(exc) or type(exc).__name__
+        culprit = next((o for i, o in enumerate(overrides) if not _composes(config_name, overrides[:i + 1])),
+                       " ".join(overrides))
+        shown = culprit if culprit.isprintable() else repr(culprit)
+        raise UserError(f"{shown}: the config cannot take it ({line}); check the key's path against "
+                        "`reproduce --cfg job`") from None
+
+
+def _composes(config_name: str, overrides: list[str]) -> bool:
+    try:
+        compose(config_name=config_name, overrides=overrides)
+    except Exception:  # noqa: BLE001 - only whether it composes
+        return False
+    return True
 
 
 _OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
