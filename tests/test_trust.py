@@ -31,9 +31,10 @@ def test_two_models_that_map_to_one_results_name_are_refused_naming_both(tmp_pat
         check_results_name(folders, hub, overwrite=False)
 
 
-def test_a_model_folder_is_loaded_only_whole(tmp_path: Path) -> None:
+def test_a_model_folder_is_loaded_only_whole(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """Weights holding some of the tensors, a truncated tokenizer.json, impossible config sizes and a non-positive
-    repetition_penalty are one line each, not a model scored with random tensors or a traceback."""
+    repetition_penalty are one line each, not a model scored with random tensors or a traceback (nor transformers'
+    table of missing tensors before the line)."""
     import json
 
     from safetensors.torch import load_file, save_file
@@ -48,8 +49,10 @@ def test_a_model_folder_is_loaded_only_whole(tmp_path: Path) -> None:
     weights = load_file(folder / "model.safetensors")
     save_file({k: v for k, v in weights.items() if ".mlp." not in k}, folder / "model.safetensors",
               metadata={"format": "pt"})
+    capfd.readouterr()
     with pytest.raises(UserError, match=r"its weights are not the whole model: tensors \d+ missing \(.*mlp"):
         load_causal_lm("model", folder)
+    assert "MISSING" not in "".join(capfd.readouterr())
     tokenizer = folder / "tokenizer.json"
     tokenizer.write_bytes(tokenizer.read_bytes()[:500])
     with pytest.raises(UserError, match="tokenizer.json does not load"):

@@ -6,10 +6,13 @@ are no pickle (local folders), and, to start a stage, GPT-2-style and matching t
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,13 +188,27 @@ def load_causal_lm(key: str, name_or_path: str | Path) -> Any:
 
     transformers_logging.disable_progress_bar()  # no weight-loading bar in `reproduce generate`
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=False,
-                                                           output_loading_info=True)
+        with _without_load_report():
+            model, info = AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=False,
+                                                               output_loading_info=True)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise UserError(f"{key}={str(name_or_path)!r}: cannot load the model ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     require_whole(key, name_or_path, info)
     return model
+
+
+@contextlib.contextmanager
+def _without_load_report() -> Iterator[None]:
+    """transformers' warnings while it loads weights off: its table of missing and unexpected tensors (dozens of
+    lines on stderr) is what ``require_whole`` says in one line, and a whole model gives none."""
+    logger = logging.getLogger("transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def require_whole(key: str, name_or_path: str | Path, info: dict[str, Any]) -> None:
