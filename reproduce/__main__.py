@@ -1,6 +1,6 @@
 """The console script ``reproduce`` (and ``python -m reproduce``): SIGINT and SIGTERM are taken before the CLI's
 imports (seconds), so a stop while it starts is one line and its exit code too, not a traceback; the CLI then takes
-them for the command (reproduce/core/errors.py: ``stop_on_signals``)."""
+them for the command (reproduce/core/errors.py: ``stop_on_signals``); once it is done, they are ignored."""
 
 import signal
 import sys
@@ -22,7 +22,11 @@ def main() -> None:
 
     for signum, handler in before.items():  # the launcher's own handlers, for the CLI to pass a signal on to
         signal.signal(signum, handler)
-    cli()
+    try:
+        cli()
+    finally:  # done, its exit code decided: a signal while the interpreter shuts down would end it as killed, no line
+        for signum in before:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

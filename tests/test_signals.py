@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.core.errors import Stopped, stop_on_signals
-from tests.helpers import micro_overrides, reproduce, save_tiny_model, signalled, temporaries
+from tests.helpers import micro_overrides, reproduce, run, save_tiny_model, signalled, temporaries
 
 STOP_S = 15  # "within seconds", with room for two loaded cores
 
@@ -40,6 +41,16 @@ def test_the_handler_is_the_clis_and_is_put_back() -> None:
         except Exception:  # noqa: BLE001 - what a reader's broad except would do
             pytest.fail("an except Exception took the stop")
     assert caught.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_after_the_command_is_done_changes_nothing() -> None:
+    """bench/probe_fresh.py's finding: SIGTERM while the interpreter shuts down after a command (the exit code decided)
+    ended it as killed (-15) with no line; it is ignored then."""
+    code = ("import atexit, os, signal, sys; from reproduce.__main__ import main; "
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM)); sys.argv = ['reproduce', '--version']; "
+            "main()")
+    out = run([sys.executable, "-c", code])
+    assert out.stdout.startswith("reproduce ") and out.stderr == ""
 
 
 def test_a_stop_while_workers_start_comes_at_the_end_of_their_start() -> None:
