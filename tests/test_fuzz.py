@@ -136,10 +136,12 @@ def test_an_entry_of_a_mapping_may_still_be_deleted(root: Path) -> None:
     assert cfg.contamination.sets and "rublimp" not in cfg.contamination.sets
 
 
-@pytest.mark.parametrize("where", ["run lock", "run log", "prepared lock"])
+@pytest.mark.parametrize("where", ["run lock", "run log", "prepared lock", "config record", "run's config record",
+                                   "plan markdown"])
 def test_links_at_the_files_a_run_makes_are_refused_before_any_work(root: Path, where: str) -> None:
-    """bench/probe_fresh.py's finding: a link planted where a run makes its lock or log, or where prepare makes its
-    lock, is refused by the pre-flight in one line naming it (the open itself refuses it too: ``O_NOFOLLOW``)."""
+    """bench/probe_fresh.py's findings: a link planted where a run makes its lock, log or config records, where
+    prepare makes its lock, or where a plan writes its second file, is refused by the pre-flight in one line naming
+    it, before any file is written (the writer refuses it too: ``O_NOFOLLOW``)."""
     from reproduce.cli import split_command
     from reproduce.commands.preflight import load
     from reproduce.config.compose import compose_config
@@ -151,9 +153,13 @@ def test_links_at_the_files_a_run_makes_are_refused_before_any_work(root: Path, 
     victim.write_bytes(b"keep")
     overrides = micro_overrides(folder)
     link = {"run lock": folder / "runs" / "micro" / ".lock", "run log": folder / "runs" / "micro" / "reproduce.log",
-            "prepared lock": prepared_lock(prepared_folder(compose_config("reproduce", overrides)))}[where]
+            "prepared lock": prepared_lock(prepared_folder(compose_config("reproduce", overrides))),
+            "config record": folder / "results" / "micro" / "config.yaml",
+            "run's config record": folder / "runs" / "micro" / "config.yaml",
+            "plan markdown": folder / "results" / "plan" / "micro.md"}[where]
     link.parent.mkdir(parents=True)
     link.symlink_to(victim)
+    command = ["plan", "plan.corpus_tokens=800000"] if where == "plan markdown" else ["prepare"]
     with pytest.raises(UserError, match="is a symbolic link") as refused:
-        load(*split_command(["prepare", *overrides]))
+        load(*split_command([*command, *overrides]))
     assert str(link) in str(refused.value) and victim.read_bytes() == b"keep"

@@ -19,7 +19,7 @@ from reproduce.core import records
 from reproduce.core.arithmetic import model_context
 from reproduce.core.errors import UserError
 from reproduce.core.io import check_own_file, probe_writable, read_json
-from reproduce.core.layout import DATA, PAPER_RUN_FILES, PLAN, PREPARED_POINTER, SUMMARY, EvalLayout
+from reproduce.core.layout import DATA, PAPER_RUN_FILES, PLAN, PREPARED_POINTER, RECORD, SUMMARY, EvalLayout, plan_files
 from reproduce.core.locks import LOCK
 from reproduce.core.paths import config_file
 from reproduce.core.perf import native_bf16_cpu
@@ -133,6 +133,8 @@ def check_plan(cfg: RecipeConfig, command: Command) -> None:
     settle_precision(cfg, planned=True)
     check_config(cfg)
     check_writable("paths.results", Path(cfg.paths.results) / PLAN)
+    for path in plan_files(cfg.paths.results, cfg.run_name):  # both before either is written
+        check_own_file(path, "plan files")
     if cfg.plan.published is not None:
         published_compute(cfg.paths.results, cfg.plan.published)
 
@@ -185,6 +187,8 @@ def check_steps(cfg: RecipeConfig, command: Command) -> None:
     check_writable("paths.runs", cfg.layout.work)
     check_own_file(cfg.layout.work / LOCK, "lock files")
     check_own_file(cfg.layout.log_file, "log files")
+    for folder in (cfg.layout.results, cfg.layout.work):  # written after the lock and the log: refused before them
+        check_own_file(folder / RECORD, "config records")
     if {"train", "eval"} & set(steps):
         check_trackers(cfg)
         for kind in cfg.logger:
