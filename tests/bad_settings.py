@@ -28,13 +28,21 @@ class Case:
     message: str  # must appear in the error line
     needs_no_gpu: bool = False  # the setting is only wrong on a machine without a CUDA GPU
     env: tuple[tuple[str, str], ...] = ()  # environment variables the command runs with
+    own_process: str = ""  # why tests/test_bad_settings.py starts the console script for it (else: in-process)
+
+
+# Reasons a setting runs through the console script in a process of its own
+HUB = "huggingface_hub reads HF_HUB_OFFLINE once, when imported"
+TASKS = "REPRODUCE_TASKS_DIR is read once, when reproduce.evaluate.benchmarks is imported"
+NON_LATIN = "non-Latin text in the line, written in the encoding of the process's own stderr"
+END_TO_END = "the console script end to end: its exit code and its one line"
 
 
 SETTINGS = [
     Case("unknown source kind", ["data.sources.ruslit.kind=csv"],
-         "data.sources.ruslit.kind='csv': choose one of manifest, text, jsonl, parquet, hf"),
+         "data.sources.ruslit.kind='csv': choose one of manifest, text, jsonl, parquet, hf", own_process=END_TO_END),
     Case("misspelt source key", ["+data.sources.extra={kind: jsonl, path: [a.jsonl]}"],
-         "data.sources.extra: Key 'path' not in 'SourceConfig'"),
+         "data.sources.extra: Key 'path' not in 'SourceConfig'", own_process=END_TO_END),
     Case("JSONL source without paths", ["data=jsonl"], "data.sources.jsonl.paths: Missing mandatory value: paths"),
     Case("glob that matches nothing", ["data=text", "data.sources.text.paths=[nowhere/*.txt]"],
          "matches no file"),
@@ -65,7 +73,7 @@ SETTINGS = [
                                     "tokenizer.vocab_size=300"],
          "stages.stage1.init_from='/nonexistent/tiny-gpt2': no such directory"),
     Case("hub checkpoint offline", ["experiment=rugpt3_small_continued", "trainer=cpu"],
-         "stages.stage1.init_from='ai-forever/rugpt3small_based_on_gpt2': not a local directory"),
+         "stages.stage1.init_from='ai-forever/rugpt3small_based_on_gpt2': not a local directory", own_process=HUB),
     Case("pretrained tokenizer without a path", ["tokenizer=pretrained", "tokenizer.vocab_size=300"],
          "tokenizer.name_or_path=None: a pretrained tokenizer needs"),
     Case("copied positions without a shorter earlier stage", ["stages.stage1.new_positions=copy"],
@@ -119,19 +127,19 @@ SETTINGS = [
          "eval.tasks=['nosuch']: nosuch not in suite ru_local"),
     Case("hub suite offline", ["eval", "model=nosuch", "suite=ru_hub"],
          "eval.suite=ru_hub reads its data from the Hugging Face Hub, which is offline here (HF_HUB_OFFLINE is set)",
-         env=(("HF_HUB_OFFLINE", "1"),)),
+         env=(("HF_HUB_OFFLINE", "1"),), own_process=HUB),
     Case("TAPE with a k its protocol does not define", ["eval", "model=nosuch", "suite=tape", "eval.num_fewshot=3"],
          "eval.num_fewshot=3: suite tape defines k = 0, 1, 4, 8 demonstrations"),
     Case("TAPE task not in the suite", ["eval", "model=nosuch", "suite=tape", "eval.tasks=[tape_ethics]"],
          "eval.tasks=['tape_ethics']: tape_ethics not in suite tape"),
     Case("TAPE offline", ["eval", "model=nosuch", "suite=tape"],
          "eval.suite=tape reads its data from the Hugging Face Hub, which is offline here (HF_HUB_OFFLINE is set)",
-         env=(("HF_HUB_OFFLINE", "1"),)),
+         env=(("HF_HUB_OFFLINE", "1"),), own_process=HUB),
     Case("PenLP suite with a limit of items", ["eval", "model=nosuch", "suite=rucola_penlp", "eval.limit=5"],
          "eval.limit=5: suite rucola_penlp scores whole splits"),
     Case("missing model path", ["eval", "model=no/such/dir"], "model='no/such/dir': no such directory"),
     Case("hub model offline", ["eval", "model=ai-forever/nosuch-model"],
-         "model='ai-forever/nosuch-model': not a local directory", env=(("HF_HUB_OFFLINE", "1"),)),
+         "model='ai-forever/nosuch-model': not a local directory", env=(("HF_HUB_OFFLINE", "1"),), own_process=HUB),
     Case("generate without a model", ["generate", "prompt=Однажды"], "reproduce generate needs model="),
     Case("sampling temperature", ["generate", "model=nosuch", "eval.generate.temperature=-1"],
          "eval.generate.temperature=-1.0: must be 0 (greedy) or more"),
@@ -148,7 +156,7 @@ SETTINGS = [
          "stages.stage2.checkpoint_every_tokens=0: must be a positive number or null"),
     Case("sweep jobs sharing a run name", ["-m", "stages.stage1.optim.lr=1e-3,2e-3"], "is shared by sweep jobs"),
     Case("one bad job in a sweep", ["-m", "stages.stage1.optim.lr=1e-3,-1", "run_name=lr${stages.stage1.optim.lr}"],
-         "stages.stage1.optim.lr=-1.0: must be a positive"),
+         "stages.stage1.optim.lr=-1.0: must be a positive", own_process=END_TO_END),
     Case("paper of no runs", ["paper", "paper.runs=[]"], "paper.runs=[]"),
     Case("train with nothing prepared", ["train"],
          "no prepare output for this config (results/mini/data.json is missing)"),
@@ -187,15 +195,15 @@ SETTINGS = [
     # Hydra's own errors
     Case("misspelt key with --cfg job", ["train", "--cfg", "job", "stages.stage1.contxt=64"],
          "Could not override 'stages.stage1.contxt'"),
-    Case("unknown flag", ["--foo"], "unknown flag --foo"),
+    Case("unknown flag", ["--foo"], "unknown flag --foo", own_process=END_TO_END),
     Case("unknown --cfg choice", ["--cfg", "everything"], "--cfg everything: choose one of job, hydra, all"),
     Case("Cyrillic value left unquoted", ["eval.generate.prompts=[Привет]"],
          "quote a value with spaces or non-Latin letters, in the shell and for Hydra: "
-         "\"eval.generate.prompts=['Привет']\""),
+         "\"eval.generate.prompts=['Привет']\"", own_process=NON_LATIN),
     Case("list left open", ["seed=3", "eval.tasks=[rublimp,"], "error: eval.tasks=[rublimp,: no viable alternative"),
     Case("more workers than the machine holds", ["data.workers=10000"], "data.workers=10000: more than 4 per core"),
     Case("missing tasks folder", ["eval", "model=nowhere"], "REPRODUCE_TASKS_DIR=/nonexistent/tasks: no such folder",
-         env=(("REPRODUCE_TASKS_DIR", "/nonexistent/tasks"),)),
+         env=(("REPRODUCE_TASKS_DIR", "/nonexistent/tasks"),), own_process=TASKS),
     # found by tests/test_fuzz.py
     Case("a config group given a number", ["model=0"], "model=0: choose one of the config group's options"),
     Case("a config group given a list", ["data=[text]"], "data=['text']: choose one of the config group's options"),
@@ -287,7 +295,8 @@ def file_settings(tmp: Path) -> list[Case]:
              "empty_sha256.tsv line 5: sha256 '' is not 64 hex digits"),
         Case("corrupt RuBLiMP file",
              [f"contamination.sets.rublimp.manifest={tmp / 'corrupt_rublimp.tsv'}"],
-             "add_new_suffix.csv: sha256 8103d5659c73… does not match the manifest's 000000000000…"),
+             "add_new_suffix.csv: sha256 8103d5659c73… does not match the manifest's 000000000000…",
+             own_process=NON_LATIN),
         Case("evaluation file that changed in the mirror", ["eval", f"model={model}", f"data.mirror={mirror}",
                                                              f"data.cache_dir={tmp / 'empty_cache'}",
                                                              "data.allow_download=false"],
@@ -330,13 +339,13 @@ def file_settings(tmp: Path) -> list[Case]:
              "eval.perplexity.stride=99999: is more than the context of"),
         Case("generation past the model's context", ["generate", f"model={model}", "prompt=Однажды",
                                                      "eval.generate.max_new_tokens=4000"],
-             "eval.generate.max_new_tokens=4000: with the prompt 'Однажды'"),
+             "eval.generate.max_new_tokens=4000: with the prompt 'Однажды'", own_process=NON_LATIN),
         Case("texts that are no text", ["eval", f"model={model}", f"eval.perplexity.texts=[{tmp}/binary.txt,"
                                                                   f"{tmp}/latin1.txt]"],
              "no file holds text (each is empty, binary, or neither UTF-8 nor cp1251 Russian)"),
         Case("publish while offline", ["publish", f"model={tmp / 'export'}", "repo_id=user/name"],
              "uploads to the Hugging Face Hub, which is offline here (HF_HUB_OFFLINE is set)",
-             env=(("HF_HUB_OFFLINE", "1"),)),
+             env=(("HF_HUB_OFFLINE", "1"),), own_process=HUB),
         Case("publish a damaged export", ["publish", f"model={tmp / 'damaged_export'}", "repo_id=user/name"],
              "config.json does not match its sha256"),
         Case("publish without a repository", ["publish", f"model={tmp / 'export'}"],
