@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,14 +49,19 @@ def count_entries(argv: list[str]) -> tuple[collections.Counter, dict[str, set[s
     folder = (ROOT / "reproduce" / "evaluate").as_posix()
     entries: collections.Counter = collections.Counter()
     callers: dict[str, set[str]] = collections.defaultdict(set)
+    watched: dict[CodeType, str | None] = {}  # per function: its module when one of MODULES (paths parsed once)
 
     def profile(frame: FrameType, event: str, arg: Any) -> None:
-        code = frame.f_code
-        if event != "call" or "<" in code.co_name or Path(code.co_filename).parent.as_posix() != folder:
+        if event != "call":
             return
-        module = Path(code.co_filename).name
+        code = frame.f_code
+        if code not in watched:
+            path = Path(code.co_filename)
+            watched[code] = (path.name if "<" not in code.co_name and path.parent.as_posix() == folder
+                             and path.name in MODULES else None)
+        module = watched[code]
         caller = frame.f_back
-        if module in MODULES and caller is not None and caller.f_code.co_filename != code.co_filename:
+        if module is not None and caller is not None and caller.f_code.co_filename != code.co_filename:
             entries[module] += 1
             callers[module].add(f"{Path(caller.f_code.co_filename).name}:{caller.f_code.co_name}")
 

@@ -174,8 +174,13 @@ def test_probe_fresh_smoke_is_clean_on_one_case_of_each_class(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_eval_curve_smoke_trains_without_and_with_the_benchmarks(tmp_path: Path) -> None:
-    result = bench("eval_curve.py", "--smoke", "--out", str(tmp_path / "out.json"), cwd=tmp_path, timeout=900)
+def test_eval_curve_smoke_trains_without_and_with_the_benchmarks(micro_run: tuple[Path, list[str]],
+                                                                  tmp_path: Path) -> None:
+    """On the micro run's prepared set (its prepare step reuses it): a point every 8 steps and at each stage's end."""
+    _, overrides = micro_run
+    prepared = [o for o in overrides if o.startswith(("paths.prepared=", "data.cache_dir="))]
+    result = bench("eval_curve.py", "--smoke", "--out", str(tmp_path / "out.json"), *prepared, cwd=tmp_path,
+                   timeout=900)
     assert result["smoke"] and [row["stage"] for row in result["rows"]] == ["stage1", "stage2"]
-    assert all(row["points"] >= 1 for row in result["rows"])
+    assert all(row["points"] == 2 for row in result["rows"])
     assert result["overhead"] == result["seconds_with"] / result["seconds_without"] > 0
