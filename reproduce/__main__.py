@@ -1,7 +1,9 @@
 """The console script ``reproduce`` (and ``python -m reproduce``): SIGINT and SIGTERM are taken before the CLI's
 imports (seconds), so a stop while it starts is one line and its exit code too, not a traceback; the CLI then takes
-them for the command (reproduce/core/errors.py: ``stop_on_signals``); once it is done, they are ignored."""
+them for the command (reproduce/core/errors.py: ``stop_on_signals``); once it is done, they are ignored, and the
+interpreter's shutdown skips collecting what is alive then."""
 
+import gc
 import signal
 import sys
 
@@ -27,6 +29,9 @@ def main() -> None:
     finally:  # done, its exit code decided: a signal while the interpreter shuts down would end it as killed, no line
         for signum in before:
             signal.signal(signum, signal.SIG_IGN)
+        # the interpreter's last collections skip the objects alive now (torch's and Lightning's: about 0.8 s of
+        # every exit); every file is closed and renamed already, and the modules are still torn down as before
+        gc.freeze()
 
 
 if __name__ == "__main__":
