@@ -45,14 +45,14 @@ def gpu_bundle(tmp_path_factory) -> Path:
 
 
 # The longest files first, in the order of their summed durations (measured: `pytest --durations` of the whole suite on
-# 2026-12-07; whole runs, several processes, the bench smokes). `make test` runs two workers that take a file at a time
-# in collection order (--dist loadfile --no-loadscope-reorder), so they end together instead of one waiting on a long
-# file started last; the short files, alphabetical, fill the end. A file that grows past the last one named here
-# belongs in this list.
-LONGEST_FIRST = ("test_bench.py", "test_resume.py", "test_end_to_end.py", "test_watching.py", "test_prepare.py",
-                 "test_eval_command.py", "test_distributed.py", "test_fuzz.py", "test_init_from.py",
-                 "test_fast_step.py", "test_signals.py", "test_locks.py", "test_extensions.py", "test_gpu_check.py",
-                 "test_bad_settings.py", "test_paper.py", "test_paper_trace.py", "test_docs.py")
+# 2026-12-07, after the suite was cut back; test_fast_step.py where its 36 s put it when torch's compile cache is
+# cold). `make test` runs two workers that take a file at a time in collection order (--dist loadfile
+# --no-loadscope-reorder), so they end together instead of one waiting on a long file started last; the short files,
+# alphabetical, fill the end. A file that grows past the last one named here belongs in this list.
+LONGEST_FIRST = ("test_bench.py", "test_resume.py", "test_watching.py", "test_end_to_end.py", "test_eval_command.py",
+                 "test_distributed.py", "test_signals.py", "test_fast_step.py", "test_prepare.py", "test_fuzz.py",
+                 "test_bad_settings.py", "test_locks.py", "test_gpu_check.py", "test_init_from.py", "test_paper.py",
+                 "test_paper_trace.py", "test_extensions.py", "test_docs.py", "test_cli.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
