@@ -98,6 +98,18 @@ def _fake_lock(tmp_path: Path, change: dict[str, str | None]) -> Path:
     return path
 
 
+def test_a_shadowed_copy_later_on_sys_path_is_not_the_installed_version(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in `make test`: `import setuptools` appends its vendored packages, each with its dist-info, to sys.path;
+    the lock tests then saw setuptools' packaging and platformdirs instead of the installed ones, whichever test had
+    imported it first. The installed version is the first on sys.path, the one imported."""
+    shadow = tmp_path / "numpy-1.0.0.dist-info"
+    shadow.mkdir()
+    (shadow / "METADATA").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 1.0.0\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    assert installed()["numpy"] == metadata.version("numpy") != "1.0.0"
+
+
 def test_a_lock_out_of_step_is_one_line_naming_make_lock(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"no pin for transformers \(declared in pyproject.toml\).*run `make lock`$"):
         check(_fake_lock(tmp_path, {"transformers": None}))

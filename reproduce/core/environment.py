@@ -67,8 +67,13 @@ def read_lock(path: Path, python: str | None = None) -> dict[str, str]:
 
 @cache
 def installed() -> dict[str, str]:
-    """distribution (canonical name) -> installed version, in this interpreter's environment (read once)."""
-    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    """distribution (canonical name) -> installed version, in this interpreter's environment (read once): the first
+    on sys.path, the one imported (`import setuptools` appends its vendored copies, with their own dist-info)."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        if dist.metadata["Name"]:
+            found.setdefault(canonical(dist.metadata["Name"]), dist.version)
+    return found
 
 
 @dataclass(frozen=True)
