@@ -226,7 +226,6 @@ def _open_nofollow(path: Path, flags: int, what: str) -> int:
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        check_own_file(path, what)
         raise UserError(f"{path} is not a regular file: the package makes its {what} itself; remove it")
     os.set_blocking(fd, True)
     return fd
